@@ -1,0 +1,45 @@
+/**
+ * The one interface every backend implements, as kube-apiserver's audit `Backend`: a sink
+ * writes batches of events and can be closed. Modes, buffering, throttling and truncation
+ * are stages around it, not its business.
+ *
+ * @module
+ */
+import type { Clock } from "../pipeline/clock.ts";
+import type { Envelope } from "../pipeline/envelope.ts";
+import type { Logger } from "../pipeline/log.ts";
+import type { SinkStats } from "../pipeline/stats.ts";
+
+/**
+ * A destination for batches of events.
+ *
+ * @example
+ * ```ts
+ * const sink: Sink = {
+ *   async write(items) { for (const e of items) console.log(e.event.auditID); },
+ *   async close() {},
+ * };
+ * ```
+ */
+export interface Sink {
+  /**
+   * Writes one batch, in order. Resolves when the batch is written (as durably as the sink's
+   * settings say); rejects when it could not be, after any retries the sink does itself.
+   */
+  write(items: readonly Envelope[]): Promise<void>;
+  /** Reopens files (SIGUSR1), for sinks that have any. */
+  reopen?(): Promise<void>;
+  /** Releases files, connections and timers. Called once, after the last write settled. */
+  close(): Promise<void>;
+}
+
+/** What the builder hands every sink factory. */
+export interface SinkContext {
+  /** The sink's name, for logs and metrics. */
+  readonly name: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly stats: SinkStats;
+  /** Aborted when shutdown time is up: retries stop waiting and fail. */
+  readonly signal: AbortSignal;
+}

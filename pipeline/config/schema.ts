@@ -1,0 +1,292 @@
+/**
+ * The pipeline config schema: every key, its type, its default and its error message.
+ * Per-sink defaults for `mode`, `batch` and `truncate` are kube-apiserver's for the backend
+ * the sink stands for (`--audit-log-*` for log and stdout, `--audit-webhook-*` for webhook).
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "./duration.ts";
+
+function show(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return String(v);
+}
+
+const got = (what: string) => (iss: { input?: unknown }) => `${what}, got ${show(iss.input)}`;
+
+/** A positive integer. */
+const posInt = () =>
+  z.number({ error: got("must be a positive integer") }).int({
+    error: got("must be a positive integer"),
+  })
+    .positive({ error: got("must be a positive integer") });
+/** An integer of zero or more. */
+const count = () =>
+  z.number({ error: got("must be a whole number >= 0") }).int({
+    error: got("must be a whole number >= 0"),
+  })
+    .nonnegative({ error: got("must be a whole number >= 0") });
+const posNumber = () =>
+  z.number({ error: got("must be a number > 0") }).positive({ error: got("must be a number > 0") });
+const str = () => z.string({ error: got("must be a string") });
+const bool = () => z.boolean({ error: got("must be true or false") });
+const oneOf = <T extends string>(values: readonly [T, ...T[]]) =>
+  z.enum(values, { error: got(`must be one of ${values.join(", ")}`) });
+
+/** A Go duration string (or 0), as milliseconds. */
+const duration = () =>
+  z.union([z.string(), z.literal(0)], { error: got("must be a duration like 500ms, 30s or 1m30s") })
+    .transform((v, ctx) => {
+      const ms = typeof v === "number" ? 0 : parseDuration(v);
+      if (ms === null || ms < 0) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a duration like 500ms, 30s or 1m30s, got ${show(v)}`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/** `host:port`, `[v6]:port` or `:port`. */
+const listen = () =>
+  str().refine((v) => /^(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]*):\d{1,5}$/.test(v), {
+    error: (iss) => `must be host:port, got ${show(iss.input)}`,
+  });
+
+const annotations = () =>
+  z.record(z.string(), str(), { error: got("must be a mapping of annotation keys to strings") });
+
+/** A Policy: a path to a YAML/JSON file, or the Policy inline. Checked by `policy/`. */
+const policyRef = () =>
+  z.union([z.string(), z.record(z.string(), z.unknown())], {
+    error: got("must be a path to a Policy file or an inline Policy"),
+  });
+
+const throttleSchema = (d: { enabled: boolean; qps: number; burst: number }) =>
+  z.strictObject({
+    enabled: bool().default(d.enabled),
+    qps: posNumber().default(d.qps),
+    burst: posInt().default(d.burst),
+  }).default(d);
+
+const batchSchema = (
+  d: {
+    bufferSize: number;
+    maxSize: number;
+    maxWait: number;
+    throttle: { enabled: boolean; qps: number; burst: number };
+  },
+) =>
+  z.strictObject({
+    bufferSize: posInt().default(d.bufferSize),
+    maxSize: posInt().default(d.maxSize),
+    maxWait: duration().default(d.maxWait),
+    throttle: throttleSchema(d.throttle),
+  }).default({ ...d, throttle: d.throttle });
+
+const truncateSchema = () =>
+  z.strictObject({
+    enabled: bool().default(false),
+    maxEventSize: posInt().default(102400),
+    maxBatchSize: posInt().default(10485760),
+  }).default({ enabled: false, maxEventSize: 102400, maxBatchSize: 10485760 })
+    .refine((t) => t.maxBatchSize >= t.maxEventSize, {
+      error: "maxBatchSize must be >= maxEventSize",
+      path: ["maxBatchSize"],
+    });
+
+const MODES = ["blocking", "batch", "blocking-strict"] as const;
+const FORMATS = ["json", "legacy"] as const;
+
+const LOG_BATCH = {
+  bufferSize: 10000,
+  maxSize: 1,
+  maxWait: 0,
+  // kube-apiserver's log throttle is off; qps/burst used only if a user turns it on.
+  throttle: { enabled: false, qps: 10, burst: 15 },
+};
+const WEBHOOK_BATCH = {
+  bufferSize: 10000,
+  maxSize: 400,
+  maxWait: 30_000,
+  throttle: { enabled: true, qps: 10, burst: 15 },
+};
+
+const sinkCommon = (mode: (typeof MODES)[number], batch: typeof LOG_BATCH) => ({
+  name: str().optional(),
+  policy: policyRef().optional(),
+  mode: oneOf(MODES).default(mode),
+  batch: batchSchema(batch),
+  truncate: truncateSchema(),
+  annotations: annotations().optional(),
+});
+
+const stdoutSink = z.strictObject({
+  type: z.literal("stdout"),
+  format: oneOf(FORMATS).default("json"),
+  ...sinkCommon("blocking", LOG_BATCH),
+});
+
+const rotateSchema = z.strictObject({
+  maxSize: count().default(100),
+  maxBackup: count().default(100),
+  maxAge: count().default(366),
+  compress: bool().default(false),
+}).default({ maxSize: 100, maxBackup: 100, maxAge: 366, compress: false });
+
+const logSink = z.strictObject({
+  type: z.literal("log"),
+  path: str().min(1, "must not be empty"),
+  format: oneOf(FORMATS).default("json"),
+  rotate: rotateSchema,
+  fsync: oneOf(["never", "batch", "always"] as const).default("batch"),
+  ...sinkCommon("blocking", LOG_BATCH),
+});
+
+const webhookSink = z.strictObject({
+  type: z.literal("webhook"),
+  kubeconfig: str().min(1, "must not be empty"),
+  initialBackoff: duration().default(10_000),
+  timeout: duration().default(30_000),
+  compress: oneOf(["none", "gzip"] as const).default("none"),
+  retry: z.strictObject({
+    maxAttempts: count().default(5),
+    maxBackoff: duration().optional(),
+  }).default({ maxAttempts: 5 }),
+  maxInFlight: posInt().default(1),
+  ...sinkCommon("batch", WEBHOOK_BATCH),
+});
+
+const natsSink = z.strictObject({
+  type: z.literal("nats"),
+  servers: z.array(str()).min(1, "must list at least one server").default([
+    "nats://127.0.0.1:4222",
+  ]),
+  subject: str().default("audit.events"),
+  stream: str().optional(),
+  ...sinkCommon("blocking", { ...LOG_BATCH, maxSize: 100, maxWait: 1000 }),
+});
+
+const sinkTypes = ["stdout", "log", "webhook", "nats"] as const;
+/** One sink. */
+export const sinkSchema = z.discriminatedUnion(
+  "type",
+  [stdoutSink, logSink, webhookSink, natsSink],
+  {
+    error: (iss) =>
+      `type must be one of ${sinkTypes.join(", ")}, got ${
+        show((iss.input as { type?: unknown })?.type)
+      }`,
+  },
+);
+
+const sourceCommon = {
+  name: str().optional(),
+  annotations: annotations().optional(),
+};
+
+const webhookSource = z.strictObject({
+  type: z.literal("webhook"),
+  listen: listen().default("127.0.0.1:8080"),
+  path: str().refine((p) => p.startsWith("/"), "must start with /").default("/audit"),
+  maxBodyBytes: posInt().default(12 * 1024 * 1024),
+  maxInFlight: posInt().default(64),
+  tls: z.strictObject({
+    certFile: str(),
+    keyFile: str(),
+    clientCAFile: str().optional(),
+  }).optional(),
+  auth: z.strictObject({
+    bearerTokenFile: str().optional(),
+    bearerToken: str().optional(),
+  }).refine((a) => (a.bearerTokenFile === undefined) !== (a.bearerToken === undefined), {
+    error: "set exactly one of bearerTokenFile, bearerToken",
+  }).optional(),
+  deadLetterFile: str().optional(),
+  ...sourceCommon,
+});
+
+const tailSource = z.strictObject({
+  type: z.literal("tail"),
+  path: str().min(1, "must not be empty"),
+  startAt: oneOf(["end", "beginning"] as const).default("end"),
+  checkpointFile: str().optional(),
+  maxLineBytes: posInt().default(1024 * 1024),
+  pollInterval: duration().default(250),
+  ...sourceCommon,
+});
+
+const stdinSource = z.strictObject({
+  type: z.literal("stdin"),
+  maxLineBytes: posInt().default(1024 * 1024),
+  ...sourceCommon,
+});
+
+const natsSource = z.strictObject({
+  type: z.literal("nats"),
+  servers: z.array(str()).min(1, "must list at least one server").default([
+    "nats://127.0.0.1:4222",
+  ]),
+  stream: str().default("AUDIT"),
+  subject: str().default("audit.events"),
+  consumer: str().default("auditpipe"),
+  ...sourceCommon,
+});
+
+const sourceTypes = ["webhook", "tail", "stdin", "nats"] as const;
+/** One source. */
+export const sourceSchema = z.discriminatedUnion("type", [
+  webhookSource,
+  tailSource,
+  stdinSource,
+  natsSource,
+], {
+  error: (iss) =>
+    `type must be one of ${sourceTypes.join(", ")}, got ${
+      show((iss.input as { type?: unknown })?.type)
+    }`,
+});
+
+/** The whole pipeline config. */
+export const configSchema = z.strictObject({
+  policy: policyRef().optional(),
+  sources: z.array(sourceSchema, { error: got("must be a list of sources") }).min(
+    1,
+    "must list at least one source",
+  ),
+  sinks: z.array(sinkSchema, { error: got("must be a list of sinks") }).min(
+    1,
+    "must list at least one sink",
+  ),
+  server: z.strictObject({
+    listen: listen().optional(),
+    unhealthyAfter: duration().default(60_000),
+  }).default({ unhealthyAfter: 60_000 }),
+  shutdownTimeout: duration().default(30_000),
+  logLevel: oneOf(["debug", "info", "warn", "error"] as const).default("info"),
+});
+
+/** A validated config with defaults filled in; durations are milliseconds. */
+export type Config = z.infer<typeof configSchema>;
+/** One validated source. */
+export type SourceConfig = Config["sources"][number];
+/** One validated sink. */
+export type SinkConfig = Config["sinks"][number];
+/** The batcher settings of a sink. */
+export type BatchConfig = SinkConfig["batch"];
+/** The truncate settings of a sink. */
+export type TruncateConfig = SinkConfig["truncate"];
+/** The rotation settings of a log sink. */
+export type RotateConfig = Extract<SinkConfig, { type: "log" }>["rotate"];
+/** A sink mode. */
+export type Mode = (typeof MODES)[number];
+/** An output format of the log and stdout sinks. */
+export type Format = (typeof FORMATS)[number];
+/** Every key the schema accepts at each level, for did-you-mean suggestions. */
+export const SCHEMA_KEYS = { sourceTypes, sinkTypes };

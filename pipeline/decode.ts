@@ -1,0 +1,120 @@
+/**
+ * Turning bytes into envelopes: an `EventList` body, a single `Event`, a JSON array of
+ * events, or JSON lines. Every item that is not an event is reported with its index (or
+ * line) and reason; the valid ones always go on.
+ *
+ * @module
+ */
+import { asEvent, AUDIT_API_VERSION, eventProblem } from "./event.ts";
+import type { Envelope } from "./envelope.ts";
+import { isTopLevelLine } from "./encode.ts";
+
+/** An input item that is not a valid event. */
+export interface Rejected {
+  /** Zero-based index in the list, or one-based line number for JSON lines. */
+  readonly index: number;
+  readonly reason: string;
+  /** The item as received, for a dead-letter file. */
+  readonly item: unknown;
+}
+
+/** The result of decoding one document or one line. */
+export interface Decoded {
+  readonly envelopes: Envelope[];
+  readonly rejected: Rejected[];
+}
+
+/** The body is not an event container at all (not JSON, not a list, not an event). */
+export class DecodeError extends Error {
+  override name = "DecodeError";
+}
+
+function envelopesOf(items: unknown[], rejected: Rejected[], offset = 0): Envelope[] {
+  const out: Envelope[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const problem = eventProblem(items[i]);
+    if (problem === null) out.push({ event: asEvent(items[i]) });
+    else rejected.push({ index: i + offset, reason: problem, item: items[i] });
+  }
+  return out;
+}
+
+/**
+ * Decodes a parsed JSON document: an `EventList`, a JSON array of events or one `Event`.
+ * Throws {@linkcode DecodeError} when it is none of these.
+ *
+ * @example
+ * ```ts
+ * const { envelopes, rejected } = decodeDocument(JSON.parse(body));
+ * ```
+ */
+export function decodeDocument(doc: unknown): Decoded {
+  const rejected: Rejected[] = [];
+  if (Array.isArray(doc)) return { envelopes: envelopesOf(doc, rejected), rejected };
+  if (typeof doc !== "object" || doc === null) {
+    throw new DecodeError("body is not an EventList, an Event or a list of events");
+  }
+  const o = doc as Record<string, unknown>;
+  if (o.kind === "EventList") {
+    if (o.apiVersion !== undefined && o.apiVersion !== AUDIT_API_VERSION) {
+      throw new DecodeError(
+        `EventList apiVersion ${JSON.stringify(o.apiVersion)} is not ${AUDIT_API_VERSION}`,
+      );
+    }
+    if (o.items === null || o.items === undefined) return { envelopes: [], rejected };
+    if (!Array.isArray(o.items)) throw new DecodeError("EventList items is not a list");
+    return { envelopes: envelopesOf(o.items, rejected), rejected };
+  }
+  if (o.kind !== undefined && o.kind !== "Event") {
+    throw new DecodeError(`kind ${JSON.stringify(o.kind)} is not EventList or Event`);
+  }
+  const problem = eventProblem(doc);
+  if (problem !== null) throw new DecodeError(`body is not an event: ${problem}`);
+  return { envelopes: [{ event: asEvent(doc) }], rejected };
+}
+
+/**
+ * Decodes a JSON text body (webhook request, stdin document).
+ *
+ * @example
+ * ```ts
+ * decodeBody('{"kind":"EventList","items":[]}'); // { envelopes: [], rejected: [] }
+ * ```
+ */
+export function decodeBody(text: string): Decoded {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new DecodeError(`body is not JSON: ${(err as Error).message}`);
+  }
+  return decodeDocument(doc);
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * Decodes one line of an audit log (without its line end). A line that is a top-level v1
+ * Event keeps its bytes as `raw`, so JSON sinks write it unchanged. A line holding an
+ * `EventList` or array yields all its items. Throws {@linkcode DecodeError} for a line that is
+ * not JSON or not an event container; returns rejected items otherwise.
+ *
+ * @example
+ * ```ts
+ * const { envelopes } = decodeLine(new TextEncoder().encode(line));
+ * ```
+ */
+export function decodeLine(line: Uint8Array): Decoded {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(decoder.decode(line));
+  } catch (err) {
+    throw new DecodeError(`not JSON: ${(err as Error).message}`);
+  }
+  if (typeof doc === "object" && doc !== null && !Array.isArray(doc) && isTopLevelLine(line)) {
+    const problem = eventProblem(doc);
+    if (problem !== null) throw new DecodeError(`not an event: ${problem}`);
+    return { envelopes: [{ event: asEvent(doc), raw: line }], rejected: [] };
+  }
+  return decodeDocument(doc);
+}

@@ -1,0 +1,42 @@
+/**
+ * What travels through the pipeline: envelopes (one event and its original bytes), chunks
+ * (the envelopes of one request or read, with their ack) and batches (what a sink writes).
+ *
+ * @module
+ */
+import type { Ack } from "./ack.ts";
+import type { Event } from "./event.ts";
+
+/**
+ * One event on its way through the pipeline.
+ *
+ * Envelopes are shared between sink branches: a stage that changes an event makes a new
+ * envelope with a new event object and no `raw`; it never mutates one it received.
+ */
+export interface Envelope {
+  /** The parsed event. */
+  readonly event: Event;
+  /**
+   * The event's top-level `Event` JSON document, without the line end: the bytes it arrived
+   * as (a line of an audit.log), or its serialization, cached by `jsonBytes` the first time
+   * a sink needs it. Set only while it matches `event` exactly.
+   */
+  raw?: Uint8Array;
+  /** Policy results cached by compiled-policy id, so sinks sharing a policy evaluate once. */
+  policyCache?: unknown[];
+}
+
+/** The envelopes of one request, read or message, and the ack their source waits on. */
+export interface Chunk {
+  readonly items: Envelope[];
+  readonly ack: Ack;
+}
+
+/**
+ * What a sink writes in one call. `acks` are released (or failed) once the sink has written
+ * `items`; a chunk split over several batches holds its ack once per batch.
+ */
+export interface Batch {
+  readonly items: Envelope[];
+  readonly acks: Ack[];
+}

@@ -1,0 +1,162 @@
+/**
+ * The `audit.k8s.io/v1` wire types, with the JSON field names kube-apiserver writes
+ * (k8s.io/apiserver `pkg/apis/audit/v1/types.go`), and the check that tells an event from
+ * anything else.
+ *
+ * @module
+ */
+
+/** How much of a request an event records, lowest first. */
+export type Level = "None" | "Metadata" | "Request" | "RequestResponse";
+
+/** The point in a request's life an event was written at. */
+export type Stage = "RequestReceived" | "ResponseStarted" | "ResponseComplete" | "Panic";
+
+/** Every level, in rank order: the index is the rank. */
+export const LEVELS: readonly Level[] = ["None", "Metadata", "Request", "RequestResponse"];
+
+/** Every stage, in the order a request passes them (Panic last). */
+export const STAGES: readonly Stage[] = [
+  "RequestReceived",
+  "ResponseStarted",
+  "ResponseComplete",
+  "Panic",
+];
+
+/** The API group and version of every audit object auditpipe reads or writes. */
+export const AUDIT_API_VERSION = "audit.k8s.io/v1";
+
+/** `authentication.k8s.io/v1` UserInfo. */
+export interface UserInfo {
+  username?: string;
+  uid?: string;
+  groups?: string[];
+  extra?: Record<string, string[]>;
+}
+
+/** The object a resource request acted on. */
+export interface ObjectReference {
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  uid?: string;
+  apiGroup?: string;
+  apiVersion?: string;
+  resourceVersion?: string;
+  subresource?: string;
+}
+
+/** `meta/v1` Status as embedded in `responseStatus`. */
+export interface ResponseStatus {
+  metadata?: Record<string, unknown>;
+  status?: string;
+  message?: string;
+  reason?: string;
+  details?: unknown;
+  code?: number;
+}
+
+/** One audit event (`audit.k8s.io/v1` Event). Unknown keys are kept as they came. */
+export interface Event {
+  kind?: string;
+  apiVersion?: string;
+  level: Level;
+  auditID: string;
+  stage: Stage;
+  requestURI: string;
+  verb: string;
+  user: UserInfo;
+  impersonatedUser?: UserInfo;
+  authenticationMetadata?: Record<string, unknown>;
+  sourceIPs?: string[];
+  userAgent?: string;
+  objectRef?: ObjectReference;
+  responseStatus?: ResponseStatus;
+  requestObject?: unknown;
+  responseObject?: unknown;
+  requestReceivedTimestamp: string | null;
+  stageTimestamp: string | null;
+  annotations?: Record<string, string>;
+}
+
+/** `audit.k8s.io/v1` EventList, the body kube-apiserver's webhook backend posts. */
+export interface EventList {
+  kind: "EventList";
+  apiVersion: string;
+  metadata: Record<string, unknown>;
+  items: Event[];
+}
+
+/** Rank of a level; unknown strings rank as None, as `Level.Less` does upstream. */
+export function levelRank(level: string): number {
+  const i = LEVELS.indexOf(level as Level);
+  return i < 0 ? 0 : i;
+}
+
+const LEVEL_SET: ReadonlySet<string> = new Set(LEVELS);
+const STAGE_SET: ReadonlySet<string> = new Set(STAGES);
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Checks that a parsed JSON value is an audit event and says why when it is not.
+ *
+ * Decoding is lenient as in kube-apiserver: unknown keys stay, absent optional keys are fine.
+ * What an event cannot lack is what every stage and sink relies on: a known `level` and
+ * `stage`, a string `auditID`, and well-typed `user`, `objectRef` and `annotations`.
+ *
+ * @example
+ * ```ts
+ * const reason = eventProblem({ level: "Metadata", stage: "Panic", auditID: "x" });
+ * // reason === null
+ * ```
+ */
+export function eventProblem(v: unknown): string | null {
+  if (!isPlainObject(v)) return `not an object`;
+  if (v.kind !== undefined && v.kind !== "Event") return `kind is ${JSON.stringify(v.kind)}`;
+  if (
+    v.apiVersion !== undefined && v.apiVersion !== AUDIT_API_VERSION
+  ) {
+    return `apiVersion ${JSON.stringify(v.apiVersion)} is not ${AUDIT_API_VERSION}`;
+  }
+  if (typeof v.auditID !== "string" || v.auditID === "") return "auditID missing";
+  if (typeof v.level !== "string" || !LEVEL_SET.has(v.level)) {
+    return `level ${JSON.stringify(v.level)} is not one of ${LEVELS.join(", ")}`;
+  }
+  if (typeof v.stage !== "string" || !STAGE_SET.has(v.stage)) {
+    return `stage ${JSON.stringify(v.stage)} is not one of ${STAGES.join(", ")}`;
+  }
+  for (const key of ["verb", "requestURI", "userAgent"] as const) {
+    if (v[key] !== undefined && typeof v[key] !== "string") return `${key} is not a string`;
+  }
+  for (const key of ["user", "impersonatedUser", "objectRef", "annotations"] as const) {
+    if (v[key] !== undefined && v[key] !== null && !isPlainObject(v[key])) {
+      return `${key} is not an object`;
+    }
+  }
+  if (v.sourceIPs !== undefined && v.sourceIPs !== null && !Array.isArray(v.sourceIPs)) {
+    return "sourceIPs is not a list";
+  }
+  return null;
+}
+
+/**
+ * Fills in what a decoded event may lack so later stages can read it without checks:
+ * `verb`, `requestURI` become `""`, `user` becomes `{}` (Go's zero values).
+ * Mutates and returns the same object; call only on values {@linkcode eventProblem} passed.
+ *
+ * @example
+ * ```ts
+ * const e = asEvent({ level: "None", stage: "Panic", auditID: "a" });
+ * // e.user is {}
+ * ```
+ */
+export function asEvent(v: unknown): Event {
+  const e = v as Event;
+  if (e.verb === undefined) e.verb = "";
+  if (e.requestURI === undefined) e.requestURI = "";
+  if (e.user === undefined || e.user === null) e.user = {};
+  return e;
+}

@@ -86,7 +86,7 @@ export class RateLimitedLog {
   #pending = 0;
   #total = 0;
   #last = -Infinity;
-  #timer: number | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #fields: Record<string, unknown> = {};
 
   constructor(
@@ -105,8 +105,9 @@ export class RateLimitedLog {
     const t = this.now();
     if (t - this.#last >= this.intervalMs) this.flush();
     else if (this.#timer === undefined) {
-      this.#timer = setTimeout(() => this.flush(), this.intervalMs - (t - this.#last));
-      Deno.unrefTimer(this.#timer);
+      const timer = setTimeout(() => this.flush(), this.intervalMs - (t - this.#last));
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
     }
   }
 

@@ -1,3 +1,5 @@
+import { type Level, LEVELS } from "./event.ts";
+
 /**
  * Counters kept by the data path, read by `/metrics` and `/readyz`. Plain numbers on the hot
  * path; the metrics module turns them into Prometheus series when scraped.
@@ -106,5 +108,38 @@ export class SourceStats {
   /** Counts `n` inputs rejected for `reason` (e.g. `invalid_event`, `too_long`). */
   reject(reason: string, n = 1): void {
     this.rejected.set(reason, (this.rejected.get(reason) ?? 0) + n);
+  }
+}
+
+/**
+ * Everything a running pipeline counts: its sources, its sinks, and policy levels.
+ *
+ * @example
+ * ```ts
+ * const stats = new PipelineStats();
+ * stats.levels.Metadata++;
+ * ```
+ */
+export class PipelineStats {
+  readonly sources: Map<string, SourceStats> = new Map();
+  readonly sinks: Map<string, SinkStats> = new Map();
+  /** Policy evaluations by resulting level, as `apiserver_audit_level_total`. */
+  readonly levels: Record<Level, number> = Object.fromEntries(
+    LEVELS.map((l) => [l, 0]),
+  ) as Record<Level, number>;
+  readonly startedAt: number = Date.now();
+
+  /** The stats of a source, created on first use. */
+  source(name: string): SourceStats {
+    let s = this.sources.get(name);
+    if (!s) this.sources.set(name, s = new SourceStats(name));
+    return s;
+  }
+
+  /** The stats of a sink, created on first use. */
+  sink(name: string): SinkStats {
+    let s = this.sinks.get(name);
+    if (!s) this.sinks.set(name, s = new SinkStats(name));
+    return s;
   }
 }

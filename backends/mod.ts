@@ -1,0 +1,59 @@
+/**
+ * Creating a sink from its config: one factory per backend, all behind {@linkcode Sink}.
+ *
+ * @module
+ */
+import type { SinkConfig } from "../pipeline/config/schema.ts";
+import type { Envelope } from "../pipeline/envelope.ts";
+import { jsonSize } from "../pipeline/encode.ts";
+import type { Sink, SinkContext } from "./sink.ts";
+import type { WebhookTarget } from "./kubeconfig.ts";
+import { createLogSink } from "./log.ts";
+import { createStdoutSink } from "./stdout.ts";
+import { createWebhookSink } from "./webhook.ts";
+import { legacyLine } from "./legacy.ts";
+
+export type { Sink, SinkContext } from "./sink.ts";
+
+/**
+ * Opens the sink `cfg` describes.
+ *
+ * @example
+ * ```ts
+ * const sink = await createSink(cfg, ctx, resources.webhookTargets[i]);
+ * ```
+ */
+export async function createSink(
+  cfg: SinkConfig,
+  ctx: SinkContext,
+  target?: WebhookTarget,
+): Promise<Sink> {
+  switch (cfg.type) {
+    case "stdout":
+      return createStdoutSink(cfg, ctx);
+    case "log":
+      return await createLogSink(cfg, ctx);
+    case "webhook":
+      return await createWebhookSink(cfg, ctx, target);
+    case "nats":
+      throw new Error(`sink ${ctx.name}: the nats sink is not available yet`);
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The byte size of what `cfg`'s sink writes for one event, line end included: what the
+ * truncate stage measures.
+ *
+ * @example
+ * ```ts
+ * const size = sinkEventSize(cfg); size(envelope); // 1187
+ * ```
+ */
+export function sinkEventSize(cfg: SinkConfig): (env: Envelope) => number {
+  if ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "legacy") {
+    return (env) => encoder.encode(legacyLine(env.event)).length + 1;
+  }
+  return jsonSize;
+}

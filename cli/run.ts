@@ -1,0 +1,105 @@
+/**
+ * The daemon command: load and check the config, build the pipeline, serve operations
+ * endpoints, and handle signals (SIGINT/SIGTERM drain and exit, a second one exits at
+ * once; SIGUSR1 reopens log files).
+ *
+ * @module
+ */
+import { loadConfigFile } from "../pipeline/config/load.ts";
+import { loadResources } from "../pipeline/config/files.ts";
+import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
+import { createLogger, type LogLevel } from "../pipeline/log.ts";
+import { Pipeline } from "../pipeline/build.ts";
+import { serveOps } from "../pipeline/server.ts";
+import { VERSION } from "./version.ts";
+
+/** Options of the daemon command. */
+export interface RunOptions {
+  readonly config: string;
+  readonly check: boolean;
+  /** Overrides the config's `logLevel`. */
+  readonly logLevel?: LogLevel;
+}
+
+/**
+ * Runs the daemon (or `--check`) and returns the process exit code.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await runDaemon({ config: "pipeline.yaml", check: false }));
+ * ```
+ */
+export async function runDaemon(opts: RunOptions): Promise<number> {
+  const bootLog = createLogger(opts.logLevel ?? "info");
+  let loaded;
+  try {
+    loaded = await loadConfigFile(opts.config);
+  } catch (err) {
+    return reportConfigError(err, opts.check, bootLog);
+  }
+  const { resources, problems } = await loadResources(loaded);
+  if (problems.length) return reportConfigError(new ConfigError(problems), opts.check, bootLog);
+  const log = createLogger(opts.logLevel ?? loaded.config.logLevel);
+  for (const w of resources.warnings) log.warn("policy warning", { warning: w });
+  if (opts.check) {
+    console.log(
+      `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks)`,
+    );
+    return 0;
+  }
+
+  log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
+  let pipeline: Pipeline;
+  try {
+    pipeline = await Pipeline.create(loaded, resources, { log });
+  } catch (err) {
+    log.error("cannot start pipeline", { error: err });
+    return 1;
+  }
+  const ops = loaded.config.server.listen
+    ? serveOps(loaded.config.server.listen, pipeline.stats, {
+      unhealthyAfterMs: loaded.config.server.unhealthyAfter,
+      log,
+    })
+    : null;
+
+  let signals = 0;
+  const onStop = (sig: Deno.Signal) => () => {
+    if (++signals > 1) {
+      log.error("second signal; exiting now without draining", { signal: sig });
+      Deno.exit(1);
+    }
+    log.info("stopping: draining every sink", { signal: sig });
+    pipeline.stop();
+  };
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", onStop("SIGINT")],
+    ["SIGTERM", onStop("SIGTERM")],
+    ["SIGUSR1", () => {
+      log.info("reopening log files", { signal: "SIGUSR1" });
+      pipeline.reopen().catch((err) => log.error("reopen failed", { error: err }));
+    }],
+  ];
+  for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
+
+  await pipeline.run();
+  for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+  await ops?.shutdown();
+  log.info("auditpipe stopped");
+  return 0;
+}
+
+function reportConfigError(
+  err: unknown,
+  check: boolean,
+  log: ReturnType<typeof createLogger>,
+): number {
+  if (!(err instanceof ConfigError)) throw err;
+  if (check) {
+    for (const p of err.problems) console.error(formatProblem(p));
+    console.error(`${err.problems.length} problem${err.problems.length === 1 ? "" : "s"} found`);
+  } else {
+    log.error("invalid config", { problems: err.problems.map(formatProblem) });
+  }
+  return 2;
+}

@@ -1,0 +1,102 @@
+/**
+ * auditpipe: moves Kubernetes audit events from kube-apiserver to where they are kept,
+ * through an audit Policy, truncation and batching, as one YAML file declares.
+ *
+ * ```sh
+ * deno run -A main.ts --config pipeline.yaml
+ * deno run -A main.ts --config pipeline.yaml --check
+ * deno run -A main.ts policy eval --policy policy.yaml audit.log
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { runDaemon } from "./cli/run.ts";
+import { VERSION } from "./cli/version.ts";
+import type { LogLevel } from "./pipeline/log.ts";
+
+const HELP = `auditpipe ${VERSION}: a Kubernetes audit event pipeline
+
+Usage:
+  auditpipe --config PATH [--log-level LEVEL]   run the daemon
+  auditpipe --config PATH --check               validate the config and every file it names
+  auditpipe policy eval|report|apply ...        audit Policy tools (auditpipe policy --help)
+  auditpipe --version | --help
+
+Options:
+  -c, --config PATH      pipeline config (YAML)
+      --check            validate and exit: 0 when valid, 2 listing every problem
+      --log-level LEVEL  debug, info, warn or error (overrides the config's logLevel)
+  -v, --version          print the version
+  -h, --help             print this help
+
+Examples:
+  auditpipe --config config.example.yaml
+  auditpipe --config /etc/auditpipe/pipeline.yaml --check
+  auditpipe --config batch.yaml < /var/log/kubernetes/audit/audit.log
+  auditpipe policy eval --policy policy.yaml audit.log
+
+Signals: SIGTERM/SIGINT drain every sink and exit 0 (a second one exits at once);
+SIGUSR1 reopens log files.
+`;
+
+const LEVELS = ["debug", "info", "warn", "error"];
+
+/**
+ * Parses the command line and runs the chosen command; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(["--config", "pipeline.yaml"]));
+ * ```
+ */
+export async function main(args: string[]): Promise<number> {
+  if (args[0] === "policy") {
+    const { policyCommand } = await import("./cli/policy.ts");
+    return await policyCommand(args.slice(1));
+  }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        check: { type: "boolean", default: false },
+        "log-level": { type: "string" },
+        version: { type: "boolean", short: "v", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    console.error(`auditpipe: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (values.version) {
+    console.log(`auditpipe ${VERSION}`);
+    return 0;
+  }
+  if (!values.config) {
+    console.error(`auditpipe: --config is required\n\n${HELP}`);
+    return 2;
+  }
+  const level = values["log-level"];
+  if (level !== undefined && !LEVELS.includes(level)) {
+    console.error(`auditpipe: --log-level must be one of ${LEVELS.join(", ")}, got "${level}"`);
+    return 2;
+  }
+  return await runDaemon({
+    config: values.config,
+    check: values.check,
+    logLevel: level as LogLevel | undefined,
+  });
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,125 @@
+/**
+ * One sink branch: the chain of stages between the fan-out and a sink, built for the
+ * sink's mode. Modes differ only in where the branch waits and where it drops:
+ *
+ * - `blocking` / `blocking-strict`: the entry holds one chunk; the fan-out waits for room,
+ *   so the sink's pace reaches the sources, and acks settle when the sink has written.
+ * - `batch`: the entry holds `bufferSize` events; the fan-out never waits and drops what
+ *   does not fit; events are batched by size and time and throttled.
+ *
+ * @module
+ */
+import type { Sink } from "../backends/sink.ts";
+import type { Clock } from "./clock.ts";
+import type { BatchConfig, Mode, TruncateConfig } from "./config/schema.ts";
+import type { Batch, Chunk, Envelope } from "./envelope.ts";
+import type { Level } from "./event.ts";
+import type { Logger } from "./log.ts";
+import type { SinkStats } from "./stats.ts";
+import type { CompiledPolicy } from "../policy/mod.ts";
+import { policyStage } from "./stages/policy.ts";
+import { annotateStage } from "./stages/annotate.ts";
+import { truncateEvents } from "./stages/truncate.ts";
+import { splitBatches } from "./stages/split.ts";
+import { batcher } from "./stages/batcher.ts";
+import { throttle } from "./stages/throttle.ts";
+import { sinkWriter } from "./stages/sink_writer.ts";
+
+/** Everything that shapes a branch. */
+export interface BranchSpec {
+  readonly name: string;
+  readonly mode: Mode;
+  readonly batch: BatchConfig;
+  readonly truncate: TruncateConfig;
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** `null` passes every event unchanged. */
+  readonly policy: CompiledPolicy | null;
+  readonly maxInFlight?: number;
+  /** Bytes the sink writes for an event, line end included, for truncation. */
+  readonly size?: (env: Envelope) => number;
+}
+
+/** What a branch needs from the pipeline. */
+export interface BranchDeps {
+  readonly stats: SinkStats;
+  readonly levels: Record<Level, number>;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+function chunkToBatch(): TransformStream<Chunk, Batch> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      controller.enqueue({ items: chunk.items, acks: [chunk.ack] });
+    },
+  });
+}
+
+/**
+ * A running sink branch. Write chunks with {@linkcode Branch.writer}; close the writer to
+ * drain; {@linkcode Branch.done} settles when the sink has been closed.
+ *
+ * @example
+ * ```ts
+ * const branch = new Branch(spec, sink, deps);
+ * await branch.writer.ready;
+ * branch.writer.write(chunk);
+ * await branch.writer.close();
+ * await branch.done;
+ * ```
+ */
+export class Branch {
+  readonly writer: WritableStreamDefaultWriter<Chunk>;
+  /** Whether sources wait for this branch (`blocking`, `blocking-strict`). */
+  readonly blocking: boolean;
+  readonly done: Promise<void>;
+
+  constructor(readonly spec: BranchSpec, readonly sink: Sink, readonly deps: BranchDeps) {
+    this.blocking = spec.mode !== "batch";
+    const entry = new TransformStream<Chunk, Chunk>(
+      undefined,
+      { highWaterMark: this.blocking ? 1 : spec.batch.bufferSize, size: (c) => c.items.length },
+    );
+    this.writer = entry.writable.getWriter();
+    let chunks: ReadableStream<Chunk> = entry.readable;
+    if (spec.policy) {
+      chunks = chunks.pipeThrough(policyStage(spec.policy, deps));
+    }
+    if (spec.annotations && Object.keys(spec.annotations).length) {
+      chunks = chunks.pipeThrough(annotateStage(spec.annotations));
+    }
+    if (spec.truncate.enabled) {
+      chunks = chunks.pipeThrough(
+        truncateEvents(spec.truncate, { stats: deps.stats, log: deps.log, size: spec.size }),
+      );
+    }
+    let batches: ReadableStream<Batch>;
+    if (this.blocking) {
+      batches = chunks.pipeThrough(chunkToBatch());
+    } else {
+      batches = chunks.pipeThrough(batcher(spec.batch, { clock: deps.clock }));
+      if (spec.batch.throttle.enabled) {
+        batches = batches.pipeThrough(
+          throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
+        );
+      }
+    }
+    if (spec.truncate.enabled) {
+      batches = batches.pipeThrough(splitBatches(spec.truncate, { size: spec.size }));
+    }
+    this.done = batches.pipeTo(
+      sinkWriter(sink, {
+        mode: spec.mode,
+        maxInFlight: spec.maxInFlight,
+        stats: deps.stats,
+        log: deps.log,
+        clock: deps.clock,
+      }),
+    );
+  }
+
+  /** Events this branch can still take without waiting (batch mode) or 0. */
+  get room(): number {
+    return Math.max(0, this.writer.desiredSize ?? 0);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * Config problems that point at the file, line, column and key path they are about, as
+ * `pipeline.yaml:14:7 sinks[1].batch.maxSize: must be a positive integer, got "four"`.
+ *
+ * @module
+ */
+
+/** A key path into the config: object keys and list indexes. */
+export type KeyPath = readonly (string | number)[];
+
+/** One thing wrong with a config or a file it names. */
+export interface ConfigProblem {
+  readonly file: string;
+  /** 1-based; 0 when the position is unknown. */
+  readonly line: number;
+  readonly col: number;
+  /** Rendered key path, e.g. `sinks[1].batch.maxSize`; empty for the whole file. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/**
+ * Renders a key path the way users write it.
+ *
+ * @example
+ * ```ts
+ * formatPath(["sinks", 1, "batch", "maxSize"]); // "sinks[1].batch.maxSize"
+ * ```
+ */
+export function formatPath(path: KeyPath): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out === "" ? p : `.${p}`;
+  }
+  return out;
+}
+
+/**
+ * Renders one problem as a single line.
+ *
+ * @example
+ * ```ts
+ * formatProblem({ file: "p.yaml", line: 3, col: 5, path: "sinks[0].type", message: "bad" });
+ * // "p.yaml:3:5 sinks[0].type: bad"
+ * ```
+ */
+export function formatProblem(p: ConfigProblem): string {
+  // Problems found inside another file (a policy) carry their own position in the message.
+  if (p.file === "") return p.message;
+  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
+  return p.path === "" ? `${where}: ${p.message}` : `${where} ${p.path}: ${p.message}`;
+}
+
+/**
+ * A config that cannot be used, with every problem found.
+ *
+ * @example
+ * ```ts
+ * try { loadConfigText(text, "p.yaml"); } catch (e) {
+ *   if (e instanceof ConfigError) for (const p of e.problems) console.error(formatProblem(p));
+ * }
+ * ```
+ */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+  }
+}
+
+/**
+ * Levenshtein distance, for did-you-mean suggestions.
+ *
+ * @example
+ * ```ts
+ * editDistance("maxSise", "maxSize"); // 1
+ * ```
+ */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j];
+      prev[j] = Math.min(
+        prev[j] + 1,
+        prev[j - 1] + 1,
+        diag + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1),
+      );
+      diag = tmp;
+    }
+  }
+  return prev[b.length];
+}
+
+/**
+ * The closest candidate to a misspelt word, if one is close enough to be meant.
+ *
+ * @example
+ * ```ts
+ * suggest("bufersize", ["bufferSize", "maxSize"]); // "bufferSize"
+ * ```
+ */
+export function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}

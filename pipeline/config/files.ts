@@ -1,0 +1,147 @@
+/**
+ * Reading what a config names: policies (compiled once each), kubeconfigs, TLS files and
+ * token files. Every problem is reported with the position of the key that named the file,
+ * so `--check` lists them all at once.
+ *
+ * @module
+ */
+import type { LoadedConfig } from "./load.ts";
+import type { ConfigProblem, KeyPath } from "./errors.ts";
+import { formatPath } from "./errors.ts";
+import {
+  type CompiledPolicy,
+  compilePolicy,
+  parsePolicy,
+  policyFromObject,
+} from "../../policy/mod.ts";
+import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
+
+/** The files a config names, read and checked. */
+export interface Resources {
+  /** Per sink index: its compiled policy, or null for pass-through. */
+  readonly sinkPolicies: (CompiledPolicy | null)[];
+  /** Per sink index: the webhook target of a webhook sink. */
+  readonly webhookTargets: (WebhookTarget | undefined)[];
+  /** Per source index: TLS PEM texts of a webhook source. */
+  readonly tls: ({ cert: string; key: string; clientCA?: string } | undefined)[];
+  /** Per source index: the bearer token of a webhook source. */
+  readonly tokens: (string | undefined)[];
+  /** Warnings (unknown policy fields and the like), already formatted. */
+  readonly warnings: string[];
+}
+
+function reason(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "file not found";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  return (err as Error).message;
+}
+
+/**
+ * Reads and checks every file `loaded` names. Never throws; returns the problems found.
+ *
+ * @example
+ * ```ts
+ * const { resources, problems } = await loadResources(loaded);
+ * if (problems.length) throw new ConfigError(problems);
+ * ```
+ */
+export async function loadResources(
+  loaded: LoadedConfig,
+): Promise<{ resources: Resources; problems: ConfigProblem[] }> {
+  const { config, file } = loaded;
+  const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  const problem = (path: KeyPath, message: string) =>
+    problems.push({ file, ...loaded.position(path), path: formatPath(path), message });
+
+  const readText = async (path: KeyPath, name: string): Promise<string | undefined> => {
+    try {
+      return await Deno.readTextFile(name);
+    } catch (err) {
+      problem(path, `${reason(err)}: ${name}`);
+      return undefined;
+    }
+  };
+
+  const compiled = new Map<string, CompiledPolicy | null>();
+  const policyAt = async (path: KeyPath, ref: unknown): Promise<CompiledPolicy | null> => {
+    if (ref === undefined) return null;
+    const key = typeof ref === "string" ? ref : JSON.stringify(ref);
+    if (compiled.has(key)) return compiled.get(key)!;
+    let result: CompiledPolicy | null = null;
+    try {
+      if (typeof ref === "string") {
+        const text = await readText(path, ref);
+        if (text !== undefined) {
+          const p = parsePolicy(text, ref);
+          warnings.push(...p.warnings);
+          result = compilePolicy(p.policy);
+        }
+      } else {
+        const p = policyFromObject(ref, file, (sub) => loaded.position([...path, ...sub]));
+        warnings.push(...p.warnings);
+        result = compilePolicy(p.policy);
+      }
+    } catch (err) {
+      // Policy errors carry their own file:line:col.
+      problems.push({ file: "", line: 0, col: 0, path: "", message: (err as Error).message });
+    }
+    compiled.set(key, result);
+    return result;
+  };
+
+  const defaultPolicy = await policyAt(["policy"], config.policy);
+  const sinkPolicies: (CompiledPolicy | null)[] = [];
+  const webhookTargets: (WebhookTarget | undefined)[] = [];
+  for (const [i, sink] of config.sinks.entries()) {
+    sinkPolicies.push(
+      sink.policy === undefined
+        ? defaultPolicy
+        : await policyAt(["sinks", i, "policy"], sink.policy),
+    );
+    if (sink.type === "webhook") {
+      try {
+        webhookTargets.push(await loadKubeconfig(sink.kubeconfig));
+      } catch (err) {
+        problem(["sinks", i, "kubeconfig"], (err as Error).message);
+        webhookTargets.push(undefined);
+      }
+    } else webhookTargets.push(undefined);
+  }
+
+  const tls: Resources["tls"] = [];
+  const tokens: Resources["tokens"] = [];
+  for (const [i, source] of config.sources.entries()) {
+    let pem: Resources["tls"][number];
+    let token: string | undefined;
+    if (source.type === "webhook") {
+      if (source.tls) {
+        const at = ["sources", i, "tls"];
+        const cert = await readText([...at, "certFile"], source.tls.certFile);
+        const key = await readText([...at, "keyFile"], source.tls.keyFile);
+        const clientCA = source.tls.clientCAFile
+          ? await readText([...at, "clientCAFile"], source.tls.clientCAFile)
+          : undefined;
+        if (cert !== undefined && key !== undefined) pem = { cert, key, clientCA };
+      }
+      if (source.auth?.bearerTokenFile) {
+        token =
+          (await readText(["sources", i, "auth", "bearerTokenFile"], source.auth.bearerTokenFile))
+            ?.trim();
+        if (token === "") problem(["sources", i, "auth", "bearerTokenFile"], "token file is empty");
+      } else if (source.auth?.bearerToken !== undefined) {
+        token = source.auth.bearerToken;
+        if (token === "") problem(["sources", i, "auth", "bearerToken"], "token is empty");
+      }
+    }
+    tls.push(pem);
+    tokens.push(token);
+  }
+  for (const [i, s] of config.sources.entries()) {
+    if (s.type === "nats") problem(["sources", i, "type"], "the nats source is not available yet");
+  }
+  for (const [i, s] of config.sinks.entries()) {
+    if (s.type === "nats") problem(["sinks", i, "type"], "the nats sink is not available yet");
+  }
+  return { resources: { sinkPolicies, webhookTargets, tls, tokens, warnings }, problems };
+}

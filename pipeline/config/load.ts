@@ -1,0 +1,300 @@
+/**
+ * Loading a pipeline config: YAML with positions, `${VAR}` / `${VAR:-default}` expansion,
+ * schema validation with defaults, unknown keys with did-you-mean, unique names, and paths
+ * made absolute against the config file's folder.
+ *
+ * @module
+ */
+import { isMap, isScalar, LineCounter, parseDocument, visit } from "yaml";
+import type { Document, Node as YamlNode } from "yaml";
+import type { z } from "zod";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { type Config, configSchema } from "./schema.ts";
+import { ConfigError, type ConfigProblem, formatPath, type KeyPath, suggest } from "./errors.ts";
+
+/** A loaded config and what it took from outside the file. */
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The config file's path as given. */
+  readonly file: string;
+  /** Environment variables the config expanded, for `--allow-env`. */
+  readonly envVars: readonly string[];
+  /** Where a key path sits in the file, for errors found later (missing files, policies). */
+  position(path: KeyPath): { line: number; col: number };
+}
+
+/**
+ * Expands `${VAR}` and `${VAR:-default}`; `$${` stays a literal `${`.
+ * Returns the text and the names of unset variables without a default.
+ *
+ * @example
+ * ```ts
+ * expandEnv("Bearer ${TOKEN:-none}", (k) => undefined); // { text: "Bearer none", missing: [], used: ["TOKEN"] }
+ * ```
+ */
+export function expandEnv(
+  text: string,
+  lookup: (name: string) => string | undefined,
+): { text: string; missing: string[]; used: string[] } {
+  const missing: string[] = [];
+  const used: string[] = [];
+  const out = text.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (m, name, def) => {
+    if (m.startsWith("$$")) return m.slice(1);
+    used.push(name);
+    const v = lookup(name);
+    if (v !== undefined && v !== "") return v;
+    if (def !== undefined) return def;
+    if (v === undefined) missing.push(name);
+    return "";
+  });
+  return { text: out, missing, used };
+}
+
+type ZodNode = { def: Record<string, unknown> & { type: string } };
+
+function unwrap(s: ZodNode): ZodNode {
+  for (;;) {
+    const d = s.def;
+    if (d.innerType) s = d.innerType as ZodNode;
+    else if (d.type === "pipe") s = d.in as ZodNode;
+    else return s;
+  }
+}
+
+/** The keys the schema accepts for the object at `path`, for did-you-mean. */
+function keysAt(path: KeyPath, value: unknown): string[] {
+  let s = unwrap(configSchema as unknown as ZodNode);
+  let v = value;
+  const step = (node: ZodNode, val: unknown): ZodNode => {
+    node = unwrap(node);
+    if (node.def.type === "union") {
+      const type = (val as { type?: unknown } | undefined)?.type;
+      const options = node.def.options as ZodNode[];
+      const match = options.find((o) => {
+        const lit = (unwrap(o).def.shape as Record<string, ZodNode> | undefined)?.type;
+        return lit && (lit.def.values as unknown[]).includes(type);
+      });
+      return unwrap(match ?? options[0]);
+    }
+    return node;
+  };
+  s = step(s, v);
+  for (const p of path) {
+    v = (v as Record<string | number, unknown> | undefined)?.[p];
+    if (s.def.type === "array") s = step(s.def.element as ZodNode, v);
+    else if (s.def.type === "object") {
+      const next = (s.def.shape as Record<string, ZodNode>)[String(p)];
+      if (!next) return [];
+      s = step(next, v);
+    } else return [];
+  }
+  return s.def.type === "object" ? Object.keys(s.def.shape as object) : [];
+}
+
+function nodeAt(doc: Document, path: KeyPath): { node?: YamlNode; key?: YamlNode } {
+  let node: unknown = doc.contents;
+  let key: YamlNode | undefined;
+  for (const p of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => isScalar(it.key) && it.key.value === p);
+      if (!pair) return { node: node as YamlNode, key };
+      key = pair.key as YamlNode;
+      node = pair.value;
+    } else if (node && typeof node === "object" && "items" in node && typeof p === "number") {
+      node = (node as { items: unknown[] }).items[p];
+      key = undefined;
+    } else return { node: node as YamlNode, key };
+  }
+  return { node: node as YamlNode, key };
+}
+
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/**
+ * Parses and validates a config text. Throws {@linkcode ConfigError} listing every problem.
+ *
+ * @example
+ * ```ts
+ * const { config } = loadConfigText(await Deno.readTextFile("pipeline.yaml"), "pipeline.yaml");
+ * ```
+ */
+export function loadConfigText(
+  text: string,
+  file: string,
+  env: (name: string) => string | undefined = (k) => Deno.env.get(k),
+): LoadedConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const problems: ConfigProblem[] = [];
+  const at = (offset: number | undefined) =>
+    offset === undefined ? { line: 1, col: 1 } : lc.linePos(offset);
+  const position = (path: KeyPath) => {
+    const { node, key } = nodeAt(doc, path);
+    return at((key ?? node)?.range?.[0]);
+  };
+  const problem = (path: KeyPath, message: string, pos = position(path)) =>
+    problems.push({ file, ...pos, path: formatPath(path), message });
+
+  for (const e of doc.errors) {
+    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+    problems.push({
+      file,
+      line: pos.line,
+      col: pos.col,
+      path: "",
+      message: e.message.split("\n")[0],
+    });
+  }
+  if (problems.length) throw new ConfigError(problems);
+  if (doc.contents === null) {
+    throw new ConfigError([{ file, line: 1, col: 1, path: "", message: "config is empty" }]);
+  }
+
+  const used = new Set<string>();
+  visit(doc, {
+    Scalar(key, node) {
+      if (key === "key" || typeof node.value !== "string" || !node.value.includes("${")) return;
+      const r = expandEnv(node.value, env);
+      r.used.forEach((u) => used.add(u));
+      if (r.missing.length) {
+        problems.push({
+          file,
+          ...at(node.range?.[0]),
+          path: "",
+          message: `environment variable ${r.missing.join(", ")} is not set (write \${${
+            r.missing[0]
+          }:-default} for a default)`,
+        });
+      }
+      node.value = r.text;
+    },
+  });
+
+  const js = doc.toJS() as unknown;
+  if (typeof js !== "object" || js === null || Array.isArray(js)) {
+    throw new ConfigError([{
+      file,
+      line: 1,
+      col: 1,
+      path: "",
+      message: "config must be a mapping",
+    }]);
+  }
+  const parsed = configSchema.safeParse(js);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) reportIssue(issue, js, problem, position);
+  }
+  if (problems.length || !parsed.success) throw new ConfigError(problems);
+
+  const config = parsed.data;
+  checkNames(config, problem);
+  if (problems.length) throw new ConfigError(problems);
+  resolvePaths(config, dirname(file));
+  return { config, file, envVars: [...used].sort(), position };
+}
+
+function reportIssue(
+  issue: z.core.$ZodIssue,
+  js: unknown,
+  problem: (path: KeyPath, message: string, pos?: { line: number; col: number }) => void,
+  position: (path: KeyPath) => { line: number; col: number },
+): void {
+  const path = issue.path as (string | number)[];
+  const value = path.reduce<unknown>((v, p) => (v as Record<string | number, unknown>)?.[p], js);
+  if (issue.code === "unrecognized_keys") {
+    const known = keysAt(path, js);
+    for (const k of issue.keys) {
+      const hint = suggest(k, known);
+      problem(
+        [...path, k],
+        `unknown key${hint ? `; did you mean "${hint}"?` : ""}` +
+          (known.length && !hint ? ` (known keys: ${known.join(", ")})` : ""),
+        position([...path, k]),
+      );
+    }
+    return;
+  }
+  if (issue.code === "invalid_union" && "discriminator" in issue && issue.discriminator) {
+    const options = (issue as { options?: unknown[] }).options ?? [];
+    const hint = typeof value === "string" ? suggest(value, options.map(String)) : undefined;
+    problem(
+      path,
+      value === undefined
+        ? `missing; must be one of ${options.join(", ")}`
+        : `must be one of ${options.join(", ")}, got ${show(value)}${
+          hint ? `; did you mean "${hint}"?` : ""
+        }`,
+    );
+    return;
+  }
+  let message = issue.message;
+  if (issue.code === "invalid_type" && value === undefined) message = "is required";
+  problem(path, message);
+}
+
+function checkNames(
+  config: Config,
+  problem: (path: KeyPath, message: string) => void,
+): void {
+  for (const list of ["sources", "sinks"] as const) {
+    const items: { type: string; name?: string }[] = config[list];
+    const counts = new Map<string, number>();
+    for (const it of items) counts.set(it.type, (counts.get(it.type) ?? 0) + 1);
+    const seen = new Map<string, number>();
+    items.forEach((it, i) => {
+      it.name ??= counts.get(it.type) === 1 ? it.type : `${it.type}${i}`;
+      const first = seen.get(it.name);
+      if (first !== undefined) {
+        problem([list, i, "name"], `duplicate name "${it.name}" (also ${list}[${first}])`);
+      } else seen.set(it.name, i);
+    });
+  }
+}
+
+function resolvePaths(config: Config, base: string): void {
+  const abs = (p: string) => (p === "-" || isAbsolute(p) ? p : resolve(base, p));
+  if (typeof config.policy === "string") config.policy = abs(config.policy);
+  for (const s of config.sources) {
+    if (s.type === "tail") {
+      s.path = abs(s.path);
+      if (s.checkpointFile) s.checkpointFile = abs(s.checkpointFile);
+    } else if (s.type === "webhook") {
+      if (s.tls) {
+        s.tls.certFile = abs(s.tls.certFile);
+        s.tls.keyFile = abs(s.tls.keyFile);
+        if (s.tls.clientCAFile) s.tls.clientCAFile = abs(s.tls.clientCAFile);
+      }
+      if (s.auth?.bearerTokenFile) s.auth.bearerTokenFile = abs(s.auth.bearerTokenFile);
+      if (s.deadLetterFile) s.deadLetterFile = abs(s.deadLetterFile);
+    }
+  }
+  for (const s of config.sinks) {
+    if (typeof s.policy === "string") s.policy = abs(s.policy);
+    if (s.type === "log") s.path = abs(s.path);
+    if (s.type === "webhook") s.kubeconfig = abs(s.kubeconfig);
+  }
+}
+
+/**
+ * Reads and validates a config file. Throws {@linkcode ConfigError}.
+ *
+ * @example
+ * ```ts
+ * const loaded = await loadConfigFile("pipeline.yaml");
+ * ```
+ */
+export async function loadConfigFile(
+  file: string,
+  env?: (name: string) => string | undefined,
+): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    const reason = err instanceof Deno.errors.NotFound ? "file not found" : (err as Error).message;
+    throw new ConfigError([{ file, line: 0, col: 0, path: "", message: reason }]);
+  }
+  return loadConfigText(text, file, env);
+}

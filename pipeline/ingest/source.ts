@@ -1,0 +1,60 @@
+/**
+ * The interface every ingest source implements, and the adapter for sources that are a
+ * ReadableStream of chunks (tail, stdin, NATS).
+ *
+ * @module
+ */
+import type { Chunk } from "../envelope.ts";
+
+/** Hands a chunk to the sinks; resolves when blocking sinks have taken it. */
+export type Dispatch = (chunk: Chunk) => Promise<void>;
+
+/**
+ * A producer of chunks.
+ *
+ * @example
+ * ```ts
+ * const ended = source.run((chunk) => fanout.dispatch(chunk));
+ * await source.stop();
+ * await ended;
+ * ```
+ */
+export interface Source {
+  readonly name: string;
+  /** Starts intake; resolves when the source ended by itself (EOF) or after `stop()`. */
+  run(dispatch: Dispatch): Promise<void>;
+  /** Stops intake; afterwards no chunk is dispatched. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A source over a ReadableStream of chunks, pulled only as fast as the sinks take them.
+ *
+ * @example
+ * ```ts
+ * const src = streamSource("stdin", (signal) => stdinSource(cfg, { ...deps, signal }));
+ * ```
+ */
+export function streamSource(
+  name: string,
+  open: (signal: AbortSignal) => ReadableStream<Chunk>,
+): Source {
+  const ctl = new AbortController();
+  let running: Promise<void> | null = null;
+  return {
+    name,
+    run(dispatch) {
+      const stream = open(ctl.signal);
+      running = stream.pipeTo(new WritableStream({ write: (chunk) => dispatch(chunk) }), {
+        signal: ctl.signal,
+      }).catch((err) => {
+        if (!ctl.signal.aborted) throw err;
+      });
+      return running;
+    },
+    async stop() {
+      ctl.abort(new Error("source stopped"));
+      await running?.catch(() => {});
+    },
+  };
+}

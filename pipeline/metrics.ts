@@ -1,0 +1,143 @@
+/**
+ * Prometheus exposition of the pipeline's counters, with prom-client (it runs under Deno
+ * and keeps the text format, escaping and process metrics right). The data path counts in
+ * plain numbers ({@linkcode PipelineStats}); series are filled from them at scrape time, so
+ * the counters are read in one pass and the identity received = written + dropped +
+ * buffered holds in every scrape.
+ *
+ * @module
+ */
+import client from "prom-client";
+import { LEVELS } from "./event.ts";
+import { DROP_REASONS, type PipelineStats } from "./stats.ts";
+
+/**
+ * A registry exposing `stats`.
+ *
+ * @example
+ * ```ts
+ * const registry = metricsRegistry(stats);
+ * const text = await registry.metrics();
+ * ```
+ */
+export function metricsRegistry(stats: PipelineStats): client.Registry {
+  const registers = [new client.Registry()];
+  const [reg] = registers;
+  const sinks = () => [...stats.sinks.values()];
+  const sources = () => [...stats.sources.values()];
+
+  const counter = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (set: (labels: Record<string, string>, v: number) => void) => void,
+  ) =>
+    new client.Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill((labels, v) => this.inc(labels, v));
+      },
+    });
+  const gauge = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    fill: (set: (labels: Record<string, string>, v: number) => void) => void,
+  ) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        fill((labels, v) => this.set(labels, v));
+      },
+    });
+
+  counter("auditpipe_source_events_total", "Events decoded by a source.", ["source"], (set) => {
+    for (const s of sources()) set({ source: s.name }, s.events);
+  });
+  counter(
+    "auditpipe_source_rejected_total",
+    "Inputs a source rejected, by reason.",
+    ["source", "reason"],
+    (set) => {
+      for (const s of sources()) {
+        for (const [r, n] of s.rejected) set({ source: s.name, reason: r }, n);
+      }
+    },
+  );
+  gauge(
+    "auditpipe_tail_lag_bytes",
+    "Bytes of the followed file not read yet.",
+    ["source"],
+    (set) => {
+      for (const s of sources()) set({ source: s.name }, s.lagBytes);
+    },
+  );
+  counter("auditpipe_sink_events_total", "Events a sink branch received.", ["sink"], (set) => {
+    for (const s of sinks()) set({ sink: s.name }, s.received);
+  });
+  counter("auditpipe_sink_written_total", "Events a sink wrote.", ["sink"], (set) => {
+    for (const s of sinks()) set({ sink: s.name }, s.written);
+  });
+  counter("auditpipe_sink_batches_total", "Batches a sink wrote.", ["sink"], (set) => {
+    for (const s of sinks()) set({ sink: s.name }, s.batches);
+  });
+  counter(
+    "auditpipe_sink_dropped_total",
+    "Events a sink branch dropped, by reason.",
+    ["sink", "reason"],
+    (set) => {
+      for (const s of sinks()) {
+        for (const r of DROP_REASONS) set({ sink: s.name, reason: r }, s.dropped[r]);
+      }
+    },
+  );
+  counter("auditpipe_sink_retries_total", "Retried sink writes.", ["sink"], (set) => {
+    for (const s of sinks()) set({ sink: s.name }, s.retries);
+  });
+  gauge(
+    "auditpipe_sink_buffer_events",
+    "Events received and not yet written or dropped.",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) set({ sink: s.name }, s.buffered);
+    },
+  );
+  counter(
+    "auditpipe_sink_throttle_wait_seconds_total",
+    "Time a sink's batches waited for the throttle.",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) set({ sink: s.name }, s.throttleWaitSeconds);
+    },
+  );
+  counter("auditpipe_level_total", "Policy evaluations by resulting level.", ["level"], (set) => {
+    for (const l of LEVELS) set({ level: l }, stats.levels[l]);
+  });
+  gauge("auditpipe_uptime_seconds", "Seconds since the daemon started.", [], (set) => {
+    set({}, (Date.now() - stats.startedAt) / 1000);
+  });
+  const durations = new client.Histogram({
+    name: "auditpipe_sink_send_duration_seconds",
+    help: "Time a sink took to write a batch.",
+    labelNames: ["sink"],
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
+    registers,
+    collect() {
+      for (const s of sinks()) {
+        for (const d of s.sendDurations) this.observe({ sink: s.name }, d);
+        s.sendDurations.length = 0;
+      }
+    },
+  });
+  void durations;
+  client.collectDefaultMetrics({ register: reg, prefix: "auditpipe_" });
+  return reg;
+}

@@ -1,0 +1,80 @@
+/**
+ * The operations endpoint: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz`
+ * (every source listening, no sink failing for longer than `unhealthyAfter`).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { PipelineStats } from "./stats.ts";
+import { metricsRegistry } from "./metrics.ts";
+import type { Logger } from "./log.ts";
+
+/** What `/readyz` found. */
+export interface Readiness {
+  readonly ready: boolean;
+  readonly failing: { kind: "source" | "sink"; name: string; reason: string }[];
+}
+
+/**
+ * Whether the pipeline is ready, and if not, which parts fail.
+ *
+ * @example
+ * ```ts
+ * readiness(stats, 60_000, performance.now()); // { ready: true, failing: [] }
+ * ```
+ */
+export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: number): Readiness {
+  const failing: Readiness["failing"] = [];
+  for (const s of stats.sources.values()) {
+    if (!s.ready) failing.push({ kind: "source", name: s.name, reason: "not accepting input" });
+  }
+  for (const s of stats.sinks.values()) {
+    if (s.failingSince !== null && now - s.failingSince >= unhealthyAfterMs) {
+      failing.push({
+        kind: "sink",
+        name: s.name,
+        reason: `failing for ${Math.round((now - s.failingSince) / 1000)}s: ${s.lastError}`,
+      });
+    }
+  }
+  return { ready: failing.length === 0, failing };
+}
+
+/**
+ * Starts the operations server on `listen` (`host:port`).
+ *
+ * @example
+ * ```ts
+ * const server = serveOps("127.0.0.1:9090", stats, { unhealthyAfterMs: 60_000, log });
+ * await server.shutdown();
+ * ```
+ */
+export function serveOps(
+  listen: string,
+  stats: PipelineStats,
+  opts: { unhealthyAfterMs: number; log: Logger },
+): Deno.HttpServer {
+  const registry = metricsRegistry(stats);
+  const app = new Hono();
+  app.get("/metrics", async (c) => {
+    c.header("Content-Type", registry.contentType);
+    return c.body(await registry.metrics());
+  });
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", (c) => {
+    const r = readiness(stats, opts.unhealthyAfterMs, performance.now());
+    return c.json(r, r.ready ? 200 : 503);
+  });
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  return Deno.serve({
+    hostname: host,
+    port: Number(listen.slice(i + 1)),
+    onListen: (addr) =>
+      opts.log.info("ops server listening", {
+        address: `${addr.hostname}:${addr.port}`,
+        port: addr.port,
+        paths: ["/metrics", "/healthz", "/readyz"],
+      }),
+  }, app.fetch);
+}

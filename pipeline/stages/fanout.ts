@@ -1,0 +1,79 @@
+/**
+ * The fan-out: hands each chunk from the sources to every sink branch. It waits for room
+ * only in blocking branches; a `batch` branch takes what fits in its buffer and the rest
+ * is dropped and counted, so a stalled batch sink never slows anything else. No `tee()`:
+ * its queues are unbounded.
+ *
+ * @module
+ */
+import { NO_ACK } from "../ack.ts";
+import type { Branch } from "../branch.ts";
+import type { Chunk } from "../envelope.ts";
+import { type Logger, RateLimitedLog } from "../log.ts";
+
+/**
+ * Dispatches chunks to branches.
+ *
+ * @example
+ * ```ts
+ * const fanout = new FanOut(branches, log);
+ * await fanout.dispatch(chunk);     // returns once every blocking branch took the chunk
+ * const outcome = await chunk.ack.settled;
+ * ```
+ */
+export class FanOut {
+  readonly #blocking: Branch[];
+  readonly #drops: Map<Branch, RateLimitedLog>;
+  #closed = false;
+
+  constructor(readonly branches: readonly Branch[], log: Logger) {
+    this.#blocking = branches.filter((b) => b.blocking);
+    this.#drops = new Map(branches.map((b) => [
+      b,
+      new RateLimitedLog(log.with({ sink: b.spec.name }), "buffer full; events dropped"),
+    ]));
+  }
+
+  /**
+   * Hands `chunk` to every branch. Resolves once every blocking branch has taken it; the
+   * chunk's ack settles when they have written it. Never call again for the same chunk.
+   */
+  async dispatch(chunk: Chunk): Promise<void> {
+    if (this.#closed) throw new Error("pipeline is shutting down");
+    const n = chunk.items.length;
+    if (n === 0) {
+      chunk.ack.release();
+      return;
+    }
+    for (const b of this.#blocking) {
+      if ((b.writer.desiredSize ?? 1) <= 0) await b.writer.ready;
+    }
+    for (const b of this.branches) {
+      b.deps.stats.received += n;
+      if (b.blocking) {
+        chunk.ack.hold();
+        b.writer.write(chunk).catch(() => chunk.ack.fail(new Error(`sink ${b.spec.name} closed`)));
+        continue;
+      }
+      const room = b.room;
+      const take = Math.min(room, n);
+      if (take > 0) {
+        const items = take === n ? chunk.items : chunk.items.slice(0, take);
+        b.writer.write({ items, ack: NO_ACK }).catch(() => {});
+      }
+      if (take < n) {
+        b.deps.stats.drop("buffer_full", n - take);
+        this.#drops.get(b)!.add(n - take, { sink: b.spec.name, buffered: b.deps.stats.buffered });
+      }
+    }
+    chunk.ack.release();
+  }
+
+  /** Closes every branch's input so they drain; resolves when every sink has closed. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled(this.branches.map((b) => b.writer.close()));
+    await Promise.allSettled(this.branches.map((b) => b.done));
+    for (const d of this.#drops.values()) d.flush();
+  }
+}

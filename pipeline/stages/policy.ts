@@ -1,0 +1,81 @@
+/**
+ * The policy stage of a sink branch: evaluates the branch's compiled audit Policy on each
+ * event (once per policy per event, cached on the envelope for branches sharing it), drops
+ * what the policy drops and lowers levels as kube-apiserver would have.
+ *
+ * @module
+ */
+import type { Chunk, Envelope } from "../envelope.ts";
+import type { Level } from "../event.ts";
+import type { SinkStats } from "../stats.ts";
+import { applyPolicy, type CompiledPolicy, evaluate, type PolicyResult } from "../../policy/mod.ts";
+
+/** What the policy stage needs besides the policy. */
+export interface PolicyStageDeps {
+  readonly stats: SinkStats;
+  /** Policy evaluations by level, counted once per policy and event. */
+  readonly levels: Record<Level, number>;
+}
+
+/**
+ * The result of `policy` for an envelope's event, evaluated at most once per envelope.
+ *
+ * @example
+ * ```ts
+ * const result = cachedEvaluate(policy, envelope, stats.levels);
+ * ```
+ */
+export function cachedEvaluate(
+  policy: CompiledPolicy,
+  env: Envelope,
+  levels: Record<Level, number>,
+): PolicyResult {
+  const cache = env.policyCache ??= [];
+  let result = cache[policy.id] as PolicyResult | undefined;
+  if (result === undefined) {
+    result = evaluate(policy, env.event);
+    cache[policy.id] = result;
+    levels[result.level]++;
+  }
+  return result;
+}
+
+/**
+ * A TransformStream applying `policy` to every chunk. A chunk left empty ends its hold on
+ * the ack; a chunk nothing changed in is passed on as it is.
+ *
+ * @example
+ * ```ts
+ * branch = chunks.pipeThrough(policyStage(compiled, { stats, levels }));
+ * ```
+ */
+export function policyStage(
+  policy: CompiledPolicy,
+  deps: PolicyStageDeps,
+): TransformStream<Chunk, Chunk> {
+  return new TransformStream({
+    transform(chunk, controller) {
+      let out: Envelope[] | null = null;
+      let policyDrops = 0;
+      let stageDrops = 0;
+      const items = chunk.items;
+      for (let i = 0; i < items.length; i++) {
+        const env = items[i];
+        const applied = applyPolicy(cachedEvaluate(policy, env, deps.levels), env.event);
+        if (applied === env.event) {
+          if (out) out.push(env);
+          continue;
+        }
+        out ??= items.slice(0, i);
+        if (applied === "policy") policyDrops++;
+        else if (applied === "omitted_stage") stageDrops++;
+        else out.push({ event: applied, policyCache: env.policyCache });
+      }
+      if (policyDrops) deps.stats.drop("policy", policyDrops);
+      if (stageDrops) deps.stats.drop("omitted_stage", stageDrops);
+      if (out === null) controller.enqueue(chunk);
+      else if (out.length) controller.enqueue({ items: out, ack: chunk.ack });
+      else chunk.ack.release();
+    },
+  });
+}

@@ -1,0 +1,93 @@
+/**
+ * The end of a sink branch: hands batches to a {@linkcode Sink}, counts what was written or
+ * dropped, and settles the acks the batch carries according to the branch's mode.
+ *
+ * @module
+ */
+import type { Sink } from "../../backends/sink.ts";
+import type { Clock } from "../clock.ts";
+import type { Batch } from "../envelope.ts";
+import { type Logger, RateLimitedLog } from "../log.ts";
+import type { Mode } from "../config/schema.ts";
+import type { DropReason, SinkStats } from "../stats.ts";
+
+/**
+ * An error a sink rejects with to say why its events are lost; without it a failed write
+ * counts as `write_error`.
+ *
+ * @example
+ * ```ts
+ * throw new SinkError("POST https://siem: 503 after 5 attempts", "retries_exhausted");
+ * ```
+ */
+export class SinkError extends Error {
+  override name = "SinkError";
+  constructor(message: string, readonly reason: DropReason, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** What the sink writer needs besides the sink. */
+export interface SinkWriterDeps {
+  readonly mode: Mode;
+  /** Concurrent writes; batches may complete out of order when above 1. */
+  readonly maxInFlight?: number;
+  readonly stats: SinkStats;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+/**
+ * A WritableStream of batches into `sink`. A failed batch is counted as dropped; in
+ * `blocking-strict` mode it also fails the acks, so sources tell their senders (503) or
+ * retry (tail). The stream closes the sink when it closes.
+ *
+ * @example
+ * ```ts
+ * await batches.pipeTo(sinkWriter(sink, { mode: "blocking", stats, log, clock }));
+ * ```
+ */
+export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Batch> {
+  const { stats, clock, mode } = deps;
+  const maxInFlight = Math.max(1, deps.maxInFlight ?? 1);
+  const failures = new RateLimitedLog(deps.log, "sink write failed; events dropped", 1000, "error");
+  const inFlight = new Set<Promise<void>>();
+
+  const writeOne = async (batch: Batch): Promise<void> => {
+    const start = clock.now();
+    try {
+      await sink.write(batch.items);
+      stats.wrote(batch.items.length, (clock.now() - start) / 1000);
+      for (const ack of batch.acks) ack.release();
+    } catch (err) {
+      const reason = err instanceof SinkError ? err.reason : "write_error";
+      stats.failed(err, clock.now());
+      stats.drop(reason, batch.items.length);
+      failures.add(batch.items.length, { reason, error: err });
+      for (const ack of batch.acks) {
+        if (mode === "blocking-strict") {
+          ack.fail(err instanceof Error ? err : new Error(String(err)));
+        } else ack.release();
+      }
+    }
+  };
+
+  return new WritableStream<Batch>({
+    async write(batch) {
+      if (maxInFlight === 1) return writeOne(batch);
+      while (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      const p = writeOne(batch).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    },
+    async close() {
+      await Promise.all(inFlight);
+      failures.flush();
+      await sink.close();
+    },
+    async abort() {
+      await Promise.allSettled(inFlight);
+      failures.flush();
+      await sink.close();
+    },
+  });
+}

@@ -1,0 +1,47 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+
+const config = (dir: string) => `
+sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+    path: /audit
+sinks:
+  - type: stdout
+    name: console
+  - type: log
+    name: local
+    path: ${dir}/out/audit.log
+server:
+  listen: 127.0.0.1:0
+`;
+
+function withType(e: Record<string, unknown>) {
+  const { kind: _k, apiVersion: _v, ...rest } = e;
+  return { kind: "Event", apiVersion: "audit.k8s.io/v1", ...rest };
+}
+
+Deno.test("daemon delivers a posted EventList of real events to the log file and stdout, and SIGTERM exits 0", async () => {
+  const d = await startDaemon(config);
+  const port = await d.webhookPort();
+  const events = await realEvents(200);
+  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: eventList(events),
+  });
+  assertEquals(res.status, 200);
+  assertEquals(await res.json(), { accepted: events.length, rejected: 0 });
+  const { code, stdout } = await d.stop("SIGTERM");
+  assertEquals(code, 0);
+  const expected = events.map(withType);
+  const logged = (await Deno.readTextFile(`${d.dir}/out/audit.log`)).trimEnd().split("\n").map((
+    l,
+  ) => JSON.parse(l));
+  assertEquals(logged, expected);
+  const printed = stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+  assertEquals(printed, expected);
+  assert(d.logs.some((r) => r.msg === "pipeline stopped"));
+  await Deno.remove(d.dir, { recursive: true });
+});

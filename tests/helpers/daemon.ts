@@ -1,0 +1,156 @@
+/**
+ * Test harness: starts the real daemon as a subprocess with a config written to a temp
+ * folder, finds its ephemeral ports from its JSON logs, and stops it with a signal.
+ *
+ * @module
+ */
+import { fromFileUrl } from "node:url";
+
+/** Where the repository is. */
+export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+/** The real test data. */
+export const REAL = fromFileUrl(new URL("../../../shared/testdata/real/", import.meta.url));
+
+/** A running daemon. */
+export interface Daemon {
+  readonly dir: string;
+  readonly process: Deno.ChildProcess;
+  /** JSON log records seen so far on stderr. */
+  readonly logs: Record<string, unknown>[];
+  /** Waits for a log record matching `pred`. */
+  waitLog(
+    pred: (r: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** The webhook source's port (first one). */
+  webhookPort(): Promise<number>;
+  /** The ops server's port. */
+  opsPort(): Promise<number>;
+  /** Sends a signal and waits for exit; returns the exit status and everything on stdout. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stdout: string }>;
+  /** Waits for the process to exit by itself. */
+  exited(): Promise<{ code: number; stdout: string }>;
+}
+
+/** Starts `deno run -A <entry> --config <dir>/pipeline.yaml` with `config` (a function of dir). */
+export async function startDaemon(
+  config: (dir: string) => string,
+  opts: {
+    entry?: string;
+    args?: string[];
+    stdin?: Uint8Array;
+    dir?: string;
+    env?: Record<string, string>;
+  } = {},
+): Promise<Daemon> {
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "auditpipe-test-" });
+  const cfgPath = `${dir}/pipeline.yaml`;
+  await Deno.writeTextFile(cfgPath, config(dir));
+  const entry = opts.entry ?? `${ROOT}main.ts`;
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", entry, "--config", cfgPath, ...(opts.args ?? [])],
+    cwd: dir,
+    stdin: opts.stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...(opts.env ?? {}) },
+  }).spawn();
+  if (opts.stdin) {
+    const w = process.stdin.getWriter();
+    w.write(opts.stdin).then(() => w.close()).catch(() => {});
+  }
+  const logs: Record<string, unknown>[] = [];
+  const waiters: {
+    pred: (r: Record<string, unknown>) => boolean;
+    resolve: (r: Record<string, unknown>) => void;
+  }[] = [];
+  const stderrDone = (async () => {
+    const lines = process.stderr.pipeThrough(new TextDecoderStream());
+    let buf = "";
+    for await (const part of lines) {
+      buf += part;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(line);
+        } catch {
+          rec = { msg: line, raw: true };
+        }
+        logs.push(rec);
+        for (const w of [...waiters]) {
+          if (w.pred(rec)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(rec);
+          }
+        }
+      }
+    }
+  })();
+  const stdoutText = new Response(process.stdout).text();
+  let status: Promise<{ code: number; stdout: string }> | null = null;
+  const exited = () =>
+    status ??= (async () => {
+      const s = await process.status;
+      await stderrDone;
+      return { code: s.code, stdout: await stdoutText };
+    })();
+
+  const waitLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
+    const found = logs.find(pred);
+    if (found) return Promise.resolve(found);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const t = setTimeout(() => {
+        reject(
+          new Error(
+            `timed out waiting for a log line; logs:\n${
+              logs.map((l) => JSON.stringify(l)).join("\n")
+            }`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({ pred, resolve: (r) => (clearTimeout(t), resolve(r)) });
+    });
+  };
+  return {
+    dir,
+    process,
+    logs,
+    waitLog,
+    webhookPort: async () =>
+      (await waitLog((r) => r.msg === "webhook source listening")).port as number,
+    opsPort: async () => (await waitLog((r) => r.msg === "ops server listening")).port as number,
+    async stop(signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch { /* already gone */ }
+      return await exited();
+    },
+    exited,
+  };
+}
+
+/** Real kube-apiserver audit.log lines (top-level events). */
+export async function realLines(limit = Infinity): Promise<string[]> {
+  const text = await Deno.readTextFile(`${REAL}codenotary_immudb-log-audit/k8s.log`);
+  return text.split("\n").filter((l) => l.trim() !== "").slice(0, limit);
+}
+
+/** Real events from several projects, as parsed objects. */
+export async function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
+  const out = (await realLines(limit)).map((l) => JSON.parse(l));
+  for await (const f of Deno.readDir(`${REAL}falcosecurity_falco`)) {
+    if (f.name.endsWith(".json")) {
+      out.push(JSON.parse(await Deno.readTextFile(`${REAL}falcosecurity_falco/${f.name}`)));
+    }
+  }
+  return out;
+}
+
+/** An EventList body of `events`, with items stripped of kind/apiVersion as Go writes them. */
+export function eventList(events: Record<string, unknown>[]): string {
+  const items = events.map(({ kind: _k, apiVersion: _v, ...rest }) => rest);
+  return JSON.stringify({ kind: "EventList", apiVersion: "audit.k8s.io/v1", metadata: {}, items });
+}

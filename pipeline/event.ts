@@ -26,6 +26,13 @@ export const STAGES: readonly Stage[] = [
 /** The API group and version of every audit object auditpipe reads or writes. */
 export const AUDIT_API_VERSION = "audit.k8s.io/v1";
 
+/**
+ * Events written by clusters before 1.24 (and still found in archives) carry this version.
+ * Its Event has the same fields as v1 plus `metadata` and `timestamp`, so it is read as v1
+ * and written as v1.
+ */
+const LEGACY_API_VERSION = "audit.k8s.io/v1beta1";
+
 /** `authentication.k8s.io/v1` UserInfo. */
 export interface UserInfo {
   username?: string;
@@ -117,7 +124,8 @@ export function eventProblem(v: unknown): string | null {
   if (!isPlainObject(v)) return `not an object`;
   if (v.kind !== undefined && v.kind !== "Event") return `kind is ${JSON.stringify(v.kind)}`;
   if (
-    v.apiVersion !== undefined && v.apiVersion !== AUDIT_API_VERSION
+    v.apiVersion !== undefined && v.apiVersion !== AUDIT_API_VERSION &&
+    v.apiVersion !== LEGACY_API_VERSION
   ) {
     return `apiVersion ${JSON.stringify(v.apiVersion)} is not ${AUDIT_API_VERSION}`;
   }

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { bearerAuth } from "hono/bearer-auth";
+import { HTTPException } from "hono/http-exception";
 import { Ack } from "../ack.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { decodeBody, DecodeError, type Rejected } from "../decode.ts";
@@ -119,6 +120,10 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
   const app = new Hono();
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
+    if (err instanceof HTTPException) {
+      stats.reject(err.status === 401 ? "unauthorized" : `http_${err.status}`);
+      return err.getResponse();
+    }
     log.error("webhook handler failed", { error: err });
     return c.json({ error: "internal error" }, 500);
   });

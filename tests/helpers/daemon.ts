@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { fromFileUrl } from "node:url";
+import { fileURLToPath as fromFileUrl } from "node:url";
 
 /** Where the repository is. */
 export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
@@ -138,15 +138,22 @@ export async function realLines(limit = Infinity): Promise<string[]> {
   return text.split("\n").filter((l) => l.trim() !== "").slice(0, limit);
 }
 
-/** Real events from several projects, as parsed objects. */
+/** Real events from several projects, as parsed objects: falco's first, then audit.log lines. */
 export async function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
-  const out = (await realLines(limit)).map((l) => JSON.parse(l));
+  const out: Record<string, unknown>[] = [];
   for await (const f of Deno.readDir(`${REAL}falcosecurity_falco`)) {
-    if (f.name.endsWith(".json")) {
-      out.push(JSON.parse(await Deno.readTextFile(`${REAL}falcosecurity_falco/${f.name}`)));
+    if (!f.name.endsWith(".json")) continue;
+    const text = await Deno.readTextFile(`${REAL}falcosecurity_falco/${f.name}`);
+    try {
+      out.push(JSON.parse(text));
+    } catch {
+      // One file holds several events, one per line.
+      for (const l of text.split("\n")) if (l.trim()) out.push(JSON.parse(l));
     }
   }
-  return out;
+  out.sort((a, b) => String(a.auditID).localeCompare(String(b.auditID)));
+  for (const l of await realLines(limit)) out.push(JSON.parse(l));
+  return out.slice(0, limit);
 }
 
 /** An EventList body of `events`, with items stripped of kind/apiVersion as Go writes them. */

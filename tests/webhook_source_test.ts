@@ -1,0 +1,206 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventList, realEvents } from "./helpers/daemon.ts";
+import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
+import { silentLogger } from "../pipeline/log.ts";
+import { SourceStats } from "../pipeline/stats.ts";
+import type { Chunk } from "../pipeline/envelope.ts";
+
+const base: WebhookSourceConfig = {
+  type: "webhook",
+  name: "api",
+  listen: "127.0.0.1:0",
+  path: "/audit",
+  maxBodyBytes: 1 << 20,
+  maxInFlight: 64,
+};
+
+async function withSource(
+  cfg: Partial<WebhookSourceConfig>,
+  opts: { token?: string; onChunk?: (c: Chunk) => Promise<void> | void },
+  fn: (url: string, chunks: Chunk[], stats: SourceStats) => Promise<void>,
+) {
+  const stats = new SourceStats("api");
+  const src = webhookSource({ ...base, ...cfg }, {
+    name: "api",
+    log: silentLogger,
+    stats,
+    token: opts.token,
+  });
+  const chunks: Chunk[] = [];
+  const ended = src.run(async (chunk) => {
+    chunks.push(chunk);
+    await (opts.onChunk ?? ((c: Chunk) => c.ack.release()))(chunk);
+  });
+  await src.listening;
+  try {
+    await fn(`http://127.0.0.1:${src.addr!.port}/audit`, chunks, stats);
+  } finally {
+    await src.stop();
+    await ended;
+  }
+}
+
+const json = { "content-type": "application/json" };
+
+Deno.test("webhook source accepts an EventList and answers with counts once the ack settles", async () => {
+  const events = await realEvents(20);
+  await withSource({}, {}, async (url, chunks) => {
+    const res = await fetch(url, { method: "POST", headers: json, body: eventList(events) });
+    assertEquals(res.status, 200);
+    assertEquals(await res.json(), { accepted: events.length, rejected: 0 });
+    assertEquals(chunks.length, 1);
+    assertEquals(chunks[0].items.length, events.length);
+  });
+});
+
+Deno.test("webhook source accepts a single Event and a JSON array of events", async () => {
+  const events = await realEvents(3);
+  await withSource({}, {}, async (url) => {
+    let res = await fetch(url, { method: "POST", headers: json, body: JSON.stringify(events[0]) });
+    assertEquals(await res.json(), { accepted: 1, rejected: 0 });
+    res = await fetch(url, { method: "POST", headers: json, body: JSON.stringify(events) });
+    assertEquals(await res.json(), { accepted: 3, rejected: 0 });
+  });
+});
+
+Deno.test("webhook source counts invalid items, writes them to the dead-letter file and keeps the valid ones", async () => {
+  const dir = await Deno.makeTempDir();
+  const events = await realEvents(2);
+  const body = JSON.stringify({
+    kind: "EventList",
+    items: [events[0], { auditID: "x", level: "Loud" }, events[1]],
+  });
+  await withSource({ deadLetterFile: `${dir}/dead.jsonl` }, {}, async (url, chunks, stats) => {
+    const res = await fetch(url, { method: "POST", headers: json, body });
+    assertEquals(await res.json(), { accepted: 2, rejected: 1 });
+    assertEquals(chunks[0].items.length, 2);
+    assertEquals(stats.rejected.get("invalid_event"), 1);
+  });
+  const dead = (await Deno.readTextFile(`${dir}/dead.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assertEquals(dead.length, 1);
+  assertEquals(dead[0].index, 1);
+  assert(String(dead[0].reason).includes("level"));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("webhook source answers 400 for a body that is not JSON or not an event list", async () => {
+  await withSource({}, {}, async (url) => {
+    let res = await fetch(url, { method: "POST", headers: json, body: "{not json" });
+    assertEquals(res.status, 400);
+    assert((await res.json()).error.includes("not JSON"));
+    res = await fetch(url, {
+      method: "POST",
+      headers: json,
+      body: '{"kind":"PodList","items":[]}',
+    });
+    assertEquals(res.status, 400);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("webhook source answers 413 above maxBodyBytes, also after gzip", async () => {
+  await withSource({ maxBodyBytes: 1000 }, {}, async (url) => {
+    const big = JSON.stringify({ kind: "EventList", items: [], pad: "x".repeat(2000) });
+    let res = await fetch(url, { method: "POST", headers: json, body: big });
+    assertEquals(res.status, 413);
+    await res.body?.cancel();
+    const gz = await new Response(
+      new Blob([big]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).arrayBuffer();
+    assert(gz.byteLength < 1000);
+    res = await fetch(url, {
+      method: "POST",
+      headers: { ...json, "content-encoding": "gzip" },
+      body: gz,
+    });
+    assertEquals(res.status, 413);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("webhook source accepts gzip bodies", async () => {
+  const events = await realEvents(5);
+  await withSource({}, {}, async (url) => {
+    const gz = await new Response(
+      new Blob([eventList(events)]).stream().pipeThrough(new CompressionStream("gzip")),
+    )
+      .arrayBuffer();
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { ...json, "content-encoding": "gzip" },
+      body: gz,
+    });
+    assertEquals(await res.json(), { accepted: 5, rejected: 0 });
+  });
+});
+
+Deno.test("webhook source answers 415 for a non-JSON content type and 405 for other methods", async () => {
+  await withSource({}, {}, async (url) => {
+    let res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "{}",
+    });
+    assertEquals(res.status, 415);
+    await res.body?.cancel();
+    res = await fetch(url, { method: "GET" });
+    assertEquals(res.status, 405);
+    assertEquals(res.headers.get("allow"), "POST");
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("webhook source answers 401 for a missing or wrong bearer token and 200 for the right one", async () => {
+  await withSource({}, { token: "s3cret" }, async (url) => {
+    let res = await fetch(url, { method: "POST", headers: json, body: "[]" });
+    assertEquals(res.status, 401);
+    await res.body?.cancel();
+    res = await fetch(url, {
+      method: "POST",
+      headers: { ...json, authorization: "Bearer nope" },
+      body: "[]",
+    });
+    assertEquals(res.status, 401);
+    await res.body?.cancel();
+    res = await fetch(url, {
+      method: "POST",
+      headers: { ...json, authorization: "Bearer s3cret" },
+      body: "[]",
+    });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+  });
+});
+
+Deno.test("webhook source answers 503 when a blocking-strict sink fails the ack", async () => {
+  const events = await realEvents(2);
+  await withSource({}, { onChunk: (c) => c.ack.fail(new Error("disk full")) }, async (url) => {
+    const res = await fetch(url, { method: "POST", headers: json, body: eventList(events) });
+    assertEquals(res.status, 503);
+    assert((await res.json()).error.includes("disk full"));
+  });
+});
+
+Deno.test("webhook source answers 429 with Retry-After beyond maxInFlight", async () => {
+  const events = await realEvents(1);
+  let release!: () => void;
+  const held = new Promise<void>((r) => release = r);
+  await withSource(
+    { maxInFlight: 2 },
+    { onChunk: async (c) => (await held, c.ack.release()) },
+    async (url, chunks) => {
+      const slow = [1, 2].map(() =>
+        fetch(url, { method: "POST", headers: json, body: eventList(events) })
+      );
+      while (chunks.length < 2) await new Promise((r) => setTimeout(r, 5));
+      const res = await fetch(url, { method: "POST", headers: json, body: eventList(events) });
+      assertEquals(res.status, 429);
+      assertEquals(res.headers.get("retry-after"), "1");
+      await res.body?.cancel();
+      release();
+      for (const r of await Promise.all(slow)) assertEquals(r.status, 200), await r.body?.cancel();
+    },
+  );
+});

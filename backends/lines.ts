@@ -1,0 +1,59 @@
+/**
+ * A batch of events as the lines the log and stdout sinks write: one buffer holding every
+ * line, so a batch goes out in one write call, and a view of each line in it, so a rotating
+ * file can still keep whole lines together without copying.
+ *
+ * @module
+ */
+import { jsonBytes } from "../pipeline/encode.ts";
+import type { Envelope } from "../pipeline/envelope.ts";
+import type { Format } from "../pipeline/config/schema.ts";
+import { legacyLine } from "./legacy.ts";
+
+/**
+ * A batch encoded as lines.
+ *
+ * @example
+ * ```ts
+ * const { bytes, lines }: EncodedLines = encodeLines(batch, "legacy");
+ * ```
+ */
+export interface EncodedLines {
+  /** Every line, each ending in `\n`, back to back. */
+  readonly bytes: Uint8Array;
+  /** One view into `bytes` per envelope, in order, each with its `\n`. */
+  readonly lines: Uint8Array[];
+}
+
+const encoder = new TextEncoder();
+const NEWLINE = 0x0a;
+
+/**
+ * Encodes envelopes as lines: `json` is the event's top-level JSON document (its original
+ * bytes when the envelope still has them, see `jsonBytes`), `legacy` is kube-apiserver's
+ * legacy line; either followed by `\n`.
+ *
+ * @example
+ * ```ts
+ * const { bytes, lines } = encodeLines(batch, "json");
+ * await file.write(bytes); // lines[i] is the i-th event's line inside bytes
+ * ```
+ */
+export function encodeLines(items: readonly Envelope[], format: Format): EncodedLines {
+  const bodies = items.map((e) =>
+    format === "json" ? jsonBytes(e) : encoder.encode(legacyLine(e.event))
+  );
+  let total = 0;
+  for (const b of bodies) total += b.length + 1;
+  const bytes = new Uint8Array(total);
+  const lines: Uint8Array[] = new Array(bodies.length);
+  let off = 0;
+  for (let i = 0; i < bodies.length; i++) {
+    const start = off;
+    bytes.set(bodies[i], off);
+    off += bodies[i].length;
+    bytes[off++] = NEWLINE;
+    lines[i] = bytes.subarray(start, off);
+  }
+  return { bytes, lines };
+}

@@ -1,0 +1,581 @@
+/**
+ * A size-rotated append-only file with lumberjack's semantics (natefinch/lumberjack v2.2.1,
+ * as kube-apiserver uses it for `--audit-log-path`): the rotation rule, the backup names and
+ * the cleanup of old backups (count, age, gzip) are the same, so tools that manage
+ * kube-apiserver's audit logs manage ours.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+import { type Clock, systemClock } from "../pipeline/clock.ts";
+import { type Logger, silentLogger } from "../pipeline/log.ts";
+
+const MEGABYTE = 1024 * 1024;
+const DAY_MS = 24 * 60 * 60 * 1000;
+const GZ = ".gz";
+const BACKUP_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})\.(\d{3})$/;
+
+/**
+ * How a {@linkcode RotatingFile} rotates and cleans up; the log sink fills it from its
+ * `rotate` config.
+ *
+ * @example
+ * ```ts
+ * const opts: RotatingFileOptions = { maxSize: 100, maxBackup: 100, maxAge: 366, compress: false };
+ * ```
+ */
+export interface RotatingFileOptions {
+  /** Megabytes (MiB) a file may reach before it is rotated; 0 = never rotate. */
+  readonly maxSize: number;
+  /** Backups to keep, a file and its `.gz` counting once; 0 = no limit. */
+  readonly maxBackup: number;
+  /** Days to keep backups, by the time in their name; 0 = no limit. */
+  readonly maxAge: number;
+  /** Whether to gzip backups. */
+  readonly compress: boolean;
+  /** Source of the time in backup names and of "now" for `maxAge`. */
+  readonly clock?: Clock;
+  /** Where cleanup failures are reported (cleanup runs in the background). */
+  readonly log?: Logger;
+  /** Mode of a file created where none was (default 0o600); rotation keeps the old mode. */
+  readonly mode?: number;
+  /** Overrides `maxSize` with a limit in bytes, so tests need not write megabytes. */
+  readonly maxSizeBytes?: number;
+  /** fsync a file before closing it for rotation, reopen or close. */
+  readonly syncBeforeClose?: boolean;
+}
+
+/** A backup found in the directory, with the time its name carries. */
+interface Backup {
+  readonly name: string;
+  readonly time: number;
+}
+
+/** Go layout `2006-01-02T15-04-05.000` in UTC (years 0-9999, as `toISOString` has them). */
+function backupStamp(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 23).replaceAll(":", "-");
+}
+
+/** Parses a backup stamp as Go's `time.Parse` would, or null. */
+function parseStamp(s: string): number | null {
+  const m = BACKUP_TIME.exec(s);
+  if (!m) return null;
+  const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number);
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return null;
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
+  date.setUTCHours(h, mi, sec, ms);
+  return date.getTime();
+}
+
+/** Go's `filepath.Ext`: from the last dot of the base name, or "". */
+function extOf(name: string): string {
+  const i = name.lastIndexOf(".");
+  return i < 0 ? "" : name.slice(i);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Writes all of `p`, looping on short writes; calls `wrote` with each count. */
+async function writeFull(
+  file: Deno.FsFile,
+  p: Uint8Array,
+  wrote: (n: number) => void = () => {},
+): Promise<void> {
+  for (let off = 0; off < p.length;) {
+    const n = await file.write(p.subarray(off));
+    off += n;
+    wrote(n);
+  }
+}
+
+/** Joins records; views that lie back to back in one buffer are joined without a copy. */
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const first = parts[0];
+  let adjacent = true;
+  for (let k = 1; k < parts.length && adjacent; k++) {
+    const prev = parts[k - 1];
+    adjacent = parts[k].buffer === first.buffer &&
+      parts[k].byteOffset === prev.byteOffset + prev.byteLength;
+  }
+  if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, total);
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * An append-only file rotated by size, as lumberjack rotates kube-apiserver's audit log.
+ *
+ * - Before a write, if the file's size plus the write's length exceeds the limit, the file
+ *   is rotated first; a write longer than the limit fails with
+ *   `write length N exceeds maximum file size M`. The first write after opening (or
+ *   reopening) rotates an existing file already at size + length >= limit.
+ * - Rotation renames the file to `<name>-<UTC 2006-01-02T15-04-05.000><ext>` and creates a
+ *   new one with the old file's mode. Unlike lumberjack, a name already taken (two rotations
+ *   in one millisecond) moves the stamp on by a millisecond instead of overwriting a backup.
+ * - After opening and after every rotation a background cleanup ranks backups newest first
+ *   by the time in their name, keeps at most `maxBackup`, removes those older than `maxAge`
+ *   days and gzips the rest if `compress` is on. {@linkcode RotatingFile.idle} waits for it.
+ *
+ * Calls are serialized: a write never interleaves with a rotation or another write.
+ *
+ * @example
+ * ```ts
+ * const f = await RotatingFile.open("/var/log/audit/audit.log", {
+ *   maxSize: 100, maxBackup: 10, maxAge: 30, compress: true,
+ * });
+ * await f.write(new TextEncoder().encode('{"kind":"Event"}\n'));
+ * await f.sync();
+ * await f.close();
+ * ```
+ */
+export class RotatingFile {
+  /** The path writes go to; backups are named after it in the same directory. */
+  readonly path: string;
+  readonly #dir: string;
+  readonly #prefix: string;
+  readonly #ext: string;
+  readonly #max: number;
+  readonly #opts: RotatingFileOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #mode: number;
+  #file: Deno.FsFile | null = null;
+  #size = 0;
+  #closed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #milling: Promise<void> | null = null;
+  #millAgain = false;
+
+  private constructor(path: string, opts: RotatingFileOptions) {
+    this.path = path;
+    this.#dir = dirname(path);
+    const base = basename(path);
+    this.#ext = extOf(base);
+    this.#prefix = base.slice(0, base.length - this.#ext.length) + "-";
+    const max = opts.maxSizeBytes ?? opts.maxSize * MEGABYTE;
+    this.#max = max > 0 ? max : Infinity;
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#log = opts.log ?? silentLogger;
+    this.#mode = opts.mode ?? 0o600;
+  }
+
+  /**
+   * Creates the parent directories (0700) and the file (mode, default 0600) if missing, as
+   * kube-apiserver does at startup, and starts a cleanup pass. The file is opened for
+   * appending on the first write, where the first-open rotation rule needs its length.
+   *
+   * @example
+   * ```ts
+   * const f = await RotatingFile.open("audit.log", {
+   *   maxSize: 0, maxBackup: 0, maxAge: 0, compress: false,
+   * });
+   * ```
+   */
+  static async open(path: string, opts: RotatingFileOptions): Promise<RotatingFile> {
+    const f = new RotatingFile(path, opts);
+    await f.#ensureFile();
+    f.#mill();
+    return f;
+  }
+
+  /**
+   * Bytes in the current file as far as this writer knows; 0 before the first write.
+   *
+   * @example
+   * ```ts
+   * await f.write(bytes);
+   * f.size; // >= bytes.length
+   * ```
+   */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * The rotation limit in bytes (`Infinity` when rotation is off).
+   *
+   * @example
+   * ```ts
+   * f.limit; // 104857600 for maxSize 100
+   * ```
+   */
+  get limit(): number {
+    return this.#max;
+  }
+
+  /**
+   * Appends `bytes` with one write call, rotating first if they would not fit.
+   *
+   * @example
+   * ```ts
+   * await f.write(new TextEncoder().encode("line\n"));
+   * ```
+   */
+  write(bytes: Uint8Array): Promise<void> {
+    return this.#serial(() => this.#writeRecords([bytes]));
+  }
+
+  /**
+   * Appends records (whole lines) in order so that the files end up exactly as if each had
+   * been written on its own, as kube-apiserver writes one event per call, while using as few
+   * write calls as that allows: usually one. A record longer than the limit is skipped and
+   * the call rejects after writing the others; an I/O error rejects at once.
+   *
+   * @example
+   * ```ts
+   * await f.writeRecords([line1, line2, line3]);
+   * ```
+   */
+  writeRecords(records: readonly Uint8Array[]): Promise<void> {
+    return this.#serial(() => this.#writeRecords(records));
+  }
+
+  /**
+   * fsyncs the current file, if one is open.
+   *
+   * @example
+   * ```ts
+   * await f.write(bytes);
+   * await f.sync();
+   * ```
+   */
+  sync(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#file) await this.#file.sync();
+    });
+  }
+
+  /**
+   * Closes the file and creates it again if it is gone, for SIGUSR1 after logrotate moved
+   * it away; the next write appends to whatever file is at the path then.
+   *
+   * @example
+   * ```ts
+   * Deno.addSignalListener("SIGUSR1", () => void f.reopen());
+   * ```
+   */
+  reopen(): Promise<void> {
+    return this.#serial(async () => {
+      this.#checkOpen();
+      await this.#closeFile();
+      await this.#ensureFile();
+      this.#mill();
+    });
+  }
+
+  /**
+   * Forces a rotation now, as lumberjack's `Rotate`.
+   *
+   * @example
+   * ```ts
+   * await f.rotate();
+   * ```
+   */
+  rotate(): Promise<void> {
+    return this.#serial(async () => {
+      this.#checkOpen();
+      await this.#rotate();
+    });
+  }
+
+  /**
+   * Resolves when no cleanup pass is running or queued.
+   *
+   * @example
+   * ```ts
+   * await f.write(big); // rotates
+   * await f.idle();     // backups are counted, aged and compressed now
+   * ```
+   */
+  async idle(): Promise<void> {
+    while (this.#milling) await this.#milling;
+  }
+
+  /**
+   * Closes the file and waits for a running cleanup. Later calls reject.
+   *
+   * @example
+   * ```ts
+   * await f.close();
+   * ```
+   */
+  close(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      await this.#closeFile();
+      await this.idle();
+    });
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error("file already closed");
+  }
+
+  async #writeRecords(records: readonly Uint8Array[]): Promise<void> {
+    this.#checkOpen();
+    const max = this.#max;
+    let skipped = 0;
+    let firstSkip = "";
+    for (let i = 0; i < records.length;) {
+      const len = records[i].length;
+      if (len > max) {
+        if (skipped++ === 0) firstSkip = `write length ${len} exceeds maximum file size ${max}`;
+        i++;
+        continue;
+      }
+      if (!this.#file) await this.#openExistingOrNew(len);
+      if (this.#size + len > max) await this.#rotate();
+      // Take every following record that would have gone into this same file by itself.
+      let j = i + 1;
+      let total = len;
+      while (j < records.length && this.#size + total + records[j].length <= max) {
+        total += records[j].length;
+        j++;
+      }
+      await writeFull(this.#file!, concat(records.slice(i, j), total), (n) => this.#size += n);
+      i = j;
+    }
+    if (skipped === 1) throw new Error(firstSkip);
+    if (skipped > 1) throw new Error(`${firstSkip} (${skipped} records not written)`);
+  }
+
+  async #ensureFile(): Promise<void> {
+    await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    const f = await Deno.open(this.path, { create: true, append: true, mode: this.#mode });
+    f.close();
+  }
+
+  /** lumberjack `openExistingOrNew`. */
+  async #openExistingOrNew(len: number): Promise<void> {
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(this.path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return await this.#openNew();
+      throw new Error(`error getting log file info: ${message(e)}`, { cause: e });
+    }
+    if (info.size + len >= this.#max) return await this.#rotate();
+    try {
+      this.#file = await Deno.open(this.path, { append: true });
+    } catch {
+      // As lumberjack: a file that cannot be opened for append is moved aside.
+      return await this.#openNew();
+    }
+    this.#size = info.size;
+  }
+
+  async #rotate(): Promise<void> {
+    await this.#closeFile();
+    await this.#openNew();
+    this.#mill();
+  }
+
+  /** lumberjack `openNew`: moves an existing file aside and creates an empty one. */
+  async #openNew(): Promise<void> {
+    try {
+      await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new Error(`can't make directories for new logfile: ${message(e)}`, { cause: e });
+    }
+    let mode = this.#mode;
+    let old: Deno.FileInfo | null = null;
+    try {
+      old = await Deno.stat(this.path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    if (old) {
+      if (old.mode !== null) mode = old.mode & 0o7777;
+      try {
+        await Deno.rename(this.path, await this.#freeBackupName());
+      } catch (e) {
+        throw new Error(`can't rename log file: ${message(e)}`, { cause: e });
+      }
+    }
+    try {
+      this.#file = await Deno.open(this.path, {
+        write: true,
+        create: true,
+        truncate: true,
+        mode,
+      });
+    } catch (e) {
+      throw new Error(`can't open new logfile: ${message(e)}`, { cause: e });
+    }
+    this.#size = 0;
+  }
+
+  async #freeBackupName(): Promise<string> {
+    let t = this.#clock.date().getTime();
+    for (let tries = 0;; tries++, t++) {
+      const name = join(this.#dir, `${this.#prefix}${backupStamp(t)}${this.#ext}`);
+      if (tries >= 1000 || (!(await exists(name)) && !(await exists(name + GZ)))) return name;
+    }
+  }
+
+  async #closeFile(): Promise<void> {
+    const f = this.#file;
+    if (!f) return;
+    this.#file = null;
+    try {
+      if (this.#opts.syncBeforeClose) await f.sync();
+    } finally {
+      f.close();
+    }
+  }
+
+  /** Starts a cleanup pass, or queues one if a pass is running (lumberjack's `mill`). */
+  #mill(): void {
+    const { maxBackup, maxAge, compress } = this.#opts;
+    if (maxBackup === 0 && maxAge === 0 && !compress) return;
+    if (this.#milling) {
+      this.#millAgain = true;
+      return;
+    }
+    this.#milling = (async () => {
+      try {
+        do {
+          this.#millAgain = false;
+          try {
+            await this.#millOnce();
+          } catch (e) {
+            this.#log.warn("log file cleanup failed", { path: this.path, error: e });
+          }
+        } while (this.#millAgain);
+      } finally {
+        this.#milling = null;
+      }
+    })();
+  }
+
+  /** The name's time, if it is one of our backups with extension `ext`. */
+  #timeFromName(name: string, ext: string): number | null {
+    if (!name.startsWith(this.#prefix) || !name.endsWith(ext)) return null;
+    if (name.length < this.#prefix.length + ext.length) return null;
+    return parseStamp(name.slice(this.#prefix.length, name.length - ext.length));
+  }
+
+  /** Backups in the directory, newest first. */
+  async #backups(): Promise<Backup[]> {
+    const out: Backup[] = [];
+    for await (const entry of Deno.readDir(this.#dir)) {
+      if (entry.isDirectory) continue;
+      const time = this.#timeFromName(entry.name, this.#ext) ??
+        this.#timeFromName(entry.name, this.#ext + GZ);
+      if (time !== null) out.push({ name: entry.name, time });
+    }
+    return out.sort((a, b) => b.time - a.time);
+  }
+
+  /** lumberjack `millRunOnce`. */
+  async #millOnce(): Promise<void> {
+    const { maxBackup, maxAge, compress } = this.#opts;
+    let files = await this.#backups();
+    const remove: Backup[] = [];
+    if (maxBackup > 0 && maxBackup < files.length) {
+      const preserved = new Set<string>();
+      const remaining: Backup[] = [];
+      for (const f of files) {
+        preserved.add(f.name.endsWith(GZ) ? f.name.slice(0, -GZ.length) : f.name);
+        (preserved.size > maxBackup ? remove : remaining).push(f);
+      }
+      files = remaining;
+    }
+    if (maxAge > 0) {
+      const cutoff = this.#clock.date().getTime() - maxAge * DAY_MS;
+      const remaining: Backup[] = [];
+      for (const f of files) (f.time < cutoff ? remove : remaining).push(f);
+      files = remaining;
+    }
+    let firstError: unknown = null;
+    for (const f of remove) {
+      try {
+        await Deno.remove(join(this.#dir, f.name));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) firstError ??= e;
+      }
+    }
+    if (compress) {
+      for (const f of files) {
+        if (f.name.endsWith(GZ)) continue;
+        const src = join(this.#dir, f.name);
+        try {
+          await gzipFile(src, src + GZ);
+        } catch (e) {
+          firstError ??= e;
+        }
+      }
+    }
+    if (firstError !== null) throw firstError;
+  }
+}
+
+/**
+ * Compresses `src` to `dst` with gzip, with `src`'s mode, then removes `src`. The gzip file
+ * is fsynced before the plain one goes, so a crash leaves at least one of them whole; a
+ * partial `dst` is removed on failure.
+ *
+ * @example
+ * ```ts
+ * await gzipFile("audit-2024-03-01T12-34-56.789.log", "audit-2024-03-01T12-34-56.789.log.gz");
+ * ```
+ */
+export async function gzipFile(src: string, dst: string): Promise<void> {
+  const info = await Deno.stat(src);
+  const input = await Deno.open(src, { read: true });
+  let output: Deno.FsFile;
+  try {
+    output = await Deno.open(dst, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: (info.mode ?? 0o600) & 0o7777,
+    });
+  } catch (e) {
+    input.close();
+    throw new Error(`failed to open compressed log file: ${message(e)}`, { cause: e });
+  }
+  try {
+    // Reading input.readable to its end closes the input file.
+    for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
+      await writeFull(output, chunk);
+    }
+    await output.sync();
+  } catch (e) {
+    try {
+      output.close();
+    } catch { /* already closed */ }
+    await Deno.remove(dst).catch(() => {});
+    throw new Error(`failed to compress log file: ${message(e)}`, { cause: e });
+  }
+  output.close();
+  await Deno.remove(src);
+}

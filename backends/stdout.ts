@@ -1,0 +1,90 @@
+/**
+ * The stdout sink: events as lines on standard output (kube-apiserver's
+ * `--audit-log-path=-`), in `json` or `legacy` format.
+ *
+ * @module
+ */
+import type { Format } from "../pipeline/config/schema.ts";
+import type { Envelope } from "../pipeline/envelope.ts";
+import type { Sink, SinkContext } from "./sink.ts";
+import { encodeLines } from "./lines.ts";
+
+/**
+ * Something bytes can be written to that may take fewer than it was given, as `Deno.stdout`.
+ *
+ * @example
+ * ```ts
+ * const collect: ByteWriter = { write: (p) => Promise.resolve(p.length) };
+ * ```
+ */
+export interface ByteWriter {
+  /** Writes some of `p` and resolves with how many bytes it took. */
+  write(p: Uint8Array): Promise<number>;
+}
+
+/**
+ * Per-writer queues, shared by every sink writing to the same writer (a stdout sink and a
+ * log sink with path `-`), so one batch is written completely before the next one starts
+ * and lines from different sinks never interleave.
+ */
+const queues = new WeakMap<ByteWriter, Promise<unknown>>();
+
+/**
+ * Writes all of `p` to `out`, looping on partial writes, after every earlier call for the
+ * same writer has finished.
+ *
+ * @example
+ * ```ts
+ * await writeWhole(Deno.stdout, new TextEncoder().encode("one line\n"));
+ * ```
+ */
+export function writeWhole(out: ByteWriter, p: Uint8Array): Promise<void> {
+  const run = (queues.get(out) ?? Promise.resolve()).then(async () => {
+    for (let off = 0; off < p.length;) {
+      const n = await out.write(p.subarray(off));
+      if (!(n > 0)) throw new Error(`short write: ${off} of ${p.length} bytes`);
+      off += n;
+    }
+  });
+  queues.set(out, run.catch(() => {}));
+  return run;
+}
+
+/**
+ * Creates a sink writing each batch to `out` (default `Deno.stdout`) as one buffer of whole
+ * lines, written fully before anything else goes to `out`. Closing waits for pending writes
+ * and leaves `out` open.
+ *
+ * @example
+ * ```ts
+ * const sink = createStdoutSink({ format: "legacy" }, ctx);
+ * await sink.write(envelopes);
+ * await sink.close();
+ * ```
+ */
+export function createStdoutSink(
+  cfg: { readonly format: Format },
+  _ctx: SinkContext,
+  out: ByteWriter = Deno.stdout,
+): Sink {
+  let closed = false;
+  let last: Promise<unknown> = Promise.resolve();
+  return {
+    write(items: readonly Envelope[]): Promise<void> {
+      if (closed) return Promise.reject(new Error("write stdout: sink closed"));
+      if (items.length === 0) return Promise.resolve();
+      const { bytes } = encodeLines(items, cfg.format);
+      const run = writeWhole(out, bytes).catch((e: unknown) => {
+        throw new Error(`write stdout: ${e instanceof Error ? e.message : String(e)}`, {
+          cause: e,
+        });
+      });
+      last = run.catch(() => {});
+      return run;
+    },
+    async close(): Promise<void> {
+      closed = true;
+      await last;
+    },
+  };
+}

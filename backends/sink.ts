@@ -8,7 +8,7 @@
 import type { Clock } from "../pipeline/clock.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import type { Logger } from "../pipeline/log.ts";
-import type { SinkStats } from "../pipeline/stats.ts";
+import type { DropReason, SinkStats } from "../pipeline/stats.ts";
 
 /**
  * A destination for batches of events.
@@ -42,4 +42,20 @@ export interface SinkContext {
   readonly stats: SinkStats;
   /** Aborted when shutdown time is up: retries stop waiting and fail. */
   readonly signal: AbortSignal;
+}
+
+/**
+ * An error a sink rejects with to say why its events are lost; any other error counts as
+ * `write_error`.
+ *
+ * @example
+ * ```ts
+ * throw new SinkError("POST https://siem: 503 after 5 attempts", "retries_exhausted");
+ * ```
+ */
+export class SinkError extends Error {
+  override name = "SinkError";
+  constructor(message: string, readonly reason: DropReason, options?: ErrorOptions) {
+    super(message, options);
+  }
 }

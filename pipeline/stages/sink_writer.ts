@@ -4,28 +4,12 @@
  *
  * @module
  */
-import type { Sink } from "../../backends/sink.ts";
+import { type Sink, SinkError } from "../../backends/sink.ts";
 import type { Clock } from "../clock.ts";
 import type { Batch } from "../envelope.ts";
 import { type Logger, RateLimitedLog } from "../log.ts";
 import type { Mode } from "../config/schema.ts";
-import type { DropReason, SinkStats } from "../stats.ts";
-
-/**
- * An error a sink rejects with to say why its events are lost; without it a failed write
- * counts as `write_error`.
- *
- * @example
- * ```ts
- * throw new SinkError("POST https://siem: 503 after 5 attempts", "retries_exhausted");
- * ```
- */
-export class SinkError extends Error {
-  override name = "SinkError";
-  constructor(message: string, readonly reason: DropReason, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
+import type { SinkStats } from "../stats.ts";
 
 /** What the sink writer needs besides the sink. */
 export interface SinkWriterDeps {

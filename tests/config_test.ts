@@ -139,7 +139,7 @@ Deno.test("--check exits 2 naming a missing policy file and a wrong type, 0 for 
   assertEquals(bad.code, 2);
   assert(
     bad.stderr.includes(
-      `pipeline.yaml:6:21 sinks[0].batch.maxSize: must be a positive integer, got "four"`,
+      `pipeline.yaml:6:13 sinks[0].batch.maxSize: must be a positive integer, got "four"`,
     ),
     bad.stderr,
   );

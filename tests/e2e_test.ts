@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { eventList, realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
 
 const config = (dir: string) => `
 sources:
@@ -22,8 +22,8 @@ function withType(e: Record<string, unknown>) {
   return { kind: "Event", apiVersion: "audit.k8s.io/v1", ...rest };
 }
 
-Deno.test("daemon delivers a posted EventList of real events to the log file and stdout, and SIGTERM exits 0", async () => {
-  const d = await startDaemon(config);
+async function smoke(entry?: string) {
+  const d = await startDaemon(config, { entry });
   const port = await d.webhookPort();
   const events = await realEvents(200);
   const res = await fetch(`http://127.0.0.1:${port}/audit`, {
@@ -44,4 +44,19 @@ Deno.test("daemon delivers a posted EventList of real events to the log file and
   assertEquals(printed, expected);
   assert(d.logs.some((r) => r.msg === "pipeline stopped"));
   await Deno.remove(d.dir, { recursive: true });
+}
+
+Deno.test("daemon delivers a posted EventList of real events to the log file and stdout, and SIGTERM exits 0", async () => {
+  await smoke();
+});
+
+Deno.test("the single-file bundle (deno task bundle) passes the same end-to-end smoke test", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--platform=deno", "-o", `${dir}/auditpipe.js`, `${ROOT}main.ts`],
+    env: { NO_COLOR: "1" },
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  await smoke(`${dir}/auditpipe.js`);
+  await Deno.remove(dir, { recursive: true });
 });

@@ -1,0 +1,51 @@
+/**
+ * A local HTTP receiver standing in for a SIEM collector: records every EventList posted
+ * to it and answers with whatever status the test chooses.
+ *
+ * @module
+ */
+
+/** A running receiver. */
+export interface Receiver {
+  readonly url: string;
+  /** auditIDs received with a 2xx answer, in arrival order. */
+  readonly received: string[];
+  /** Number of requests seen. */
+  requests: number;
+  /** Status for the next request; default 200. */
+  respond: (n: number) => number | Promise<number>;
+  /** A kubeconfig pointing at this receiver. */
+  kubeconfig(): string;
+  close(): Promise<void>;
+}
+
+/** Starts a receiver on 127.0.0.1 with an ephemeral port. */
+export function startReceiver(): Promise<Receiver> {
+  return new Promise((resolve) => {
+    const r: Receiver = {
+      url: "",
+      received: [],
+      requests: 0,
+      respond: () => 200,
+      kubeconfig: () =>
+        `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${r.url}\ncontexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\nusers:\n- name: u\n  user: {}\n`,
+      close: () => server.shutdown(),
+    };
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) => {
+        (r as { url: string }).url = `http://127.0.0.1:${port}/ingest`;
+        resolve(r);
+      },
+    }, async (req) => {
+      const n = ++r.requests;
+      const body = await req.json();
+      const status = await r.respond(n);
+      if (status >= 200 && status < 300) {
+        for (const it of body.items) r.received.push(it.auditID);
+      }
+      return new Response(JSON.stringify({}), { status });
+    });
+  });
+}

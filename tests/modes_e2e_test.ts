@@ -1,0 +1,81 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { startReceiver } from "./helpers/receiver.ts";
+
+const json = { "content-type": "application/json" };
+
+Deno.test("SIGTERM with full batch buffers delivers every event, still throttled, before exiting 0", async () => {
+  const recv = await startReceiver();
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: siem.kubeconfig
+    batch: {bufferSize: 10000, maxSize: 50, maxWait: 10m, throttle: {enabled: true, qps: 20, burst: 1}}
+shutdownTimeout: 30s
+`;
+  });
+  const port = await d.webhookPort();
+  const events = await realEvents(500);
+  for (let i = 0; i < 500; i += 100) {
+    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
+      method: "POST",
+      headers: json,
+      body: eventList(events.slice(i, i + 100)),
+    });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+  }
+  // maxWait is 10 minutes: nothing but the drain can have sent the last partial batches.
+  const { code } = await d.stop("SIGTERM");
+  assertEquals(code, 0);
+  assertEquals(recv.received, events.map((e) => e.auditID));
+  assertEquals(recv.requests, 10);
+  await recv.close();
+  await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("blocking-strict: a failing sink answers 503, and kube-apiserver's retry is delivered once the sink recovers", async () => {
+  const recv = await startReceiver();
+  recv.respond = (n) => (n <= 2 ? 500 : 200);
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: siem.kubeconfig
+    mode: blocking-strict
+    initialBackoff: 10ms
+    retry: {maxAttempts: 2}
+`;
+  });
+  const port = await d.webhookPort();
+  const events = await realEvents(30);
+  const post = () =>
+    fetch(`http://127.0.0.1:${port}/audit`, {
+      method: "POST",
+      headers: json,
+      body: eventList(events),
+    });
+  const first = await post();
+  assertEquals(first.status, 503);
+  assert((await first.json()).error.includes("not delivered"));
+  assertEquals(recv.received, []);
+  const retried = await post();
+  assertEquals(retried.status, 200);
+  await retried.body?.cancel();
+  assertEquals(recv.received, events.map((e) => e.auditID));
+  const { code } = await d.stop();
+  assertEquals(code, 0);
+  await recv.close();
+  await Deno.remove(d.dir, { recursive: true });
+});

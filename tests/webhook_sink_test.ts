@@ -11,7 +11,7 @@ import type { Envelope } from "../pipeline/envelope.ts";
 import type { Event } from "../pipeline/event.ts";
 import { createLogger } from "../pipeline/log.ts";
 import { SinkStats } from "../pipeline/stats.ts";
-import { createTestPki, type TestPki } from "./_tls.ts";
+import { createTestPki, type TestPki } from "./helpers/tls.ts";
 
 // ---------- fixtures ----------
 

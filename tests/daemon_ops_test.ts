@@ -1,0 +1,120 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { startReceiver } from "./helpers/receiver.ts";
+
+const json = { "content-type": "application/json" };
+
+async function post(port: number, events: Record<string, unknown>[]) {
+  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
+    method: "POST",
+    headers: json,
+    body: eventList(events),
+  });
+  assertEquals(res.status, 200);
+  await res.body?.cancel();
+}
+
+async function readLines(path: string) {
+  return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l));
+}
+
+Deno.test("annotations on a source and on a sink are added to every event, first writer wins", async () => {
+  const d = await startDaemon((dir) => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+    annotations: {example.com/cluster: "\${CLUSTER:-dev}", example.com/node: cp-1}
+sinks:
+  - type: log
+    name: plain
+    path: ${dir}/plain.log
+  - type: log
+    name: tagged
+    path: ${dir}/tagged.log
+    annotations: {example.com/sink: tagged, example.com/node: ignored}
+`, { env: { CLUSTER: "prod" } });
+  const port = await d.webhookPort();
+  const events = await realEvents(3);
+  events[0] = { ...events[0], annotations: { "example.com/node": "from-apiserver" } };
+  await post(port, events);
+  assertEquals((await d.stop()).code, 0);
+  const plain = await readLines(`${d.dir}/plain.log`);
+  const tagged = await readLines(`${d.dir}/tagged.log`);
+  assertEquals(plain[0].annotations, {
+    "example.com/cluster": "prod",
+    "example.com/node": "from-apiserver",
+  });
+  assertEquals(plain[1].annotations?.["example.com/node"], "cp-1");
+  assertEquals(tagged[1].annotations?.["example.com/sink"], "tagged");
+  assertEquals(tagged[1].annotations?.["example.com/node"], "cp-1");
+  // Keys sorted as Go writes maps.
+  const keys = Object.keys(tagged[1].annotations);
+  assertEquals(keys, [...keys].sort());
+  await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("SIGUSR1 reopens log files after an external rename (logrotate)", async () => {
+  const d = await startDaemon((dir) => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: log
+    path: ${dir}/audit.log
+    format: legacy
+`);
+  const port = await d.webhookPort();
+  const events = await realEvents(4);
+  await post(port, events.slice(0, 2));
+  await Deno.rename(`${d.dir}/audit.log`, `${d.dir}/audit.log.1`);
+  d.process.kill("SIGUSR1");
+  await d.waitLog((r) => r.msg === "reopening log files");
+  // The reopen runs after the signal is logged; wait for the new file.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await Deno.stat(`${d.dir}/audit.log`);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await post(port, events.slice(2));
+  assertEquals((await d.stop()).code, 0);
+  const old = (await Deno.readTextFile(`${d.dir}/audit.log.1`)).trimEnd().split("\n");
+  const now = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
+  assertEquals(old.length, 2);
+  assertEquals(now.length, 2);
+  assert(now[0].includes(`id="${events[2].auditID}"`), now[0]);
+  await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("a second SIGTERM exits at once with a message while the first is still draining", async () => {
+  const recv = await startReceiver();
+  let unblock!: () => void;
+  const blocked = new Promise<number>((r) => unblock = () => r(200));
+  recv.respond = () => blocked;
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    kubeconfig: k
+    batch: {maxSize: 1}
+shutdownTimeout: 1m
+`;
+  });
+  await post(await d.webhookPort(), await realEvents(3));
+  while (recv.requests === 0) await new Promise((r) => setTimeout(r, 10));
+  d.process.kill("SIGTERM");
+  await d.waitLog((r) => r.msg === "stopping: draining every sink");
+  d.process.kill("SIGTERM");
+  const { code } = await d.exited();
+  assertEquals(code, 1);
+  assert(d.logs.some((r) => String(r.msg).startsWith("second signal")));
+  unblock();
+  await recv.close();
+  await Deno.remove(d.dir, { recursive: true });
+});

@@ -21,6 +21,7 @@ Usage:
   auditpipe --config PATH [--log-level LEVEL]   run the daemon
   auditpipe --config PATH --check               validate the config and every file it names
   auditpipe policy eval|report|apply ...        audit Policy tools (auditpipe policy --help)
+  auditpipe permissions --config PATH           the least Deno permission flags the config needs
   auditpipe --version | --help
 
 Options:
@@ -54,6 +55,10 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "policy") {
     const { policyCommand } = await import("./cli/policy.ts");
     return await policyCommand(args.slice(1));
+  }
+  if (args[0] === "permissions") {
+    const { permissionsCommand } = await import("./cli/permissions.ts");
+    return await permissionsCommand(args.slice(1));
   }
   let values;
   try {

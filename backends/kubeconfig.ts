@@ -36,6 +36,8 @@ export interface WebhookTarget {
   tokenFile?: string;
   /** Things that are ignored, not fatal; the sink logs them once at startup. */
   warnings: string[];
+  /** Files the kubeconfig names (CA, client certificate and key, token file). */
+  files: string[];
 }
 
 /**
@@ -112,8 +114,15 @@ const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !
 /** Parsing state: the file name for messages and the directory relative paths start from. */
 class Ctx {
   readonly dir: string;
-  constructor(readonly file: string, readonly readFile: ReadFile, readonly warnings: string[]) {
+  /** Every file read on the kubeconfig's behalf, for `auditpipe permissions`. */
+  readonly files: string[] = [];
+  readonly readFile: ReadFile;
+  constructor(readonly file: string, readFile: ReadFile, readonly warnings: string[]) {
     this.dir = dirname(resolve(file));
+    this.readFile = (path) => {
+      this.files.push(path);
+      return readFile(path);
+    };
   }
   fail(field: string | undefined, detail: string, options?: ErrorOptions): never {
     const msg = field ? `${this.file}: ${field}: ${detail}` : `${this.file}: ${detail}`;
@@ -443,7 +452,7 @@ export async function parseKubeconfig(
     );
   }
 
-  const target: WebhookTarget = { url, headers: {}, warnings: c.warnings };
+  const target: WebhookTarget = { url, headers: {}, warnings: c.warnings, files: c.files };
   const hasCreds = token !== undefined || tokenFile !== undefined || username !== undefined;
   if (!https) {
     // client-go reads credentials and TLS settings only for https servers; over http they are

@@ -85,8 +85,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   await pipeline.run();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   await ops?.shutdown();
-  log.info("auditpipe stopped");
-  return 0;
+  log.info("auditpipe stopped", { failed: pipeline.failed });
+  return pipeline.failed ? 1 : 0;
 }
 
 function reportConfigError(

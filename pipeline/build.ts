@@ -49,6 +49,8 @@ export class Pipeline {
   readonly #shutdownTimeout: number;
   readonly #abort = new AbortController();
   #stopping: Promise<void> | null = null;
+  /** Set when a source failed (a port in use, a permission missing): the daemon exits 1. */
+  failed = false;
 
   private constructor(
     sources: Source[],
@@ -153,7 +155,9 @@ export class Pipeline {
     const dispatch = (chunk: Chunk) => this.#fanout.dispatch(chunk);
     const ended = this.#sources.map((s) =>
       s.run(dispatch).catch((err) => {
-        this.#log.error("source failed", { source: s.name, error: err });
+        this.failed = true;
+        this.#log.error("source failed; stopping", { source: s.name, error: err });
+        this.stop();
       })
     );
     await Promise.all(ended);

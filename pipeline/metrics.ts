@@ -124,6 +124,20 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
   gauge("auditpipe_uptime_seconds", "Seconds since the daemon started.", [], (set) => {
     set({}, (Date.now() - stats.startedAt) / 1000);
   });
+  // prom-client's process_resident_memory_bytes reads /proc, which least-privilege runs
+  // cannot; Deno reports memory without any permission.
+  gauge(
+    "auditpipe_memory_bytes",
+    "Process memory by kind, from Deno.memoryUsage().",
+    ["kind"],
+    (set) => {
+      const m = Deno.memoryUsage();
+      set({ kind: "rss" }, m.rss);
+      set({ kind: "heap_used" }, m.heapUsed);
+      set({ kind: "heap_total" }, m.heapTotal);
+      set({ kind: "external" }, m.external);
+    },
+  );
   const durations = new client.Histogram({
     name: "auditpipe_sink_send_duration_seconds",
     help: "Time a sink took to write a batch.",

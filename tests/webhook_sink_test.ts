@@ -71,6 +71,7 @@ const target = (url: string, headers: WebhookTarget["headers"] = {}): WebhookTar
   url: new URL(url),
   headers,
   warnings: [],
+  files: [],
 });
 
 // ---------- receivers ----------

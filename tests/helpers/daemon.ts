@@ -41,14 +41,25 @@ export async function startDaemon(
     stdin?: Uint8Array;
     dir?: string;
     env?: Record<string, string>;
+    /** Deno permission flags instead of -A. */
+    permissions?: string[];
+    /** Use this config file as it is instead of writing `config(dir)`. */
+    configFile?: string;
   } = {},
 ): Promise<Daemon> {
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "auditpipe-test-" });
-  const cfgPath = `${dir}/pipeline.yaml`;
-  await Deno.writeTextFile(cfgPath, config(dir));
+  const cfgPath = opts.configFile ?? `${dir}/pipeline.yaml`;
+  if (!opts.configFile) await Deno.writeTextFile(cfgPath, config(dir));
   const entry = opts.entry ?? `${ROOT}main.ts`;
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", entry, "--config", cfgPath, ...(opts.args ?? [])],
+    args: [
+      "run",
+      ...(opts.permissions ?? ["-A"]),
+      entry,
+      "--config",
+      cfgPath,
+      ...(opts.args ?? []),
+    ],
     cwd: dir,
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",

@@ -1,0 +1,63 @@
+/**
+ * `auditpipe permissions --config PATH`: prints the Deno permission flags the config needs,
+ * for `deno run` or a systemd unit.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { loadConfigFile } from "../pipeline/config/load.ts";
+import { loadResources } from "../pipeline/config/files.ts";
+import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
+import { permissionFlags, requiredPermissions } from "../pipeline/permissions.ts";
+
+const HELP = `Usage: auditpipe permissions --config PATH [--json]
+
+Prints the least Deno permission flags the config needs, on one line:
+  deno run $(auditpipe permissions --config pipeline.yaml) main.ts --config pipeline.yaml
+  --json  print {"read":[...],"write":[...],"net":[...],"env":[...]} instead
+`;
+
+/**
+ * Runs the permissions command; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * await permissionsCommand(["--config", "pipeline.yaml"]); // prints --allow-read=... ...
+ * ```
+ */
+export async function permissionsCommand(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        config: { type: "string", short: "c" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    console.error(`auditpipe permissions: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!values.config) {
+    console.error(`auditpipe permissions: --config is required\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    const loaded = await loadConfigFile(values.config);
+    const { resources, problems } = await loadResources(loaded);
+    if (problems.length) throw new ConfigError(problems);
+    const perms = requiredPermissions(loaded, resources);
+    console.log(values.json ? JSON.stringify(perms) : permissionFlags(perms).join(" "));
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) console.error(formatProblem(p));
+    return 2;
+  }
+}

@@ -28,6 +28,7 @@ Options:
   -c, --config PATH      pipeline config (YAML)
       --check            validate and exit: 0 when valid, 2 listing every problem
       --log-level LEVEL  debug, info, warn or error (overrides the config's logLevel)
+      --watch-config     reload when the config or a policy or kubeconfig it names changes
   -v, --version          print the version
   -h, --help             print this help
 
@@ -38,6 +39,7 @@ Examples:
   auditpipe policy eval --policy policy.yaml audit.log
 
 Signals: SIGTERM/SIGINT drain every sink and exit 0 (a second one exits at once);
+SIGHUP reloads the config (an invalid one is logged and the running pipeline kept);
 SIGUSR1 reopens log files.
 `;
 
@@ -67,6 +69,7 @@ export async function main(args: string[]): Promise<number> {
       options: {
         config: { type: "string", short: "c" },
         check: { type: "boolean", default: false },
+        "watch-config": { type: "boolean", default: false },
         "log-level": { type: "string" },
         version: { type: "boolean", short: "v", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -98,6 +101,7 @@ export async function main(args: string[]): Promise<number> {
   return await runDaemon({
     config: values.config,
     check: values.check,
+    watchConfig: values["watch-config"],
     logLevel: level as LogLevel | undefined,
   });
 }

@@ -12,6 +12,20 @@ import { createLogger, type LogLevel } from "../pipeline/log.ts";
 import { Pipeline } from "../pipeline/build.ts";
 import { serveOps } from "../pipeline/server.ts";
 import { VERSION } from "./version.ts";
+import { watchFiles } from "./watch.ts";
+import type { LoadedConfig } from "../pipeline/config/load.ts";
+
+/** The files a config reads, for `--watch-config`. */
+function namedFiles(loaded: LoadedConfig): string[] {
+  const { config } = loaded;
+  const files = [loaded.file];
+  if (typeof config.policy === "string") files.push(config.policy);
+  for (const s of config.sinks) {
+    if (typeof s.policy === "string") files.push(s.policy);
+    if (s.type === "webhook") files.push(s.kubeconfig);
+  }
+  return files;
+}
 
 /** Options of the daemon command. */
 export interface RunOptions {
@@ -19,6 +33,8 @@ export interface RunOptions {
   readonly check: boolean;
   /** Overrides the config's `logLevel`. */
   readonly logLevel?: LogLevel;
+  /** Reload when the config or a file it names changes. */
+  readonly watchConfig?: boolean;
 }
 
 /**
@@ -63,6 +79,31 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     })
     : null;
 
+  let unwatch = () => {};
+  const reload = async (why: string) => {
+    let next;
+    try {
+      next = await loadConfigFile(opts.config);
+      const { resources, problems } = await loadResources(next);
+      if (problems.length) throw new ConfigError(problems);
+      const summary = await pipeline.reload(next, resources);
+      for (const w of resources.warnings) log.warn("policy warning", { warning: w });
+      log.info("config reloaded", { trigger: why, ...summary });
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined;
+      log.error("reload refused; the running pipeline is kept", {
+        trigger: why,
+        ...(problems ? { problems } : { error: err }),
+      });
+      return;
+    }
+    if (opts.watchConfig) {
+      unwatch();
+      unwatch = watchFiles(namedFiles(next), () => reload("watch"));
+    }
+  };
+  if (opts.watchConfig) unwatch = watchFiles(namedFiles(loaded), () => reload("watch"));
+
   let signals = 0;
   const onStop = (sig: Deno.Signal) => () => {
     if (++signals > 1) {
@@ -75,6 +116,10 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const handlers: [Deno.Signal, () => void][] = [
     ["SIGINT", onStop("SIGINT")],
     ["SIGTERM", onStop("SIGTERM")],
+    ["SIGHUP", () => {
+      log.info("reloading config", { signal: "SIGHUP" });
+      reload("SIGHUP");
+    }],
     ["SIGUSR1", () => {
       log.info("reopening log files", { signal: "SIGUSR1" });
       pipeline.reopen().catch((err) => log.error("reopen failed", { error: err }));
@@ -83,6 +128,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
 
   await pipeline.run();
+  unwatch();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   await ops?.shutdown();
   log.info("auditpipe stopped", { failed: pipeline.failed });

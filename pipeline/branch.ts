@@ -45,6 +45,8 @@ export interface BranchDeps {
   readonly levels: Record<Level, number>;
   readonly log: Logger;
   readonly clock: Clock;
+  /** The branch this one replaces on reload: its sink writes only after that one closed. */
+  readonly after?: Promise<unknown>;
 }
 
 function chunkToBatch(): TransformStream<Chunk, Batch> {
@@ -114,6 +116,7 @@ export class Branch {
         stats: deps.stats,
         log: deps.log,
         clock: deps.clock,
+        after: deps.after,
       }),
     );
   }

@@ -1,6 +1,6 @@
 /**
  * The builder: turns a validated config and the files it names into a running graph of
- * sources, a fan-out and one branch per sink, and runs its lifecycle (start, drain, stop).
+ * sources, a fan-out and one branch per sink, and runs its lifecycle: start, reload, drain.
  *
  * @module
  */
@@ -9,6 +9,7 @@ import { Branch } from "./branch.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import type { Resources } from "./config/files.ts";
+import type { SinkConfig, SourceConfig } from "./config/schema.ts";
 import type { Logger } from "./log.ts";
 import { PipelineStats } from "./stats.ts";
 import { FanOut } from "./stages/fanout.ts";
@@ -29,6 +30,19 @@ export interface PipelineDeps {
   readonly stdin?: ReadableStream<Uint8Array>;
 }
 
+/** A source and what it was built from. */
+interface RunningSource {
+  readonly source: Source;
+  readonly fingerprint: string;
+  ended: boolean;
+}
+
+/** What a reload changed. */
+export interface ReloadSummary {
+  readonly sources: { kept: string[]; started: string[]; stopped: string[] };
+  readonly sinks: { kept: string[]; replaced: string[]; added: string[]; removed: string[] };
+}
+
 /**
  * A running pipeline.
  *
@@ -42,29 +56,32 @@ export interface PipelineDeps {
  */
 export class Pipeline {
   readonly stats: PipelineStats;
-  readonly #sources: Source[];
-  readonly #fanout: FanOut;
-  readonly #branches: Branch[];
-  readonly #log: Logger;
-  readonly #shutdownTimeout: number;
-  readonly #abort = new AbortController();
-  #stopping: Promise<void> | null = null;
   /** Set when a source failed (a port in use, a permission missing): the daemon exits 1. */
   failed = false;
+  #sources: RunningSource[] = [];
+  #fanout: FanOut;
+  /** Branches by sink name, with the fingerprint each was built from. */
+  #branches = new Map<string, { branch: Branch; fingerprint: string }>();
+  /** Old fan-outs still draining after a reload. */
+  #retiring = new Set<Promise<void>>();
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #deps: PipelineDeps;
+  #shutdownTimeout: number;
+  readonly #abort = new AbortController();
+  #stopping: Promise<void> | null = null;
+  #running = false;
+  #allEnded!: () => void;
+  readonly #ended = new Promise<void>((r) => this.#allEnded = r);
+  #reloading: Promise<unknown> = Promise.resolve();
 
-  private constructor(
-    sources: Source[],
-    branches: Branch[],
-    stats: PipelineStats,
-    log: Logger,
-    shutdownTimeout: number,
-  ) {
-    this.#sources = sources;
-    this.#branches = branches;
-    this.#fanout = new FanOut(branches, log);
-    this.stats = stats;
-    this.#log = log;
+  private constructor(deps: PipelineDeps, shutdownTimeout: number) {
+    this.#deps = deps;
+    this.#log = deps.log;
+    this.#clock = deps.clock ?? systemClock;
+    this.stats = deps.stats ?? new PipelineStats();
     this.#shutdownTimeout = shutdownTimeout;
+    this.#fanout = new FanOut([], deps.log);
   }
 
   /** Builds the graph: opens every sink and prepares every source (not started yet). */
@@ -73,127 +90,144 @@ export class Pipeline {
     resources: Resources,
     deps: PipelineDeps,
   ): Promise<Pipeline> {
-    const { config } = loaded;
-    const log = deps.log;
-    const clock = deps.clock ?? systemClock;
-    const stats = deps.stats ?? new PipelineStats();
-    const abort = new AbortController();
-
+    const p = new Pipeline(deps, loaded.config.shutdownTimeout);
     const branches: Branch[] = [];
     try {
-      for (const [i, cfg] of config.sinks.entries()) {
-        const name = cfg.name!;
-        const sinkLog = log.with({ sink: name });
-        const sinkStats = stats.sink(name);
-        const sink = await createSink(
-          cfg,
-          { name, log: sinkLog, clock, stats: sinkStats, signal: abort.signal },
-          resources.webhookTargets[i],
-        );
-        branches.push(
-          new Branch(
-            {
-              name,
-              mode: cfg.mode,
-              batch: cfg.batch,
-              truncate: cfg.truncate,
-              annotations: cfg.annotations,
-              policy: resources.sinkPolicies[i],
-              maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
-              size: sinkEventSize(cfg),
-            },
-            sink,
-            { stats: sinkStats, levels: stats.levels, log: sinkLog, clock },
-          ),
-        );
+      for (const [i, cfg] of loaded.config.sinks.entries()) {
+        const branch = await p.#buildBranch(cfg, i, resources);
+        branches.push(branch);
+        p.#branches.set(cfg.name!, { branch, fingerprint: resources.sinkFingerprints[i] });
       }
     } catch (err) {
       await Promise.allSettled(branches.map((b) => b.writer.close()));
       throw err;
     }
-
-    const sources: Source[] = config.sources.map((cfg, i) => {
-      const name = cfg.name!;
-      const srcLog = log.with({ source: name });
-      const srcStats = stats.source(name);
-      const annotate = (s: ReadableStream<Chunk>) =>
-        cfg.annotations ? s.pipeThrough(annotateStage(cfg.annotations)) : s;
-      switch (cfg.type) {
-        case "webhook":
-          return webhookSource(cfg, {
-            name,
-            log: srcLog,
-            stats: srcStats,
-            token: resources.tokens[i],
-            tls: resources.tls[i],
-          });
-        case "tail":
-          return streamSource(
-            name,
-            (signal) =>
-              annotate(tailSource(cfg, { name, log: srcLog, stats: srcStats, clock, signal })),
-          );
-        case "stdin":
-          return streamSource(
-            name,
-            (signal) =>
-              annotate(
-                stdinSource(cfg, { name, log: srcLog, stats: srcStats, signal }, deps.stdin),
-              ),
-          );
-        case "nats":
-          throw new Error(`source ${name}: the nats source is not available yet`);
-      }
-    });
-    const p = new Pipeline(sources, branches, stats, log, config.shutdownTimeout);
-    p.#abort.signal.addEventListener("abort", () => abort.abort(p.#abort.signal.reason));
+    p.#fanout = new FanOut(branches, deps.log);
+    p.#sources = loaded.config.sources.map((cfg, i) => ({
+      source: p.#buildSource(cfg, i, resources),
+      fingerprint: resources.sourceFingerprints[i],
+      ended: false,
+    }));
     return p;
   }
 
-  /** Starts every source; resolves when all sources ended and the sinks drained. */
-  async run(): Promise<void> {
-    const dispatch = (chunk: Chunk) => this.#fanout.dispatch(chunk);
-    const ended = this.#sources.map((s) =>
-      s.run(dispatch).catch((err) => {
-        this.failed = true;
-        this.#log.error("source failed; stopping", { source: s.name, error: err });
-        this.stop();
-      })
+  async #buildBranch(
+    cfg: SinkConfig,
+    i: number,
+    resources: Resources,
+    after?: Promise<unknown>,
+  ): Promise<Branch> {
+    const name = cfg.name!;
+    const log = this.#log.with({ sink: name });
+    const stats = this.stats.sink(name);
+    const clock = this.#clock;
+    const sink = await createSink(
+      cfg,
+      { name, log, clock, stats, signal: this.#abort.signal },
+      resources.webhookTargets[i],
     );
-    await Promise.all(ended);
+    return new Branch(
+      {
+        name,
+        mode: cfg.mode,
+        batch: cfg.batch,
+        truncate: cfg.truncate,
+        annotations: cfg.annotations,
+        policy: resources.sinkPolicies[i],
+        maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
+        size: sinkEventSize(cfg),
+      },
+      sink,
+      { stats, levels: this.stats.levels, log, clock, after },
+    );
+  }
+
+  #buildSource(cfg: SourceConfig, i: number, resources: Resources): Source {
+    const name = cfg.name!;
+    const log = this.#log.with({ source: name });
+    const stats = this.stats.source(name);
+    const clock = this.#clock;
+    const annotate = (s: ReadableStream<Chunk>) =>
+      cfg.annotations ? s.pipeThrough(annotateStage(cfg.annotations)) : s;
+    switch (cfg.type) {
+      case "webhook":
+        return webhookSource(cfg, {
+          name,
+          log,
+          stats,
+          token: resources.tokens[i],
+          tls: resources.tls[i],
+        });
+      case "tail":
+        return streamSource(
+          name,
+          (signal) => annotate(tailSource(cfg, { name, log, stats, clock, signal })),
+        );
+      case "stdin":
+        return streamSource(
+          name,
+          (signal) => annotate(stdinSource(cfg, { name, log, stats, signal }, this.#deps.stdin)),
+        );
+      case "nats":
+        throw new Error(`source ${name}: the nats source is not available yet`);
+    }
+  }
+
+  readonly #dispatch = (chunk: Chunk) => this.#fanout.dispatch(chunk);
+
+  #start(rs: RunningSource): void {
+    rs.source.run(this.#dispatch).catch((err) => {
+      this.failed = true;
+      this.#log.error("source failed; stopping", { source: rs.source.name, error: err });
+      this.stop();
+    }).finally(() => {
+      rs.ended = true;
+      // Sources a reload stopped are no longer listed and do not end the pipeline.
+      if (this.#sources.includes(rs) && this.#sources.every((s) => s.ended)) this.#allEnded();
+    });
+  }
+
+  /**
+   * Starts every source; resolves when the pipeline has stopped: every source ended by itself
+   * (stdin at EOF) or {@linkcode Pipeline.stop} was called, and the sinks drained.
+   */
+  async run(): Promise<void> {
+    this.#running = true;
+    for (const rs of this.#sources) this.#start(rs);
+    if (this.#sources.length === 0) this.#allEnded();
+    await Promise.race([this.#ended, this.#stopRequested]);
     await this.stop();
   }
+
+  #requestStop!: () => void;
+  readonly #stopRequested = new Promise<void>((r) => this.#requestStop = r);
 
   /**
    * Stops intake and drains every branch through its sink (still throttled) within the
    * shutdown timeout; what is left then is counted as dropped for `shutdown` and logged.
    */
   stop(): Promise<void> {
-    return this.#stopping ??= this.#drain();
+    this.#requestStop();
+    return this.#stopping ??= this.#reloading.then(() => this.#drain());
   }
 
   async #drain(): Promise<void> {
     const started = performance.now();
-    await Promise.allSettled(this.#sources.map((s) => s.stop()));
+    await Promise.allSettled(this.#sources.map((s) => s.source.stop()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((r) =>
       timer = setTimeout(() => r("timeout"), this.#shutdownTimeout)
     );
-    const outcome = await Promise.race([
-      this.#fanout.close().then(() => "drained" as const),
-      timedOut,
-    ]);
+    const drained = Promise.all([this.#fanout.close(), ...this.#retiring]);
+    const outcome = await Promise.race([drained.then(() => "drained" as const), timedOut]);
     clearTimeout(timer);
     if (outcome === "timeout") {
       this.#abort.abort(new Error("shutdown timeout"));
-      for (const b of this.#branches) {
-        const left = b.deps.stats.buffered;
+      for (const s of this.stats.sinks.values()) {
+        const left = s.buffered;
         if (left > 0) {
-          b.deps.stats.drop("shutdown", left);
-          this.#log.error("shutdown timeout; events not delivered", {
-            sink: b.spec.name,
-            count: left,
-          });
+          s.drop("shutdown", left);
+          this.#log.error("shutdown timeout; events not delivered", { sink: s.name, count: left });
         }
       }
     }
@@ -203,8 +237,98 @@ export class Pipeline {
     });
   }
 
+  /**
+   * Replaces the running graph with one built from a new config, losing and duplicating
+   * nothing: sources whose config did not change keep running (sockets, tail positions);
+   * sinks whose branch did not change are kept; a changed sink gets a new branch that
+   * writes only after the old one has drained, so its events stay in order.
+   */
+  reload(loaded: LoadedConfig, resources: Resources): Promise<ReloadSummary> {
+    const next = this.#reloading.then(() => this.#reload(loaded, resources));
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #reload(loaded: LoadedConfig, resources: Resources): Promise<ReloadSummary> {
+    if (this.#stopping) throw new Error("pipeline is stopping");
+    const { config } = loaded;
+    const summary: ReloadSummary = {
+      sources: { kept: [], started: [], stopped: [] },
+      sinks: { kept: [], replaced: [], added: [], removed: [] },
+    };
+
+    // New branches first: a sink that cannot be opened aborts the reload with nothing changed.
+    const next = new Map<string, { branch: Branch; fingerprint: string }>();
+    const created: Branch[] = [];
+    try {
+      for (const [i, cfg] of config.sinks.entries()) {
+        const name = cfg.name!;
+        const fingerprint = resources.sinkFingerprints[i];
+        const old = this.#branches.get(name);
+        if (old && old.fingerprint === fingerprint) {
+          next.set(name, old);
+          summary.sinks.kept.push(name);
+          continue;
+        }
+        const branch = await this.#buildBranch(cfg, i, resources, old?.branch.done);
+        created.push(branch);
+        next.set(name, { branch, fingerprint });
+        (old ? summary.sinks.replaced : summary.sinks.added).push(name);
+      }
+    } catch (err) {
+      await Promise.allSettled(created.map((b) => b.writer.close()));
+      throw err;
+    }
+    for (const name of this.#branches.keys()) {
+      if (!next.has(name)) summary.sinks.removed.push(name);
+    }
+
+    const oldFanout = this.#fanout;
+    const kept = new Set([...next.values()].map((v) => v.branch));
+    this.#fanout = new FanOut([...kept], this.#log);
+    this.#branches = next;
+    this.#shutdownTimeout = config.shutdownTimeout;
+    const retiring = oldFanout.close(kept);
+    this.#retiring.add(retiring);
+    retiring.finally(() => this.#retiring.delete(retiring));
+
+    // Sources: keep the unchanged, stop the removed or changed, start the new.
+    const wanted = config.sources.map((cfg, i) => ({
+      cfg,
+      i,
+      fingerprint: resources.sourceFingerprints[i],
+    }));
+    const keptSources: RunningSource[] = [];
+    const stopping: RunningSource[] = [];
+    for (const rs of this.#sources) {
+      const w = wanted.find((w) => w.cfg.name === rs.source.name);
+      if (w && w.fingerprint === rs.fingerprint && !rs.ended) keptSources.push(rs);
+      else stopping.push(rs);
+    }
+    // A changed source must release its socket or file before its successor takes it.
+    this.#sources = keptSources;
+    await Promise.allSettled(stopping.map((rs) => rs.source.stop()));
+    const started: RunningSource[] = [];
+    for (const w of wanted) {
+      if (keptSources.some((rs) => rs.source.name === w.cfg.name)) {
+        summary.sources.kept.push(w.cfg.name!);
+        continue;
+      }
+      started.push({
+        source: this.#buildSource(w.cfg, w.i, resources),
+        fingerprint: w.fingerprint,
+        ended: false,
+      });
+      summary.sources.started.push(w.cfg.name!);
+    }
+    summary.sources.stopped.push(...stopping.map((rs) => rs.source.name));
+    this.#sources = [...keptSources, ...started];
+    if (this.#running) { for (const rs of started) this.#start(rs); }
+    return summary;
+  }
+
   /** Reopens the files of every sink that has any (SIGUSR1). */
   async reopen(): Promise<void> {
-    await Promise.all(this.#branches.map((b) => b.sink.reopen?.()));
+    await Promise.all([...this.#branches.values()].map((b) => b.branch.sink.reopen?.()));
   }
 }

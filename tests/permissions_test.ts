@@ -143,6 +143,8 @@ Deno.test("deploy/auditpipe.service grants exactly what `auditpipe permissions` 
       tls: [],
       tokens: [],
       warnings: [],
+      sinkFingerprints: [],
+      sourceFingerprints: [],
     }),
   );
   const unit = await Deno.readTextFile(`${ROOT}deploy/auditpipe.service`);

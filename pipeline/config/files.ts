@@ -28,6 +28,13 @@ export interface Resources {
   readonly tokens: (string | undefined)[];
   /** Warnings (unknown policy fields and the like), already formatted. */
   readonly warnings: string[];
+  /**
+   * Per sink index: everything that shapes the sink's branch (its config, the content of its
+   * policy and kubeconfig). A reload keeps a branch whose fingerprint did not change.
+   */
+  readonly sinkFingerprints: string[];
+  /** Per source index: the same for sources (config, TLS material, token). */
+  readonly sourceFingerprints: string[];
 }
 
 function reason(err: unknown): string {
@@ -64,6 +71,7 @@ export async function loadResources(
   };
 
   const compiled = new Map<string, CompiledPolicy | null>();
+  const policyText = new Map<CompiledPolicy, string>();
   const policyAt = async (path: KeyPath, ref: unknown): Promise<CompiledPolicy | null> => {
     if (ref === undefined) return null;
     const key = typeof ref === "string" ? ref : JSON.stringify(ref);
@@ -76,11 +84,13 @@ export async function loadResources(
           const p = parsePolicy(text, ref);
           warnings.push(...p.warnings);
           result = compilePolicy(p.policy);
+          policyText.set(result, JSON.stringify(p.policy));
         }
       } else {
         const p = policyFromObject(ref, file, (sub) => loaded.position([...path, ...sub]));
         warnings.push(...p.warnings);
         result = compilePolicy(p.policy);
+        policyText.set(result, JSON.stringify(p.policy));
       }
     } catch (err) {
       // Policy errors carry their own file:line:col.
@@ -143,5 +153,28 @@ export async function loadResources(
   for (const [i, s] of config.sinks.entries()) {
     if (s.type === "nats") problem(["sinks", i, "type"], "the nats sink is not available yet");
   }
-  return { resources: { sinkPolicies, webhookTargets, tls, tokens, warnings }, problems };
+  const sinkFingerprints = config.sinks.map((sink, i) => {
+    const policy = sinkPolicies[i];
+    const target = webhookTargets[i];
+    return JSON.stringify({
+      sink,
+      policy: policy ? policyText.get(policy) : null,
+      target: target ? { ...target, url: target.url.href } : null,
+    });
+  });
+  const sourceFingerprints = config.sources.map((source, i) =>
+    JSON.stringify({ source, tls: tls[i] ?? null, token: tokens[i] ?? null })
+  );
+  return {
+    resources: {
+      sinkPolicies,
+      webhookTargets,
+      tls,
+      tokens,
+      warnings,
+      sinkFingerprints,
+      sourceFingerprints,
+    },
+    problems,
+  };
 }

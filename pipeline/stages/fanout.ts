@@ -25,6 +25,8 @@ export class FanOut {
   readonly #blocking: Branch[];
   readonly #drops: Map<Branch, RateLimitedLog>;
   #closed = false;
+  #inFlight = 0;
+  #idle: (() => void) | null = null;
 
   constructor(readonly branches: readonly Branch[], log: Logger) {
     this.#blocking = branches.filter((b) => b.blocking);
@@ -40,6 +42,15 @@ export class FanOut {
    */
   async dispatch(chunk: Chunk): Promise<void> {
     if (this.#closed) throw new Error("pipeline is shutting down");
+    this.#inFlight++;
+    try {
+      await this.#dispatch(chunk);
+    } finally {
+      if (--this.#inFlight === 0) this.#idle?.();
+    }
+  }
+
+  async #dispatch(chunk: Chunk): Promise<void> {
     const n = chunk.items.length;
     if (n === 0) {
       chunk.ack.release();
@@ -69,11 +80,17 @@ export class FanOut {
     chunk.ack.release();
   }
 
-  /** Closes every branch's input so they drain; resolves when every sink has closed. */
-  async close(): Promise<void> {
+  /**
+   * Stops taking chunks, waits for dispatches under way, then closes every branch's input
+   * (except those in `keep`, which a newer fan-out took over) so they drain; resolves when
+   * their sinks have closed.
+   */
+  async close(keep: ReadonlySet<Branch> = new Set()): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled(this.branches.map((b) => b.writer.close()));
-    await Promise.allSettled(this.branches.map((b) => b.done));
+    if (this.#inFlight > 0) await new Promise<void>((r) => this.#idle = r);
+    const closing = this.branches.filter((b) => !keep.has(b));
+    await Promise.allSettled(closing.map((b) => b.writer.close()));
+    await Promise.allSettled(closing.map((b) => b.done));
     for (const d of this.#drops.values()) d.flush();
   }
 }

@@ -19,6 +19,8 @@ export interface SinkWriterDeps {
   readonly stats: SinkStats;
   readonly log: Logger;
   readonly clock: Clock;
+  /** Writes wait for this first: a reloaded sink starts after its predecessor closed. */
+  readonly after?: Promise<unknown>;
 }
 
 /**
@@ -57,6 +59,9 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
   };
 
   return new WritableStream<Batch>({
+    async start() {
+      await deps.after?.catch(() => {});
+    },
     async write(batch) {
       if (maxInFlight === 1) return writeOne(batch);
       while (inFlight.size >= maxInFlight) await Promise.race(inFlight);

@@ -15,7 +15,7 @@ import { PipelineStats } from "./stats.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
 import type { Source } from "./ingest/source.ts";
-import { streamSource } from "./ingest/source.ts";
+import { type ChunkStream, streamSource } from "./ingest/source.ts";
 import { webhookSource } from "./ingest/webhook.ts";
 import { tailSource } from "./ingest/tail.ts";
 import { stdinSource } from "./ingest/stdin.ts";
@@ -147,8 +147,11 @@ export class Pipeline {
     const log = this.#log.with({ source: name });
     const stats = this.stats.source(name);
     const clock = this.#clock;
-    const annotate = (s: ReadableStream<Chunk>) =>
-      cfg.annotations ? s.pipeThrough(annotateStage(cfg.annotations)) : s;
+    // Annotating keeps the stream's `finished`, so stopping still waits for the checkpoint.
+    const annotate = (s: ChunkStream): ChunkStream =>
+      cfg.annotations
+        ? Object.assign(s.pipeThrough(annotateStage(cfg.annotations)), { finished: s.finished })
+        : s;
     switch (cfg.type) {
       case "webhook":
         return webhookSource(cfg, {
@@ -234,6 +237,14 @@ export class Pipeline {
     this.#log.info("pipeline stopped", {
       outcome,
       seconds: Math.round(performance.now() - started) / 1000,
+      sinks: Object.fromEntries(
+        [...this.stats.sinks.values()].map((s) => [s.name, {
+          received: s.received,
+          written: s.written,
+          dropped: Object.fromEntries(Object.entries(s.dropped).filter(([, n]) => n > 0)),
+          buffered: s.buffered,
+        }]),
+      ),
     });
   }
 

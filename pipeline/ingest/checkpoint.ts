@@ -7,10 +7,25 @@
  */
 import type { AckOutcome } from "../ack.ts";
 
-/** How many leading bytes of a file its fingerprint covers. */
+/**
+ * How many leading bytes of a file its fingerprint covers.
+ *
+ * @example
+ * ```ts
+ * const head = bytes.subarray(0, FINGERPRINT_BYTES);
+ * ```
+ */
 export const FINGERPRINT_BYTES = 256;
 
-/** What the checkpoint file holds (JSON). */
+/**
+ * What the checkpoint file holds (JSON).
+ *
+ * @example
+ * ```ts
+ * const cp: Checkpoint = { version: 1, path: "/var/log/audit.log", dev: 2049, ino: 131,
+ *   offset: 52_113, fingerprint: "9f86d0...", fingerprintBytes: 256 };
+ * ```
+ */
 export interface Checkpoint {
   readonly version: 1;
   /** The configured path being followed; a checkpoint for another path is ignored. */
@@ -25,7 +40,14 @@ export interface Checkpoint {
   readonly fingerprintBytes: number;
 }
 
-/** The checkpoint file exists but does not hold a checkpoint. */
+/**
+ * The checkpoint file exists but does not hold a checkpoint.
+ *
+ * @example
+ * ```ts
+ * try { await readCheckpoint(file); } catch (e) { if (e instanceof CheckpointError) start(); }
+ * ```
+ */
 export class CheckpointError extends Error {
   override name = "CheckpointError";
 }

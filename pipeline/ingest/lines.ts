@@ -9,7 +9,14 @@
 const LF = 0x0a;
 const CR = 0x0d;
 
-/** A line that went over the limit; reported once, when the limit is crossed. */
+/**
+ * A line that went over the limit; reported once, when the limit is crossed.
+ *
+ * @example
+ * ```ts
+ * const onTooLong = (t: TooLongLine) => log.warn("line too long", { offset: t.offset });
+ * ```
+ */
 export interface TooLongLine {
   /** Absolute offset of the line's first byte. */
   readonly offset: number;
@@ -17,7 +24,14 @@ export interface TooLongLine {
   readonly bytes: number;
 }
 
-/** Options of a {@linkcode LineSplitter}. */
+/**
+ * Options of a {@linkcode LineSplitter}.
+ *
+ * @example
+ * ```ts
+ * const opts: LineSplitterOptions = { maxLineBytes: 1 << 20, offset: 4096 };
+ * ```
+ */
 export interface LineSplitterOptions {
   /** Longest line handed out, in bytes, without its line end. */
   readonly maxLineBytes: number;

@@ -27,8 +27,14 @@ export interface Source {
   stop(): Promise<void>;
 }
 
+/** A stream of chunks that may say when it has fully shut down (tail: checkpoint written). */
+export type ChunkStream = ReadableStream<Chunk> & { readonly finished?: Promise<void> };
+
 /**
  * A source over a ReadableStream of chunks, pulled only as fast as the sinks take them.
+ * `stop()` aborts the signal given to `open`: the stream closes itself after what it has
+ * read, every chunk it produced is still dispatched (so its ack settles and the tail can
+ * checkpoint it), and `stop()` resolves once the stream's `finished` has.
  *
  * @example
  * ```ts
@@ -37,24 +43,23 @@ export interface Source {
  */
 export function streamSource(
   name: string,
-  open: (signal: AbortSignal) => ReadableStream<Chunk>,
+  open: (signal: AbortSignal) => ChunkStream,
 ): Source {
   const ctl = new AbortController();
   let running: Promise<void> | null = null;
+  let finished: Promise<void> | undefined;
   return {
     name,
     run(dispatch) {
       const stream = open(ctl.signal);
-      running = stream.pipeTo(new WritableStream({ write: (chunk) => dispatch(chunk) }), {
-        signal: ctl.signal,
-      }).catch((err) => {
-        if (!ctl.signal.aborted) throw err;
-      });
+      finished = stream.finished;
+      running = stream.pipeTo(new WritableStream({ write: (chunk) => dispatch(chunk) }));
       return running;
     },
     async stop() {
       ctl.abort(new Error("source stopped"));
       await running?.catch(() => {});
+      await finished?.catch(() => {});
     },
   };
 }

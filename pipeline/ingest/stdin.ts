@@ -13,10 +13,24 @@ import { type Logger, RateLimitedLog } from "../log.ts";
 import type { SourceStats } from "../stats.ts";
 import { LineSplitter } from "./lines.ts";
 
-/** The config of a stdin source. */
+/**
+ * The config of a stdin source.
+ *
+ * @example
+ * ```ts
+ * const cfg: StdinConfig = { type: "stdin", maxLineBytes: 1 << 20 };
+ * ```
+ */
 export type StdinConfig = Extract<SourceConfig, { type: "stdin" }>;
 
-/** What a stdin source needs from the daemon. */
+/**
+ * What a stdin source needs from the daemon.
+ *
+ * @example
+ * ```ts
+ * const deps: StdinDeps = { name: "stdin", log, stats, signal: ac.signal };
+ * ```
+ */
 export interface StdinDeps {
   readonly name: string;
   readonly log: Logger;

@@ -35,10 +35,25 @@ import {
   writeCheckpoint,
 } from "./checkpoint.ts";
 
-/** The config of a tail source. */
+/**
+ * The config of a tail source.
+ *
+ * @example
+ * ```ts
+ * const cfg: TailConfig = { type: "tail", path: "/var/log/audit.log", startAt: "end",
+ *   maxLineBytes: 1 << 20, pollInterval: 250 };
+ * ```
+ */
 export type TailConfig = Extract<SourceConfig, { type: "tail" }>;
 
-/** What a tail source needs from the daemon; the optional knobs exist for tests. */
+/**
+ * What a tail source needs from the daemon; the optional knobs exist for tests.
+ *
+ * @example
+ * ```ts
+ * const deps: TailDeps = { name: "apiserver", log, stats, signal: ac.signal };
+ * ```
+ */
 export interface TailDeps {
   readonly name: string;
   readonly log: Logger;
@@ -58,7 +73,15 @@ export interface TailDeps {
   readonly checkpointInterval?: number;
 }
 
-/** The stream a tail source returns, and when it has fully stopped (checkpoint written). */
+/**
+ * The stream a tail source returns, and when it has fully stopped (checkpoint written).
+ *
+ * @example
+ * ```ts
+ * ac.abort();
+ * await stream.finished; // final checkpoint is on disk
+ * ```
+ */
 export interface TailStream extends ReadableStream<Chunk> {
   /** Resolves once the source stopped, its final checkpoint is written and files closed. */
   readonly finished: Promise<void>;

@@ -19,8 +19,8 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-/** Starts a receiver on 127.0.0.1 with an ephemeral port. */
-export function startReceiver(): Promise<Receiver> {
+/** Starts a receiver on 127.0.0.1, on `port` or an ephemeral one. */
+export function startReceiver(port = 0): Promise<Receiver> {
   return new Promise((resolve) => {
     const r: Receiver = {
       url: "",
@@ -33,7 +33,7 @@ export function startReceiver(): Promise<Receiver> {
     };
     const server = Deno.serve({
       hostname: "127.0.0.1",
-      port: 0,
+      port,
       onListen: ({ port }) => {
         (r as { url: string }).url = `http://127.0.0.1:${port}/ingest`;
         resolve(r);

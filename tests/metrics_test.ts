@@ -1,0 +1,205 @@
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { eventList, startDaemon } from "./helpers/daemon.ts";
+import { startReceiver } from "./helpers/receiver.ts";
+
+const json = { "content-type": "application/json" };
+
+function event(i: number, extra: Record<string, unknown> = {}) {
+  return {
+    level: "RequestResponse",
+    auditID: `m-${i}`,
+    stage: i % 5 === 0 ? "RequestReceived" : "ResponseComplete",
+    requestURI: "/api/v1/namespaces/default/configmaps",
+    verb: "create",
+    user: { username: i % 7 === 0 ? "dropme" : "alice" },
+    objectRef: { resource: "configmaps", namespace: "default", apiVersion: "v1" },
+    requestObject: { data: { v: "x".repeat(i % 3 === 0 ? 2000 : 10) } },
+    requestReceivedTimestamp: "2024-03-01T12:34:56.789000Z",
+    stageTimestamp: "2024-03-01T12:34:56.801234Z",
+    ...extra,
+  };
+}
+
+/** Parses Prometheus text into `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+function checkIdentity(m: Map<string, number>, sink: string) {
+  const received = m.get(`auditpipe_sink_events_total{sink="${sink}"}`)!;
+  const written = m.get(`auditpipe_sink_written_total{sink="${sink}"}`)!;
+  const buffered = m.get(`auditpipe_sink_buffer_events{sink="${sink}"}`)!;
+  let dropped = 0;
+  for (const [k, v] of m) {
+    if (k.startsWith(`auditpipe_sink_dropped_total{sink="${sink}",`)) dropped += v;
+  }
+  assertEquals(received, written + dropped + buffered, `identity for ${sink}`);
+  return { received, written, dropped, buffered };
+}
+
+Deno.test("metrics: received = written + dropped + buffered for every sink, after drops of every reason", async () => {
+  const failing = await startReceiver();
+  failing.respond = async () => (await new Promise((r) => setTimeout(r, 20)), 500);
+  const stuck = await startReceiver();
+  let unstick!: (status: number) => void;
+  const stuckAnswer = new Promise<number>((r) => unstick = r);
+  stuck.respond = () => stuckAnswer;
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/failing.kubeconfig`, failing.kubeconfig());
+    Deno.writeTextFileSync(`${dir}/stuck.kubeconfig`, stuck.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: log
+    name: policy
+    path: ${dir}/policy.log
+    policy:
+      apiVersion: audit.k8s.io/v1
+      kind: Policy
+      omitStages: [RequestReceived]
+      rules:
+        - level: None
+          users: [dropme]
+        - level: Metadata
+  - type: log
+    name: small
+    path: ${dir}/small.log
+    truncate: {enabled: true, maxEventSize: 300, maxBatchSize: 100000}
+  - type: webhook
+    name: failing
+    kubeconfig: failing.kubeconfig
+    initialBackoff: 10ms
+    retry: {maxAttempts: 2}
+    batch: {bufferSize: 5, maxSize: 2, maxWait: 10ms, throttle: {enabled: false}}
+  - type: webhook
+    name: stuck
+    kubeconfig: stuck.kubeconfig
+    batch: {bufferSize: 50, maxSize: 10, maxWait: 10ms}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: 1s
+`;
+  });
+  const port = await d.webhookPort();
+  const ops = await d.opsPort();
+  const all = Array.from({ length: 300 }, (_, i) => event(i));
+  for (let i = 0; i < all.length; i += 30) {
+    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
+      method: "POST",
+      headers: json,
+      body: eventList(all.slice(i, i + 30)),
+    });
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    await new Promise((r) => setTimeout(r, 15));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const m = parseMetrics(await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text());
+  for (const sink of ["policy", "small", "failing", "stuck"]) {
+    const s = checkIdentity(m, sink);
+    assertEquals(s.received, 300);
+  }
+  const dropped = (sink: string, reason: string) =>
+    m.get(`auditpipe_sink_dropped_total{sink="${sink}",reason="${reason}"}`)!;
+  assert(dropped("policy", "policy") > 0);
+  assert(dropped("policy", "omitted_stage") > 0);
+  assert(dropped("small", "too_large") > 0);
+  assert(dropped("failing", "retries_exhausted") > 0);
+  assert(dropped("failing", "buffer_full") > 0);
+  assert(dropped("stuck", "buffer_full") > 0);
+  assert(m.get(`auditpipe_sink_retries_total{sink="failing"}`)! > 0);
+  assert(m.get(`auditpipe_level_total{level="None"}`)! > 0);
+  assert(m.get(`auditpipe_memory_bytes{kind="rss"}`)! > 0);
+  assertEquals(m.get(`auditpipe_source_events_total{source="webhook"}`), 300);
+
+  // The stuck sink cannot drain within shutdownTimeout: what it held is dropped for shutdown.
+  const { code } = await d.stop();
+  assertEquals(code, 0);
+  const final = d.logs.find((r) => r.msg === "pipeline stopped")!;
+  assertEquals(final.outcome, "timeout");
+  const sinks = final.sinks as Record<
+    string,
+    { received: number; written: number; dropped: Record<string, number>; buffered: number }
+  >;
+  for (const [name, s] of Object.entries(sinks)) {
+    const total = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+    assertEquals(s.buffered, 0, name);
+    assertEquals(s.received, s.written + total, name);
+  }
+  assert(sinks.stuck.dropped.shutdown > 0);
+  assert(
+    d.logs.some((r) => r.msg === "shutdown timeout; events not delivered" && r.sink === "stuck"),
+  );
+  await failing.close();
+  unstick(200);
+  await stuck.close();
+  await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("readyz turns false when a webhook sink's receiver goes away and true when it returns", async () => {
+  let recv = await startReceiver();
+  const recvPort = Number(new URL(recv.url).port);
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: k
+    initialBackoff: 10ms
+    retry: {maxAttempts: 1}
+    batch: {maxSize: 1, throttle: {enabled: false}}
+server:
+  listen: 127.0.0.1:0
+  unhealthyAfter: 300ms
+`;
+  });
+  const port = await d.webhookPort();
+  const ops = await d.opsPort();
+  let n = 0;
+  const post = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify([event(n++)]),
+    });
+    await res.body?.cancel();
+  };
+  const readyz = async () => {
+    const res = await fetch(`http://127.0.0.1:${ops}/readyz`);
+    return { status: res.status, body: await res.json() };
+  };
+  await post();
+  assertEquals((await readyz()).status, 200);
+  await recv.close();
+  let r = await readyz();
+  for (let i = 0; i < 100 && r.status === 200; i++) {
+    await post();
+    await new Promise((res) => setTimeout(res, 20));
+    r = await readyz();
+  }
+  assertEquals(r.status, 503);
+  assertEquals(r.body.failing[0].name, "siem");
+  assertEquals(r.body.failing[0].kind, "sink");
+  recv = await startReceiver(recvPort);
+  for (let i = 0; i < 100 && r.status === 503; i++) {
+    await post();
+    await new Promise((res) => setTimeout(res, 20));
+    r = await readyz();
+  }
+  assertEquals(r.status, 200);
+  assertEquals((await d.stop()).code, 0);
+  await recv.close();
+  await Deno.remove(d.dir, { recursive: true });
+});

@@ -216,12 +216,16 @@ export class Pipeline {
 
   async #drain(): Promise<void> {
     const started = performance.now();
-    await Promise.allSettled(this.#sources.map((s) => s.source.stop()));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timedOut = new Promise<"timeout">((r) =>
       timer = setTimeout(() => r("timeout"), this.#shutdownTimeout)
     );
-    const drained = Promise.all([this.#fanout.close(), ...this.#retiring]);
+    // The timeout covers stopping the sources too: a webhook request waits for its ack, and
+    // an ack waits for a blocking sink that may be stuck retrying.
+    const drained = (async () => {
+      await Promise.allSettled(this.#sources.map((s) => s.source.stop()));
+      await Promise.all([this.#fanout.close(), ...this.#retiring]);
+    })();
     const outcome = await Promise.race([drained.then(() => "drained" as const), timedOut]);
     clearTimeout(timer);
     if (outcome === "timeout") {

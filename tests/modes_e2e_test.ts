@@ -79,3 +79,46 @@ sinks:
   await recv.close();
   await Deno.remove(d.dir, { recursive: true });
 });
+
+Deno.test("SIGTERM with a blocking sink stuck on a request exits after shutdownTimeout, counting what was lost", async () => {
+  const recv = await startReceiver();
+  let unstick!: (n: number) => void;
+  const answer = new Promise<number>((r) => unstick = r);
+  recv.respond = () => answer;
+  const d = await startDaemon((dir) => {
+    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+    return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: siem.kubeconfig
+    mode: blocking
+shutdownTimeout: 500ms
+`;
+  });
+  const port = await d.webhookPort();
+  const events = await realEvents(10);
+  const pending = fetch(`http://127.0.0.1:${port}/audit`, {
+    method: "POST",
+    headers: json,
+    body: eventList(events),
+  }).then((r) => r.body?.cancel(), () => {});
+  while (recv.requests === 0) await new Promise((r) => setTimeout(r, 10));
+  const t0 = performance.now();
+  const { code } = await d.stop("SIGTERM");
+  assertEquals(code, 0);
+  assert(performance.now() - t0 < 5000);
+  const final = d.logs.find((r) => r.msg === "pipeline stopped")!;
+  assertEquals(final.outcome, "timeout");
+  assertEquals(
+    (final.sinks as Record<string, { dropped: Record<string, number> }>).siem.dropped.shutdown,
+    10,
+  );
+  unstick(200);
+  await pending;
+  await recv.close();
+  await Deno.remove(d.dir, { recursive: true });
+});

@@ -1,0 +1,50 @@
+/**
+ * The floor of the tail benchmark: the least a Deno program must do to move an audit log
+ * through JSON. It reads the file in 64 KiB reads (as the tail source does), splits lines,
+ * `JSON.parse`s each one and writes the lines back out, one write per read. No policy, no
+ * streams, no acks: whatever auditpipe does beyond this is its overhead.
+ *
+ * Usage: `deno run -A bench/floor_tail.ts IN OUT`; prints `{"events","bytes","seconds"}`,
+ * timed from opening the input to closing the output (the process start is not counted, as
+ * it is not for the daemon).
+ *
+ * @module
+ */
+
+const [inPath, outPath] = Deno.args;
+const started = performance.now();
+const input = await Deno.open(inPath, { read: true });
+const output = await Deno.open(outPath, { write: true, create: true, truncate: true });
+const decoder = new TextDecoder();
+const buf = new Uint8Array(64 * 1024);
+let carry: Uint8Array = new Uint8Array(0);
+let events = 0;
+let bytes = 0;
+let parsed = 0;
+for (;;) {
+  const n = await input.read(buf);
+  if (n === null) break;
+  bytes += n;
+  let data = buf.subarray(0, n);
+  if (carry.length > 0) {
+    const joined = new Uint8Array(carry.length + n);
+    joined.set(carry);
+    joined.set(data, carry.length);
+    data = joined;
+  }
+  let start = 0;
+  for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
+    const doc = JSON.parse(decoder.decode(data.subarray(start, nl)));
+    // Touch the result so the parse cannot be optimized away.
+    if (doc.kind === "Event") parsed++;
+    events++;
+    start = nl + 1;
+  }
+  const whole = data.subarray(0, start);
+  for (let off = 0; off < whole.length;) off += await output.write(whole.subarray(off));
+  carry = data.slice(start);
+}
+input.close();
+output.close();
+const seconds = (performance.now() - started) / 1000;
+console.log(JSON.stringify({ events, parsed, bytes, seconds }));

@@ -1,0 +1,207 @@
+/**
+ * What the end-to-end benchmarks share: starting the real daemon, reading its `/metrics`,
+ * turning log lines into webhook bodies, percentiles and formatting.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { type Daemon, startDaemon } from "../tests/helpers/daemon.ts";
+
+export type { Daemon };
+
+/** The repository root. */
+export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
+/** The benchmark folder. */
+export const BENCH: string = fileURLToPath(new URL("./", import.meta.url));
+/** The 20-rule policy every throughput benchmark applies. */
+export const POLICY20: string = `${BENCH}policy20.yaml`;
+
+/** One benchmark's outcome, as a row of the results table. */
+export interface Row {
+  /** What ran, e.g. `tail → policy20 → log`. */
+  readonly name: string;
+  /** The measured numbers, formatted. */
+  readonly result: string;
+  /** What the result is compared with (the floor, the serialized size, the rate used). */
+  readonly baseline: string;
+  /** The ratio or figure the goal is about, formatted. */
+  readonly ratio: string;
+  /** The goal, e.g. `≥ 0.85`. */
+  readonly goal: string;
+  /** Whether the goal was met. */
+  readonly met: boolean;
+  /** Anything worth knowing about the run (counts, drops, spreads). */
+  readonly notes: string[];
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.max(0, ms)));
+}
+
+/**
+ * Starts the daemon on `yaml` (written into a fresh temp folder as `pipeline.yaml`), with
+ * extra Deno flags (e.g. `--cpu-prof`) placed before the entry point as `deno run` wants.
+ */
+export async function daemon(
+  yaml: (dir: string) => string,
+  opts: { dir?: string; denoFlags?: string[] } = {},
+): Promise<Daemon> {
+  return await startDaemon(yaml, {
+    dir: opts.dir,
+    permissions: ["-A", ...(opts.denoFlags ?? [])],
+  });
+}
+
+/** Parsed Prometheus text: `name{labels}` → value, labels as written by prom-client. */
+export type Samples = Map<string, number>;
+
+/** Parses the exposition text into samples keyed by `name{a="x",b="y"}` (or `name`). */
+export function parseMetrics(text: string): Samples {
+  const out: Samples = new Map();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const sp = line.lastIndexOf(" ");
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+/** Reads `/metrics` of the ops server on `port`. */
+export async function scrape(port: number): Promise<Samples> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  return parseMetrics(await res.text());
+}
+
+/** The value of `name` with exactly `labels` (in prom-client's order), or 0 when absent. */
+export function sample(s: Samples, name: string, labels: Record<string, string> = {}): number {
+  const l = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(",");
+  return s.get(l ? `${name}{${l}}` : name) ?? 0;
+}
+
+/** The sum of every series of `name` whose labels include `labels`. */
+export function sum(s: Samples, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let t = 0;
+  for (const [key, v] of s) {
+    if (key !== name && !key.startsWith(`${name}{`)) continue;
+    if (want.every((w) => key.includes(w))) t += v;
+  }
+  return t;
+}
+
+/** A sink's counters from one scrape. */
+export interface SinkCounts {
+  readonly received: number;
+  readonly written: number;
+  readonly dropped: number;
+  readonly buffered: number;
+}
+
+/** The counters of sink `name`. */
+export function sinkCounts(s: Samples, name: string): SinkCounts {
+  return {
+    received: sample(s, "auditpipe_sink_events_total", { sink: name }),
+    written: sample(s, "auditpipe_sink_written_total", { sink: name }),
+    dropped: sum(s, "auditpipe_sink_dropped_total", { sink: name }),
+    buffered: sample(s, "auditpipe_sink_buffer_events", { sink: name }),
+  };
+}
+
+/** The drop counters of sink `name` that are not zero, by reason. */
+export function drops(s: Samples, name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, v] of s) {
+    if (!key.startsWith("auditpipe_sink_dropped_total{") || v === 0) continue;
+    if (!key.includes(`sink="${name}"`)) continue;
+    out[/reason="([^"]*)"/.exec(key)![1]] = v;
+  }
+  return out;
+}
+
+/** The top-level prefix kube-apiserver writes on every log line. */
+export const TOP_PREFIX = '{"kind":"Event","apiVersion":"audit.k8s.io/v1",';
+
+/**
+ * A log line as an EventList item: the same bytes without `kind` and `apiVersion`, as Go
+ * writes list items, so webhook bodies carry exactly the events the tail benchmark reads.
+ */
+export function lineToItem(line: string): string {
+  if (!line.startsWith(TOP_PREFIX)) {
+    throw new Error(`not a top-level v1 line: ${line.slice(0, 80)}`);
+  }
+  return `{${line.slice(TOP_PREFIX.length)}`;
+}
+
+/** An EventList body of items (already serialized). */
+export function eventListBody(items: readonly string[]): string {
+  return `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${
+    items.join(",")
+  }]}`;
+}
+
+/** Reads a JSON-lines file into its non-empty lines. */
+export async function readLines(path: string, limit = Infinity): Promise<string[]> {
+  const text = await Deno.readTextFile(path);
+  const out: string[] = [];
+  let start = 0;
+  while (start < text.length && out.length < limit) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    if (end > start) out.push(text.slice(start, end));
+    start = end + 1;
+  }
+  return out;
+}
+
+/** The `p`-th percentile (0..100) of sorted `xs`, nearest rank. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+/** The median of `xs` (the lower middle for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
+/** `1234567` → `1,234,567`. */
+export function num(n: number, digits = 0): string {
+  return n.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+/** Polls `fn` every `everyMs` until it returns a value other than undefined or time runs out. */
+export async function poll<T>(
+  fn: () => Promise<T | undefined>,
+  opts: { everyMs: number; timeoutMs: number; what: string },
+): Promise<T> {
+  const until = performance.now() + opts.timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (performance.now() > until) throw new Error(`timed out waiting for ${opts.what}`);
+    await sleep(opts.everyMs);
+  }
+}
+
+/** Runs `deno run -A <script> ...args` and returns its stdout parsed as JSON. */
+export async function runJson<T>(script: string, args: string[]): Promise<T> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).output();
+  if (!out.success) throw new Error(`${script} exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
+}
+
+/** Writes all of `bytes` to `file` (a single write may be partial). */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
+}

@@ -1,0 +1,165 @@
+/**
+ * `deno task bench`: end-to-end benchmarks of the real daemon (started as a subprocess, as in
+ * production) against floors measured in the same run on the same data, plus the policy
+ * micro-benchmark. Progress goes to stderr; the results table (Markdown) to stdout.
+ *
+ * ```
+ * deno task bench [--size-mb N] [--seed S] [--runs N]
+ *                 [--only tail,webhook,memory,latency,policy] [--cpu-prof DIR]
+ * ```
+ *
+ * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
+ * alternating) and reports medians; latency runs once per fsync setting, over 15 s.
+ *
+ * `--cpu-prof DIR` runs the tail benchmark's daemon under `deno run --cpu-prof` and prints
+ * where its time went (the profiled run is slower; do not compare it with the floor).
+ *
+ * Speed is measured here only, never asserted in tests.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { benchPolicy } from "./policy.ts";
+import { ensureData } from "./generate.ts";
+import { readLines, type Row } from "./lib.ts";
+import { benchTail, tailDaemonRun } from "./tail.ts";
+import { benchWebhook } from "./webhook.ts";
+import { benchMemory } from "./memory.ts";
+import { benchLatency } from "./latency.ts";
+import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
+
+const ALL = ["policy", "tail", "webhook", "memory", "latency"] as const;
+type Bench = (typeof ALL)[number];
+
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+
+/** The machine, for the results table. */
+async function machine(): Promise<string> {
+  let cpu = "unknown CPU";
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    cpu = /^model name\s*:\s*(.*)$/m.exec(info)?.[1].trim() ?? cpu;
+  } catch { /* not Linux */ }
+  const mem = Deno.systemMemoryInfo().total / 2 ** 30;
+  return `${navigator.hardwareConcurrency} CPUs (${cpu}), ${mem.toFixed(1)} GiB RAM, ` +
+    `${Deno.build.os}/${Deno.build.arch}, Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
+}
+
+/** Runs `benchPolicy()` and returns the line it prints. */
+async function policyRow(): Promise<Row> {
+  const lines: string[] = [];
+  const original = console.log;
+  console.log = (...args: unknown[]) => lines.push(args.map(String).join(" "));
+  try {
+    await benchPolicy();
+  } finally {
+    console.log = original;
+  }
+  const text = lines.join(" ");
+  const rate = /([\d,]+) evaluations\/s/.exec(text)?.[1] ?? "?";
+  return {
+    name: "policy evaluate (bench/policy.ts, in process)",
+    result: `${rate} evaluations/s`,
+    baseline: "-",
+    ratio: "-",
+    goal: "-",
+    met: true,
+    notes: [text],
+  };
+}
+
+function table(rows: readonly Row[]): string {
+  const out = [
+    "| benchmark | result | compared with | ratio | goal | met |",
+    "| --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const r of rows) {
+    const met = r.goal === "-" ? "-" : r.met ? "yes" : "**no**";
+    out.push(`| ${r.name} | ${r.result} | ${r.baseline} | ${r.ratio} | ${r.goal} | ${met} |`);
+  }
+  out.push("");
+  for (const r of rows) {
+    for (const n of r.notes) out.push(`- ${r.name}: ${n}`);
+  }
+  return out.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "size-mb": { type: "string", default: "200" },
+      "seed": { type: "string", default: "1" },
+      "only": { type: "string", default: ALL.join(",") },
+      "runs": { type: "string", default: "5" },
+      "cpu-prof": { type: "string" },
+      "help": { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "deno task bench [--size-mb N] [--seed S] [--runs N] " +
+        "[--only tail,webhook,memory,latency,policy] [--cpu-prof DIR]",
+    );
+    return;
+  }
+  const sizeMb = Number(values["size-mb"]);
+  const seed = Number(values.seed);
+  const runs = Number(values.runs);
+  if (!Number.isInteger(runs) || runs <= 0) throw new Error("--runs must be a positive integer");
+  if (!Number.isInteger(sizeMb) || sizeMb <= 0) {
+    throw new Error("--size-mb must be a positive integer");
+  }
+  const only = new Set(values.only.split(",").map((s) => s.trim()).filter(Boolean));
+  for (const o of only) {
+    if (!(ALL as readonly string[]).includes(o)) {
+      throw new Error(`--only: unknown benchmark ${o}; known: ${ALL.join(", ")}`);
+    }
+  }
+  const want = (b: Bench) => only.has(b);
+  const started = performance.now();
+  const host = await machine();
+  log(host);
+
+  const data = await ensureData({ seed, sizeMb, log });
+  log(
+    `data: ${data.path}: ${data.events} events, ${(data.bytes / 1e6).toFixed(1)} MB ` +
+      `(levels ${JSON.stringify(data.levels)}, ${data.realEvents} from the real log)`,
+  );
+  // Warm the page cache so neither the floor nor the daemon pays for the first disk read.
+  await Deno.readFile(data.path);
+
+  const rows: Row[] = [];
+  if (want("policy")) rows.push(await policyRow());
+  if (want("tail")) {
+    rows.push(await benchTail(data, { log, runs }));
+    if (values["cpu-prof"]) {
+      const dir = values["cpu-prof"];
+      await Deno.mkdir(dir, { recursive: true });
+      log(`tail: profiled daemon run into ${dir}`);
+      await tailDaemonRun(data, { log, cpuProfDir: dir });
+      const path = await newestProfile(dir);
+      console.error(`\nCPU profile ${path} (tail → policy20 → log):`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
+  }
+  const needLines = want("webhook") || want("memory") || want("latency");
+  const lines = needLines ? await readLines(data.path) : [];
+  if (want("webhook")) rows.push(await benchWebhook(lines, { log, runs }));
+  if (want("memory")) rows.push(await benchMemory(lines, { log, runs }));
+  if (want("latency")) {
+    rows.push(await benchLatency(lines, "never", { log }));
+    rows.push(await benchLatency(lines, "batch", { log }));
+  }
+
+  const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";
+  console.log(`\nMachine: ${host}`);
+  console.log(`Command: deno task bench${argv}`);
+  console.log(
+    `Data: ${data.events.toLocaleString("en-US")} events, ${(data.bytes / 1e6).toFixed(1)} MB ` +
+      `(seed ${seed}); total time ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
+  );
+  console.log(table(rows));
+}
+
+if (import.meta.main) await main();

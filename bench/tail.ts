@@ -1,0 +1,182 @@
+/**
+ * tail → 20-rule policy → log (json), against the floor of `floor_tail.ts` on the same file.
+ *
+ * The daemon starts with its tail source waiting for a file that does not exist yet; once it
+ * listens, the data file is hard-linked into place and the clock starts, so process start and
+ * module loading are not counted (nor are they for the floor). The run is complete when the
+ * sink has written or dropped (by policy, by omitted stage) every event of the file.
+ *
+ * @module
+ */
+import type { DataFile } from "./generate.ts";
+import {
+  daemon,
+  drops,
+  median,
+  num,
+  POLICY20,
+  poll,
+  type Row,
+  runJson,
+  sample,
+  scrape,
+  sinkCounts,
+  sleep,
+} from "./lib.ts";
+
+const FLOOR = new URL("./floor_tail.ts", import.meta.url).pathname;
+
+/** Options of {@linkcode benchTail}. */
+export interface TailOptions {
+  /** Run the daemon with `--cpu-prof --cpu-prof-dir=DIR`. */
+  readonly cpuProfDir?: string;
+  /** Progress messages. */
+  readonly log: (msg: string) => void;
+}
+
+/** What one daemon run measured. */
+export interface TailRun {
+  readonly seconds: number;
+  readonly written: number;
+  readonly dropped: Record<string, number>;
+  readonly outputBytes: number;
+  readonly complete: boolean;
+}
+
+/** Runs the daemon over `data` once; exported for profiling runs. */
+export async function tailDaemonRun(data: DataFile, opts: TailOptions): Promise<TailRun> {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-tail-" });
+  const input = `${dir}/audit.log`;
+  const output = `${dir}/out.log`;
+  const d = await daemon(() => `
+sources:
+  - type: tail
+    name: audit
+    path: ${input}
+    startAt: beginning
+    checkpointFile: ${dir}/audit.ckpt
+    pollInterval: 10ms
+sinks:
+  - type: log
+    name: out
+    path: ${output}
+    format: json
+    policy: ${POLICY20}
+    mode: blocking
+    fsync: never
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: 60s
+`, {
+    dir,
+    denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
+  });
+  try {
+    const port = await d.opsPort();
+    await d.waitLog((r) => r.msg === "file does not exist yet; waiting for it");
+    // Let the daemon settle after start-up before the clock starts. The clock is the wall
+    // clock (not performance.now()) because the end is a file's mtime.
+    await sleep(300);
+    await Deno.link(data.path, input);
+    const t0 = Date.now();
+    let last = -1;
+    let lastChange = t0;
+    let complete = false;
+    // Completion is polled at 250 ms because every scrape costs the daemon CPU (about 1 ms
+    // idle, more under load: polled every 50 ms, prom-client's event-loop-delay stddev, mean
+    // and percentiles took 6% of its busy time); the end time is the output file's mtime, the
+    // moment of the last write, so the poll period adds no error. Events after the last
+    // write are ones the policy dropped, which takes microseconds.
+    await poll(async () => {
+      const c = sinkCounts(await scrape(port), "out");
+      if (c.written + c.dropped >= data.events) return complete = true;
+      if (c.written + c.dropped !== last) {
+        last = c.written + c.dropped;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > 10_000) {
+        return true; // stalled: report what was done
+      }
+      return undefined;
+    }, { everyMs: 250, timeoutMs: 600_000, what: "the tail run to finish" });
+    const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
+    const s = await scrape(port);
+    const c = sinkCounts(s, "out");
+    const source = sample(s, "auditpipe_source_events_total", { source: "audit" });
+    if (source !== data.events) opts.log(`tail: source decoded ${source} of ${data.events}`);
+    await d.stop("SIGTERM");
+    const outputBytes = (await Deno.stat(output)).size;
+    return {
+      seconds: (t1 - t0) / 1000,
+      written: c.written,
+      dropped: drops(s, "out"),
+      outputBytes,
+      complete,
+    };
+  } finally {
+    await d.stop("SIGKILL").catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Measures the floor, then the daemon, on `data`, `opts.runs` times (alternating, so both
+ * see the same machine state), and reports medians.
+ *
+ * @example
+ * ```ts
+ * const row = await benchTail(data, { log: console.error, runs: 3 });
+ * ```
+ */
+export async function benchTail(
+  data: DataFile,
+  opts: TailOptions & { runs: number },
+): Promise<Row> {
+  const floors: { events: number; bytes: number; seconds: number }[] = [];
+  const runs: TailRun[] = [];
+  for (let i = 0; i < opts.runs; i++) {
+    const tmp = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
+    try {
+      floors.push(await runJson(FLOOR, [data.path, `${tmp}/out.log`]));
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
+    }
+    runs.push(await tailDaemonRun(data, opts));
+    opts.log(
+      `tail: run ${i + 1}/${opts.runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
+        runs[i].seconds.toFixed(2)
+      } s`,
+    );
+  }
+  const seconds = median(runs.map((r) => r.seconds));
+  const floorSeconds = median(floors.map((f) => f.seconds));
+  const ratio = floorSeconds / seconds;
+  const notes: string[] = [];
+  if (runs.some((r) => !r.complete)) {
+    notes.push("INCOMPLETE: the sink stopped progressing before the end");
+  }
+  if (floors.some((f) => f.events !== data.events)) {
+    notes.push(`floor saw ${floors.map((f) => f.events).join("/")} events`);
+  }
+  const run = runs[0];
+  notes.push(
+    `${opts.runs} runs, medians shown; per-run ratios ${
+      runs.map((r, i) => (floors[i].seconds / r.seconds).toFixed(2)).join(", ")
+    }; written ${num(run.written)}, dropped ${JSON.stringify(run.dropped)}, output ${
+      num(run.outputBytes / 1e6, 1)
+    } MB`,
+  );
+  return {
+    name: "tail → policy20 → log (json)",
+    result: `${num(data.events / seconds)} ev/s, ${num(data.bytes / 1e6 / seconds, 1)} MB/s (${
+      seconds.toFixed(2)
+    } s)`,
+    baseline: `${num(data.events / floorSeconds)} ev/s, ${
+      num(data.bytes / 1e6 / floorSeconds, 1)
+    } MB/s (${floorSeconds.toFixed(2)} s)`,
+    ratio: ratio.toFixed(2),
+    goal: "≥ 0.85 of floor",
+    met: ratio >= 0.85,
+    notes,
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * webhook (EventLists of 400 events, 4 concurrent keep-alive senders) → 20-rule policy → log,
+ * against the floor of `floor_webhook.ts` fed the same bodies by the same senders.
+ *
+ * Bodies are built before the clock starts, so the senders only hand prepared bytes to
+ * `fetch`; they still run in this process and share the machine's two cores with the
+ * server under test, for the floor and the daemon alike. The log sink is `blocking`, so a
+ * response means its events were written (or dropped by policy): the run ends with the
+ * last response.
+ *
+ * @module
+ */
+import {
+  daemon,
+  drops,
+  eventListBody,
+  lineToItem,
+  median,
+  num,
+  POLICY20,
+  type Row,
+  scrape,
+  sinkCounts,
+  sleep,
+} from "./lib.ts";
+
+const FLOOR = new URL("./floor_webhook.ts", import.meta.url).pathname;
+
+/** Events per EventList, kube-apiserver's default `--audit-webhook-batch-max-size`. */
+export const BATCH = 400;
+/** Concurrent senders. */
+export const SENDERS = 4;
+
+/** Prepared request bodies and the number of events in each. */
+export interface Bodies {
+  readonly bodies: Uint8Array<ArrayBuffer>[];
+  readonly counts: number[];
+  readonly events: number;
+  readonly bytes: number;
+}
+
+/** Builds EventList bodies of `BATCH` events from log lines. */
+export function buildBodies(lines: readonly string[]): Bodies {
+  const enc = new TextEncoder();
+  const bodies: Uint8Array<ArrayBuffer>[] = [];
+  const counts: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const slice = lines.slice(i, i + BATCH);
+    const body = enc.encode(eventListBody(slice.map(lineToItem)));
+    bodies.push(body);
+    counts.push(slice.length);
+    bytes += body.length;
+  }
+  return { bodies, counts, events: lines.length, bytes };
+}
+
+/** Posts every body to `url` from `SENDERS` concurrent loops; returns seconds taken. */
+export async function send(url: string, b: Bodies): Promise<{ seconds: number; failed: number }> {
+  let next = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  const sender = async () => {
+    for (let i = next++; i < b.bodies.length; i = next++) {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: b.bodies[i],
+      });
+      // Reading the body to its end returns the connection to the keep-alive pool.
+      await res.arrayBuffer();
+      if (res.status !== 200) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: SENDERS }, sender));
+  return { seconds: (performance.now() - t0) / 1000, failed };
+}
+
+/** Reads newline-delimited JSON records from a child's stdout. */
+async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<unknown> {
+  let buf = "";
+  for await (const part of stream.pipeThrough(new TextDecoderStream())) {
+    buf += part;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      yield JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  }
+}
+
+async function floorRun(b: Bodies): Promise<{ seconds: number; failed: number; events: number }> {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", FLOOR, `${dir}/out.log`],
+    stdout: "piped",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const out = jsonLines(child.stdout);
+  try {
+    const { port } = (await out.next()).value as { port: number };
+    await sleep(300);
+    const r = await send(`http://127.0.0.1:${port}/`, b);
+    child.kill("SIGTERM");
+    const { events } = (await out.next()).value as { events: number };
+    await child.status;
+    return { ...r, events };
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** One daemon run: post every body, then read the sink's counters. */
+async function daemonRun(b: Bodies): Promise<{
+  seconds: number;
+  failed: number;
+  counts: ReturnType<typeof sinkCounts>;
+  dropped: Record<string, number>;
+}> {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-webhook-" });
+  const d = await daemon(() => `
+sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+    path: /audit
+sinks:
+  - type: log
+    name: out
+    path: ${dir}/out.log
+    format: json
+    policy: ${POLICY20}
+    mode: blocking
+    fsync: never
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: 60s
+`, { dir });
+  try {
+    const port = await d.webhookPort();
+    const ops = await d.opsPort();
+    await sleep(300);
+    const run = await send(`http://127.0.0.1:${port}/audit`, b);
+    const s = await scrape(ops);
+    await d.stop("SIGTERM");
+    return { ...run, counts: sinkCounts(s, "out"), dropped: drops(s, "out") };
+  } finally {
+    await d.stop("SIGKILL").catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/**
+ * Measures the floor, then the daemon, over every event of `lines`, `opts.runs` times
+ * (alternating), and reports medians.
+ *
+ * @example
+ * ```ts
+ * const row = await benchWebhook(lines, { log: console.error, runs: 3 });
+ * ```
+ */
+export async function benchWebhook(
+  lines: readonly string[],
+  opts: { log: (msg: string) => void; runs: number },
+): Promise<Row> {
+  const b = buildBodies(lines);
+  opts.log(`webhook: ${b.bodies.length} bodies, ${num(b.bytes / 1e6, 1)} MB`);
+  const floors: Awaited<ReturnType<typeof floorRun>>[] = [];
+  const runs: Awaited<ReturnType<typeof daemonRun>>[] = [];
+  for (let i = 0; i < opts.runs; i++) {
+    floors.push(await floorRun(b));
+    runs.push(await daemonRun(b));
+    opts.log(
+      `webhook: run ${i + 1}/${opts.runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
+        runs[i].seconds.toFixed(2)
+      } s`,
+    );
+  }
+  const seconds = median(runs.map((r) => r.seconds));
+  const floorSeconds = median(floors.map((f) => f.seconds));
+  const ratio = floorSeconds / seconds;
+  const notes: string[] = [];
+  const failed = runs.reduce((n, r) => n + r.failed, 0);
+  const floorFailed = floors.reduce((n, r) => n + r.failed, 0);
+  if (failed || floorFailed) notes.push(`non-200 answers: daemon ${failed}, floor ${floorFailed}`);
+  for (const r of runs) {
+    if (r.counts.written + r.counts.dropped !== b.events) {
+      notes.push(
+        `INCOMPLETE: sink accounted ${r.counts.written + r.counts.dropped} of ${b.events}`,
+      );
+    }
+  }
+  if (floors.some((f) => f.events !== b.events)) {
+    notes.push(`floor saw ${floors.map((f) => f.events).join("/")} events`);
+  }
+  notes.push(
+    `${opts.runs} runs, medians shown; per-run ratios ${
+      runs.map((r, i) => (floors[i].seconds / r.seconds).toFixed(2)).join(", ")
+    }; written ${num(runs[0].counts.written)}, dropped ${JSON.stringify(runs[0].dropped)}`,
+  );
+  return {
+    name: `webhook (EventLists of ${BATCH}, ${SENDERS} senders) → policy20 → log`,
+    result: `${num(b.events / seconds)} ev/s, ${num(b.bytes / 1e6 / seconds, 1)} MB/s (${
+      seconds.toFixed(2)
+    } s)`,
+    baseline: `${num(b.events / floorSeconds)} ev/s, ${
+      num(b.bytes / 1e6 / floorSeconds, 1)
+    } MB/s (${floorSeconds.toFixed(2)} s)`,
+    ratio: ratio.toFixed(2),
+    goal: "≥ 0.75 of floor",
+    met: ratio >= 0.75,
+    notes,
+  };
+}

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { jsonBytes } from "../pipeline/encode.ts";
+import { jsonSize, writeJson } from "../pipeline/encode.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import type { Format } from "../pipeline/config/schema.ts";
 import { legacyLine } from "./legacy.ts";
@@ -30,7 +30,7 @@ const NEWLINE = 0x0a;
 
 /**
  * Encodes envelopes as lines: `json` is the event's top-level JSON document (its original
- * bytes when the envelope still has them, see `jsonBytes`), `legacy` is kube-apiserver's
+ * bytes when the envelope still has them, see `jsonBytes` and `writeJson`), `legacy` is kube-apiserver's
  * legacy line; either followed by `\n`.
  *
  * @example
@@ -40,9 +40,8 @@ const NEWLINE = 0x0a;
  * ```
  */
 export function encodeLines(items: readonly Envelope[], format: Format): EncodedLines {
-  const bodies = items.map((e) =>
-    format === "json" ? jsonBytes(e) : encoder.encode(legacyLine(e.event))
-  );
+  if (format === "json") return encodeJsonLines(items);
+  const bodies = items.map((e) => encoder.encode(legacyLine(e.event)));
   let total = 0;
   for (const b of bodies) total += b.length + 1;
   const bytes = new Uint8Array(total);
@@ -52,6 +51,22 @@ export function encodeLines(items: readonly Envelope[], format: Format): Encoded
     const start = off;
     bytes.set(bodies[i], off);
     off += bodies[i].length;
+    bytes[off++] = NEWLINE;
+    lines[i] = bytes.subarray(start, off);
+  }
+  return { bytes, lines };
+}
+
+/** JSON lines written straight into one buffer: events that came as bytes are copied once. */
+function encodeJsonLines(items: readonly Envelope[]): EncodedLines {
+  let total = 0;
+  for (const e of items) total += jsonSize(e);
+  const bytes = new Uint8Array(total);
+  const lines: Uint8Array[] = new Array(items.length);
+  let off = 0;
+  for (let i = 0; i < items.length; i++) {
+    const start = off;
+    off = writeJson(items[i], bytes, off);
     bytes[off++] = NEWLINE;
     lines[i] = bytes.subarray(start, off);
   }

@@ -8,7 +8,7 @@
  */
 import { formatDuration } from "../pipeline/config/duration.ts";
 import type { SinkConfig } from "../pipeline/config/schema.ts";
-import { encodeItem } from "../pipeline/encode.ts";
+import { itemBytes } from "../pipeline/encode.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import { AUDIT_API_VERSION } from "../pipeline/event.ts";
 import { RateLimitedLog } from "../pipeline/log.ts";
@@ -48,6 +48,8 @@ export class WebhookHttpError extends Error {
 
 const LIST_HEAD = `{"kind":"EventList","apiVersion":"${AUDIT_API_VERSION}","metadata":{},"items":[`;
 const LIST_TAIL = "]}\n";
+const LIST_HEAD_BYTES = new TextEncoder().encode(LIST_HEAD);
+const LIST_TAIL_BYTES = new TextEncoder().encode(LIST_TAIL);
 /** How much of an error response's body goes into the error message. */
 const SNIPPET_CHARS = 256;
 /** How much of a success response's body is read before the rest is cancelled. */
@@ -61,16 +63,25 @@ const TOKEN_REFRESH_MS = 60_000;
  *
  * @example
  * ```ts
- * eventListBody(batch); // '{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[...]}\n'
+ * new TextDecoder().decode(eventListBody(batch));
+ * // '{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[...]}\n'
  * ```
  */
-export function eventListBody(items: readonly Envelope[]): string {
-  let body = LIST_HEAD;
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0) body += ",";
-    body += encodeItem(items[i].event);
+export function eventListBody(items: readonly Envelope[]): Uint8Array<ArrayBuffer> {
+  // Items are cut from each event's top-level bytes: an unchanged event is never serialized.
+  const parts = items.map(itemBytes);
+  let total = LIST_HEAD_BYTES.length + LIST_TAIL_BYTES.length + Math.max(0, parts.length - 1);
+  for (const p of parts) total += p.length;
+  const body = new Uint8Array(total);
+  body.set(LIST_HEAD_BYTES, 0);
+  let off = LIST_HEAD_BYTES.length;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) body[off++] = 0x2c;
+    body.set(parts[i], off);
+    off += parts[i].length;
   }
-  return body + LIST_TAIL;
+  body.set(LIST_TAIL_BYTES, off);
+  return body;
 }
 
 async function gzip(data: Uint8Array<ArrayBuffer>): Promise<Uint8Array<ArrayBuffer>> {
@@ -239,7 +250,7 @@ export async function createWebhookSink(
     async write(items: readonly Envelope[]): Promise<void> {
       // kube-apiserver never sends an empty batch.
       if (items.length === 0) return;
-      let body = new TextEncoder().encode(eventListBody(items));
+      let body = eventListBody(items);
       // Compressed once per batch; every attempt sends the same bytes.
       if (cfg.compress === "gzip") body = await gzip(body);
       const maxAttempts = cfg.retry.maxAttempts;

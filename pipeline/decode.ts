@@ -8,6 +8,7 @@
 import { asEvent, AUDIT_API_VERSION, eventProblem } from "./event.ts";
 import type { Envelope } from "./envelope.ts";
 import { isTopLevelLine } from "./encode.ts";
+import { itemRanges } from "./scan.ts";
 
 /** An input item that is not a valid event. */
 export interface Rejected {
@@ -92,6 +93,43 @@ export function decodeBody(text: string): Decoded {
 }
 
 const decoder = new TextDecoder();
+
+/**
+ * Decodes a JSON body given as bytes (webhook request, stdin document). Items of an
+ * `EventList` or array keep their original bytes (`item`) when they are single-line objects
+ * without a type of their own, as kube-apiserver sends them, so sinks write them without
+ * serializing again.
+ *
+ * @example
+ * ```ts
+ * decodeBodyBytes(new Uint8Array(await req.arrayBuffer()));
+ * ```
+ */
+export function decodeBodyBytes(bytes: Uint8Array): Decoded {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(decoder.decode(bytes));
+  } catch (err) {
+    throw new DecodeError(`body is not JSON: ${(err as Error).message}`);
+  }
+  const decoded = decodeDocument(doc);
+  if (decoded.envelopes.length === 0) return decoded;
+  const items = Array.isArray(doc) ? doc : (doc as { items?: unknown }).items;
+  if (!Array.isArray(items)) return decoded;
+  const ranges = itemRanges(bytes);
+  if (ranges === null || ranges.length !== items.length) return decoded;
+  // Envelopes are the valid items in order; walk both lists together.
+  let e = 0;
+  for (let i = 0; i < items.length && e < decoded.envelopes.length; i++) {
+    const env = decoded.envelopes[e];
+    if (env.event !== items[i]) continue;
+    e++;
+    const r = ranges[i];
+    if (r.multiline || env.event.kind !== undefined || env.event.apiVersion !== undefined) continue;
+    env.item = bytes.subarray(r.start, r.end);
+  }
+  return decoded;
+}
 
 /**
  * Decodes one line of an audit log (without its line end). A line that is a top-level v1

@@ -43,8 +43,14 @@ const TOP_PREFIX = `{"kind":"Event","apiVersion":"${AUDIT_API_VERSION}"`;
  * ```
  */
 export function encodeEvent(event: Event): string {
-  const { kind: _k, apiVersion: _v, ...rest } = event;
-  const body = JSON.stringify(rest);
+  let body: string;
+  if (event.kind === undefined && event.apiVersion === undefined) {
+    // An EventList item: no copy of the object needed to leave the type out.
+    body = JSON.stringify(event);
+  } else {
+    const { kind: _k, apiVersion: _v, ...rest } = event;
+    body = JSON.stringify(rest);
+  }
   return goEscape(body.length > 2 ? `${TOP_PREFIX},${body.slice(1)}` : `${TOP_PREFIX}}`);
 }
 
@@ -66,6 +72,46 @@ export function encodeItem(event: Event): string {
 
 const encoder = new TextEncoder();
 const RAW_PREFIX = encoder.encode(TOP_PREFIX);
+
+/**
+ * The top-level document for an `EventList` item's bytes (`{"level":...}`): the type
+ * prefix, then the item's members. The item must be an object with at least one member and
+ * without `kind` or `apiVersion` of its own.
+ *
+ * @example
+ * ```ts
+ * topLevelFromItem(new TextEncoder().encode('{"level":"None"}'));
+ * // bytes of '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"None"}'
+ * ```
+ */
+export function topLevelFromItem(item: Uint8Array): Uint8Array {
+  const out = new Uint8Array(RAW_PREFIX.length + item.length);
+  out.set(RAW_PREFIX, 0);
+  out[RAW_PREFIX.length] = 0x2c; // ","
+  out.set(item.subarray(1), RAW_PREFIX.length + 1);
+  return out;
+}
+
+/**
+ * An envelope's event as `EventList` item bytes (no `kind`/`apiVersion`): cut from its
+ * top-level bytes, so an unchanged event is never serialized again.
+ *
+ * @example
+ * ```ts
+ * itemBytes(envelope); // bytes of '{"level":"Metadata",...}'
+ * ```
+ */
+export function itemBytes(envelope: Envelope): Uint8Array {
+  if (envelope.item !== undefined) return envelope.item;
+  const top = jsonBytes(envelope);
+  if (top[RAW_PREFIX.length] !== 0x2c) return encoder.encode(encodeItem(envelope.event));
+  // `{"kind":"Event","apiVersion":"audit.k8s.io/v1",` + members → `{` + members
+  const members = top.subarray(RAW_PREFIX.length + 1);
+  const out = new Uint8Array(members.length + 1);
+  out[0] = 0x7b;
+  out.set(members, 1);
+  return out;
+}
 
 /**
  * Whether a line's bytes can be written as they are for a JSON sink: they start as a
@@ -94,7 +140,33 @@ export function isTopLevelLine(line: Uint8Array): boolean {
  * ```
  */
 export function jsonBytes(envelope: Envelope): Uint8Array {
-  return envelope.raw ??= encoder.encode(encodeEvent(envelope.event));
+  if (envelope.raw !== undefined) return envelope.raw;
+  return envelope.raw = envelope.item !== undefined
+    ? topLevelFromItem(envelope.item)
+    : encoder.encode(encodeEvent(envelope.event));
+}
+
+/**
+ * Writes an envelope's top-level JSON document (no line end) into `out` at `offset`, without
+ * an intermediate copy when the event came as `EventList` item bytes; returns the new
+ * offset. `out` must have room for {@linkcode jsonSize} - 1 bytes.
+ *
+ * @example
+ * ```ts
+ * const out = new Uint8Array(jsonSize(env));
+ * const end = writeJson(env, out, 0); out[end] = 0x0a;
+ * ```
+ */
+export function writeJson(envelope: Envelope, out: Uint8Array, offset: number): number {
+  if (envelope.raw === undefined && envelope.item !== undefined) {
+    out.set(RAW_PREFIX, offset);
+    out[offset + RAW_PREFIX.length] = 0x2c;
+    out.set(envelope.item.subarray(1), offset + RAW_PREFIX.length + 1);
+    return offset + RAW_PREFIX.length + envelope.item.length;
+  }
+  const bytes = jsonBytes(envelope);
+  out.set(bytes, offset);
+  return offset + bytes.length;
 }
 
 /**
@@ -107,5 +179,8 @@ export function jsonBytes(envelope: Envelope): Uint8Array {
  * ```
  */
 export function jsonSize(envelope: Envelope): number {
+  if (envelope.raw === undefined && envelope.item !== undefined) {
+    return RAW_PREFIX.length + envelope.item.length + 1;
+  }
   return jsonBytes(envelope).length + 1;
 }

@@ -22,8 +22,20 @@ export interface Envelope {
    * a sink needs it. Set only while it matches `event` exactly.
    */
   raw?: Uint8Array;
-  /** Policy results cached by compiled-policy id, so sinks sharing a policy evaluate once. */
-  policyCache?: unknown[];
+  /**
+   * The bytes the event arrived as inside an `EventList` (`{"level":...}`, no type), when it
+   * came that way on one line. Sinks cut their output from these: a webhook sink sends them
+   * as they are, a log sink writes the type prefix and then them. Set only while they match
+   * `event`.
+   */
+  item?: Uint8Array;
+  /**
+   * The last policy result computed for this event, and the id of the policy, so sinks
+   * sharing a policy evaluate it once. One slot: pipelines rarely have more than one policy,
+   * and a slot costs no allocation per event.
+   */
+  policyId?: number;
+  policyResult?: unknown;
 }
 
 /** The envelopes of one request, read or message, and the ack their source waits on. */

@@ -91,7 +91,7 @@ export interface CompiledRule {
  * @example
  * ```ts
  * const compiled: CompiledPolicy = compilePolicy(policy);
- * envelope.policyCache![compiled.id] = evaluate(compiled, envelope.event);
+ * if (envelope.policyId !== compiled.id) envelope.policyResult = evaluate(compiled, envelope.event);
  * ```
  */
 export interface CompiledPolicy {

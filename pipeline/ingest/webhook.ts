@@ -12,7 +12,7 @@ import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { Ack } from "../ack.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { decodeBody, DecodeError, type Rejected } from "../decode.ts";
+import { decodeBodyBytes, DecodeError, type Rejected } from "../decode.ts";
 import type { Logger } from "../log.ts";
 import { RateLimitedLog } from "../log.ts";
 import type { SourceStats } from "../stats.ts";
@@ -48,12 +48,12 @@ function splitListen(listen: string): { hostname: string; port: number } {
   return { hostname: host === "" ? "0.0.0.0" : host, port: Number(listen.slice(i + 1)) };
 }
 
-async function readBody(c: Context, max: number): Promise<string> {
+async function readBody(c: Context, max: number): Promise<Uint8Array> {
   const enc = (c.req.header("content-encoding") ?? "identity").toLowerCase();
-  if (enc === "identity") return await c.req.text();
+  if (enc === "identity") return new Uint8Array(await c.req.arrayBuffer());
   if (enc !== "gzip") throw new HttpError(415, `unsupported Content-Encoding ${enc}`);
   const body = c.req.raw.body;
-  if (!body) return "";
+  if (!body) return new Uint8Array();
   // Decompressed size is bounded too, so a small gzip bomb cannot take the memory.
   let seen = 0;
   const limited = body.pipeThrough(new DecompressionStream("gzip")).pipeThrough(
@@ -66,7 +66,7 @@ async function readBody(c: Context, max: number): Promise<string> {
     }),
   );
   try {
-    return await new Response(limited).text();
+    return new Uint8Array(await new Response(limited).arrayBuffer());
   } catch (err) {
     if (err instanceof HttpError) throw err;
     throw new HttpError(400, `body is not valid gzip: ${(err as Error).message}`);
@@ -183,7 +183,7 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
   app.post(cfg.path, async (c) => {
     let decoded;
     try {
-      decoded = decodeBody(await readBody(c, cfg.maxBodyBytes));
+      decoded = decodeBodyBytes(await readBody(c, cfg.maxBodyBytes));
     } catch (err) {
       if (err instanceof DecodeError) {
         stats.reject("invalid_body");

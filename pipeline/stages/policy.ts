@@ -18,7 +18,8 @@ export interface PolicyStageDeps {
 }
 
 /**
- * The result of `policy` for an envelope's event, evaluated at most once per envelope.
+ * The result of `policy` for an envelope's event, evaluated once per envelope when every
+ * branch uses the same policy (the last result is kept on the envelope).
  *
  * @example
  * ```ts
@@ -30,13 +31,11 @@ export function cachedEvaluate(
   env: Envelope,
   levels: Record<Level, number>,
 ): PolicyResult {
-  const cache = env.policyCache ??= [];
-  let result = cache[policy.id] as PolicyResult | undefined;
-  if (result === undefined) {
-    result = evaluate(policy, env.event);
-    cache[policy.id] = result;
-    levels[result.level]++;
-  }
+  if (env.policyId === policy.id) return env.policyResult as PolicyResult;
+  const result = evaluate(policy, env.event);
+  env.policyId = policy.id;
+  env.policyResult = result;
+  levels[result.level]++;
   return result;
 }
 
@@ -69,7 +68,7 @@ export function policyStage(
         out ??= items.slice(0, i);
         if (applied === "policy") policyDrops++;
         else if (applied === "omitted_stage") stageDrops++;
-        else out.push({ event: applied, policyCache: env.policyCache });
+        else out.push({ event: applied });
       }
       if (policyDrops) deps.stats.drop("policy", policyDrops);
       if (stageDrops) deps.stats.drop("omitted_stage", stageDrops);

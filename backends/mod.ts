@@ -12,6 +12,7 @@ import { createLogSink } from "./log.ts";
 import { createStdoutSink } from "./stdout.ts";
 import { createWebhookSink } from "./webhook.ts";
 import { legacyLine } from "./legacy.ts";
+import { createNatsSink } from "./nats.ts";
 
 export type { Sink, SinkContext } from "./sink.ts";
 
@@ -36,7 +37,7 @@ export async function createSink(
     case "webhook":
       return await createWebhookSink(cfg, ctx, target);
     case "nats":
-      throw new Error(`sink ${ctx.name}: the nats sink is not available yet`);
+      return await createNatsSink(cfg, ctx);
   }
 }
 

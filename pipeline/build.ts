@@ -19,6 +19,7 @@ import { type ChunkStream, streamSource } from "./ingest/source.ts";
 import { webhookSource } from "./ingest/webhook.ts";
 import { tailSource } from "./ingest/tail.ts";
 import { stdinSource } from "./ingest/stdin.ts";
+import { natsSource } from "./ingest/nats.ts";
 import type { Chunk } from "./envelope.ts";
 
 /** What a pipeline needs from its host process. */
@@ -172,7 +173,10 @@ export class Pipeline {
           (signal) => annotate(stdinSource(cfg, { name, log, stats, signal }, this.#deps.stdin)),
         );
       case "nats":
-        throw new Error(`source ${name}: the nats source is not available yet`);
+        return streamSource(
+          name,
+          (signal) => annotate(natsSource(cfg, { name, log, stats, signal })),
+        );
     }
   }
 

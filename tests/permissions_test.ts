@@ -6,10 +6,12 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, realEvents, realLines, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { createTestPki } from "./helpers/tls.ts";
+import { startNatsServer } from "./helpers/nats.ts";
 
 const dec = new TextDecoder();
 
 async function setup() {
+  const nats = await startNatsServer();
   const pki = await createTestPki();
   const recv = await startReceiver();
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-perm-" });
@@ -40,6 +42,11 @@ sources:
     startAt: beginning
     checkpointFile: ${dir}/state/tail.json
   - type: stdin
+  - type: nats
+    servers: [${nats.url}]
+    stream: PERM
+    subject: perm.events
+    consumer: perm
 sinks:
   - type: stdout
   - type: log
@@ -47,15 +54,19 @@ sinks:
   - type: webhook
     kubeconfig: siem.kubeconfig
     batch: {maxSize: 1}
+  - type: nats
+    servers: [${nats.url}]
+    subject: perm.other
+    stream: PERMOUT
 server:
   listen: 127.0.0.1:0
 `,
   );
-  return { pki, recv, dir, lines };
+  return { pki, recv, dir, lines, nats };
 }
 
 Deno.test("the daemon runs under exactly the printed permissions, and fails without any one of them", async () => {
-  const { pki, recv, dir, lines } = await setup();
+  const { pki, recv, dir, lines, nats } = await setup();
   const cfg = `${dir}/etc/pipeline.yaml`;
   const env = { AUDIT_CLUSTER: "prod" };
   const out = await new Deno.Command(Deno.execPath(), {
@@ -128,6 +139,7 @@ Deno.test("the daemon runs under exactly the printed permissions, and fails with
   }
   await recv.close();
   await pki.cleanup();
+  await nats.stop();
   await Deno.remove(dir, { recursive: true });
 });
 

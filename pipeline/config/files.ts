@@ -147,12 +147,6 @@ export async function loadResources(
     tls.push(pem);
     tokens.push(token);
   }
-  for (const [i, s] of config.sources.entries()) {
-    if (s.type === "nats") problem(["sources", i, "type"], "the nats source is not available yet");
-  }
-  for (const [i, s] of config.sinks.entries()) {
-    if (s.type === "nats") problem(["sinks", i, "type"], "the nats sink is not available yet");
-  }
   const sinkFingerprints = config.sinks.map((sink, i) => {
     const policy = sinkPolicies[i];
     const target = webhookTargets[i];

@@ -1,0 +1,236 @@
+/**
+ * What the NATS source and sink share: connecting (with the client's own reconnects, and
+ * status events in the daemon's log) and making sure the JetStream stream exists, created
+ * the same way by whichever side gets there first.
+ *
+ * @module
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import type { Logger } from "../pipeline/log.ts";
+import { errorText } from "./retry.ts";
+
+/**
+ * How long the first connection may take before creation fails, ms.
+ *
+ * @example
+ * ```ts
+ * await connectNats({ servers, name, log, timeout: NATS_CONNECT_TIMEOUT });
+ * ```
+ */
+export const NATS_CONNECT_TIMEOUT = 5_000;
+/**
+ * How long a stream this module creates keeps messages, ms. Without a limit a stream nobody
+ * consumes grows until the disk is full; a day is long enough to ride out an outage of the
+ * consuming side. Operators who want other limits create the stream themselves.
+ *
+ * @example
+ * ```ts
+ * await jsm.streams.add({ name: "AUDIT", subjects: ["audit.events"], max_age: NATS_STREAM_MAX_AGE * 1e6 });
+ * ```
+ */
+export const NATS_STREAM_MAX_AGE = 24 * 60 * 60 * 1000;
+
+/**
+ * Options of {@linkcode connectNats}.
+ *
+ * @example
+ * ```ts
+ * const opts: NatsConnectOptions = { servers: ["nats://127.0.0.1:4222"], name: "auditpipe-siem", log };
+ * ```
+ */
+export interface NatsConnectOptions {
+  readonly servers: readonly string[];
+  /** The client name the server shows (`nats server report connections`). */
+  readonly name: string;
+  /** Receives disconnect/reconnect/error status lines. */
+  readonly log: Logger;
+  /** Timeout of the first connection, ms; default {@linkcode NATS_CONNECT_TIMEOUT}. */
+  readonly timeout?: number;
+}
+
+/**
+ * Connects to the first reachable of `servers`, or rejects with an error naming all of them.
+ * Once connected, the client reconnects by itself for as long as the connection is open
+ * (publishes and acks are buffered meanwhile); status changes are logged.
+ *
+ * @example
+ * ```ts
+ * const nc = await connectNats({ servers: cfg.servers, name: `auditpipe-${name}`, log });
+ * await nc.drain();
+ * ```
+ */
+export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: [...opts.servers],
+      name: opts.name,
+      timeout: opts.timeout ?? NATS_CONNECT_TIMEOUT,
+      // A daemon must outlive a NATS restart of any length.
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 1_000,
+    });
+  } catch (err) {
+    throw new Error(`cannot connect to NATS at ${opts.servers.join(", ")}: ${errorText(err)}`, {
+      cause: err,
+    });
+  }
+  void logStatus(nc, opts.log);
+  return nc;
+}
+
+/** Connections that lost their server and have not reconnected yet. */
+const disconnected = new WeakSet<NatsConnection>();
+
+/** Logs the connection's status events until it closes. */
+async function logStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  try {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case "disconnect":
+          disconnected.add(nc);
+          log.warn("NATS disconnected; reconnecting", { server: s.server });
+          break;
+        case "reconnect":
+          disconnected.delete(nc);
+          log.info("NATS reconnected", { server: s.server });
+          break;
+        case "error":
+          log.error("NATS connection error", { error: errorText(s.error) });
+          break;
+        case "slowConsumer":
+          log.warn("NATS slow consumer", { pending: s.pending });
+          break;
+        case "ldm":
+          log.info("NATS server entering lame duck mode", { server: s.server });
+          break;
+        default:
+          // pings, reconnect attempts and cluster updates are too chatty for the log.
+      }
+    }
+  } catch { /* the status iterator ends with the connection */ }
+}
+
+/**
+ * How long {@linkcode closeNats} lets a drain take, ms.
+ *
+ * @example
+ * ```ts
+ * await closeNats(nc, NATS_DRAIN_TIMEOUT);
+ * ```
+ */
+export const NATS_DRAIN_TIMEOUT = 5_000;
+
+/**
+ * Closes a connection from {@linkcode connectNats}: drains it (acks, naks and publishes still
+ * buffered go out) when connected, for at most `timeoutMs`, then closes it for good. A
+ * connection that is reconnecting could only drain once a server is back, and would keep
+ * the process alive trying; it is closed at once.
+ *
+ * @example
+ * ```ts
+ * await closeNats(nc); // never rejects
+ * ```
+ */
+export async function closeNats(
+  nc: NatsConnection,
+  timeoutMs: number = NATS_DRAIN_TIMEOUT,
+): Promise<void> {
+  if (nc.isClosed()) return;
+  if (!disconnected.has(nc) && !nc.isDraining()) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      nc.drain().then(() => true, () => false),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), timeoutMs)),
+    ]);
+    clearTimeout(timer);
+    if (drained) return;
+  }
+  await nc.close().catch(() => {});
+}
+
+/**
+ * Whether NATS subject `subject` is matched by `pattern` (`*` one token, `>` the rest).
+ *
+ * @example
+ * ```ts
+ * subjectMatches("audit.>", "audit.events"); // true
+ * subjectMatches("audit.*", "audit.a.b");    // false
+ * ```
+ */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split(".");
+  const s = subject.split(".");
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === ">") return s.length > i;
+    if (i >= s.length) return false;
+    if (p[i] !== "*" && p[i] !== s[i]) return false;
+  }
+  return p.length === s.length;
+}
+
+/**
+ * Whether `err` is a JetStream API error with `code` (e.g. stream or consumer not found).
+ *
+ * @example
+ * ```ts
+ * if (isApiError(err, JetStreamApiCodes.StreamNotFound)) await create();
+ * ```
+ */
+export function isApiError(err: unknown, code: number): boolean {
+  return err instanceof JetStreamApiError && err.code === code;
+}
+
+/**
+ * Makes sure stream `stream` exists: an existing one is left exactly as it is (only a
+ * warning when it does not capture `subject`); a missing one is created with subjects
+ * `[subject]`, file storage and {@linkcode NATS_STREAM_MAX_AGE}. Two nodes creating it at the
+ * same moment is fine: JetStream accepts an identical create.
+ *
+ * @example
+ * ```ts
+ * const jsm = await jetstreamManager(nc);
+ * await ensureStream(jsm, "AUDIT", "audit.events", log);
+ * ```
+ */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  log: Logger,
+): Promise<StreamInfo> {
+  let info: StreamInfo;
+  try {
+    info = await jsm.streams.info(stream);
+  } catch (err) {
+    if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
+    try {
+      info = await jsm.streams.add({
+        name: stream,
+        subjects: [subject],
+        max_age: NATS_STREAM_MAX_AGE * 1_000_000, // nanoseconds
+      });
+    } catch (addErr) {
+      throw new Error(`cannot create JetStream stream ${stream}: ${errorText(addErr)}`, {
+        cause: addErr,
+      });
+    }
+    log.info("created JetStream stream", { stream, subject });
+    return info;
+  }
+  const subjects = info.config.subjects ?? [];
+  if (!subjects.some((p) => subjectMatches(p, subject))) {
+    log.warn("JetStream stream does not capture the subject; leaving the stream as it is", {
+      stream,
+      subject,
+      streamSubjects: subjects,
+    });
+  }
+  return info;
+}

@@ -1,0 +1,562 @@
+/**
+ * The NATS source: consumes a JetStream stream through a durable pull consumer, so that
+ * many nodes publishing with the `nats` sink fan in here, and several auditpipe instances
+ * may share the consumer to split the work.
+ *
+ * Delivery is at least once: a message is acknowledged only when its chunk's ack settles
+ * successfully; a failed chunk is nak'ed and JetStream delivers it again after a delay; a
+ * chunk still unsettled when the process dies is delivered again after the consumer's
+ * ack wait. Messages that are not audit events are terminated, never redelivered.
+ *
+ * A chunk is what one pull brought: a first fetch that waits (up to
+ * {@linkcode NATS_FETCH_EXPIRES}) for one message, and a second one for as many as the
+ * consumer then has ready, up to the batch; so events do not wait for a batch to fill.
+ *
+ * @module
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  DeliverPolicy,
+  jetstream,
+  JetStreamApiCodes,
+  type JetStreamManager,
+  jetstreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { Ack, type AckOutcome } from "../ack.ts";
+import type { Chunk, Envelope } from "../envelope.ts";
+import { DecodeError, decodeLine } from "../decode.ts";
+import type { SourceConfig } from "../config/schema.ts";
+import { type Logger, RateLimitedLog } from "../log.ts";
+import type { SourceStats } from "../stats.ts";
+import { closeNats, connectNats, ensureStream, isApiError } from "../../backends/nats_connect.ts";
+import { errorText } from "../../backends/retry.ts";
+
+/**
+ * The config of a NATS source.
+ *
+ * @example
+ * ```ts
+ * const cfg: NatsSourceConfig = { type: "nats", servers: ["nats://127.0.0.1:4222"],
+ *   stream: "AUDIT", subject: "audit.events", consumer: "auditpipe" };
+ * ```
+ */
+export type NatsSourceConfig = Extract<SourceConfig, { type: "nats" }>;
+
+/**
+ * What a NATS source needs from the daemon; the optional knobs exist for tests and tuning.
+ *
+ * @example
+ * ```ts
+ * const deps: NatsSourceDeps = { name: "fanin", log, stats, signal: ac.signal };
+ * ```
+ */
+export interface NatsSourceDeps {
+  readonly name: string;
+  readonly log: Logger;
+  readonly stats: SourceStats;
+  /** Aborting stops fetching, settles what is outstanding (bounded), drains, closes. */
+  readonly signal: AbortSignal;
+  /** Messages per chunk (one pull), at most; default 256. */
+  readonly batch?: number;
+  /** Chunks handed downstream whose acks have not settled, at most; default 4. */
+  readonly maxUnsettled?: number;
+  /** How long closing waits for outstanding acks, ms; default 10000. */
+  readonly drainTimeout?: number;
+  /** Delay before JetStream redelivers a nak'ed message, ms; default 1000. */
+  readonly nakDelay?: number;
+  /** How long one fetch waits for messages, ms (at least 1000); default 1000. */
+  readonly fetchExpires?: number;
+  /** Timeout of each connection attempt, ms. */
+  readonly connectTimeout?: number;
+}
+
+/**
+ * The stream a NATS source returns, and when it has fully stopped.
+ *
+ * @example
+ * ```ts
+ * ac.abort();
+ * await stream.finished; // every message acked or nak'ed, connection drained
+ * ```
+ */
+export interface NatsStream extends ReadableStream<Chunk> {
+  /** Resolves once the source stopped, outstanding acks were sent and the connection drained. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * The consumer's ack wait, ms: how long JetStream waits for an ack before redelivering.
+ *
+ * @example
+ * ```ts
+ * natsConsumerConfig("auditpipe", "audit.events").ack_wait; // NATS_ACK_WAIT in ns
+ * ```
+ */
+export const NATS_ACK_WAIT = 30_000;
+/**
+ * The consumer's bound on delivered, unacknowledged messages.
+ *
+ * @example
+ * ```ts
+ * natsConsumerConfig("auditpipe", "audit.events").max_ack_pending; // NATS_MAX_ACK_PENDING
+ * ```
+ */
+export const NATS_MAX_ACK_PENDING = 10_000;
+/**
+ * How long one fetch waits for messages, ms: the client's minimum, so that idle polling is
+ * one request a second and stopping waits at most this long for a fetch to end.
+ *
+ * @example
+ * ```ts
+ * natsSource(cfg, { ...deps, fetchExpires: NATS_FETCH_EXPIRES });
+ * ```
+ */
+export const NATS_FETCH_EXPIRES = 1_000;
+const DEFAULT_BATCH = 256;
+const DEFAULT_MAX_UNSETTLED = 4;
+const DEFAULT_DRAIN_TIMEOUT = 10_000;
+const DEFAULT_NAK_DELAY = 1_000;
+/** A fetch that outlives its expiry by this much is stopped (heartbeats lost while disconnected). */
+const FETCH_GRACE = 5_000;
+const SETUP_RETRY_MIN = 500;
+const SETUP_RETRY_MAX = 30_000;
+
+/**
+ * The durable pull consumer a source creates when it is missing.
+ *
+ * @example
+ * ```ts
+ * await jsm.consumers.add("AUDIT", natsConsumerConfig("auditpipe", "audit.events"));
+ * ```
+ */
+export function natsConsumerConfig(durable: string, subject: string): Partial<ConsumerConfig> {
+  return {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    filter_subject: subject,
+    ack_wait: NATS_ACK_WAIT * 1_000_000, // nanoseconds
+    max_ack_pending: NATS_MAX_ACK_PENDING,
+  };
+}
+
+/**
+ * Consumes `cfg.stream` through the durable pull consumer `cfg.consumer`, one chunk of up
+ * to `batch` messages per pull. Creates the stream (subjects `[cfg.subject]`) and the consumer when missing and
+ * leaves existing ones as they are. Until it is connected it retries with backoff, logging
+ * why; afterwards the client reconnects by itself.
+ *
+ * The stream is pull-based: a fetch runs only when downstream asks, and at most
+ * `maxUnsettled` chunks may be awaiting their ack. The source never releases an ack itself;
+ * it awaits `chunk.ack.settled` and then acks (success) or naks (failure) every message of
+ * the chunk. While a chunk is unsettled its messages are kept from redelivery by progress
+ * acks, so a sink retrying for long does not cause duplicates.
+ *
+ * @example
+ * ```ts
+ * const ac = new AbortController();
+ * const stream = natsSource(
+ *   { type: "nats", servers: ["nats://127.0.0.1:4222"], stream: "AUDIT",
+ *     subject: "audit.events", consumer: "auditpipe" },
+ *   { name: "fanin", log, stats: new SourceStats("fanin"), signal: ac.signal },
+ * );
+ * for await (const chunk of stream) dispatch(chunk);
+ * await stream.finished;
+ * ```
+ */
+export function natsSource(cfg: NatsSourceConfig, deps: NatsSourceDeps): NatsStream {
+  return new NatsReader(cfg, deps).stream;
+}
+
+/** What a fetch brought, and the error it ended with, if any. */
+interface Fetched {
+  readonly msgs: JsMsg[];
+  readonly error?: unknown;
+}
+
+/** The messages of one chunk, until its ack settles. */
+interface Pending {
+  readonly msgs: JsMsg[];
+  readonly done: Promise<void>;
+}
+
+class NatsReader {
+  readonly stream: NatsStream;
+  readonly #cfg: NatsSourceConfig;
+  readonly #log: Logger;
+  readonly #stats: SourceStats;
+  readonly #signal: AbortSignal;
+  readonly #batch: number;
+  readonly #maxUnsettled: number;
+  readonly #drainTimeout: number;
+  readonly #nakDelay: number;
+  readonly #fetchExpires: number;
+  readonly #connectTimeout: number | undefined;
+  readonly #invalidLog: RateLimitedLog;
+  readonly #failedLog: RateLimitedLog;
+  readonly #errorLog: RateLimitedLog;
+
+  #controller!: ReadableStreamDefaultController<Chunk>;
+  #nc: NatsConnection | null = null;
+  #consumer: Consumer | null = null;
+  readonly #setup: Promise<boolean>;
+  readonly #pending = new Set<Pending>();
+  #roomWaiter: (() => void) | null = null;
+  #progressTimer: ReturnType<typeof setInterval> | undefined;
+
+  #stopping = false;
+  readonly #stop = new AbortController();
+  #pulling: Promise<void> | null = null;
+  #finishing: Promise<void> | null = null;
+  readonly #finished: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  constructor(cfg: NatsSourceConfig, deps: NatsSourceDeps) {
+    this.#cfg = cfg;
+    this.#log = deps.log.with({ source: deps.name, stream: cfg.stream, consumer: cfg.consumer });
+    this.#stats = deps.stats;
+    this.#signal = deps.signal;
+    this.#batch = Math.max(1, deps.batch ?? DEFAULT_BATCH);
+    this.#maxUnsettled = Math.max(1, deps.maxUnsettled ?? DEFAULT_MAX_UNSETTLED);
+    this.#drainTimeout = deps.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
+    this.#nakDelay = deps.nakDelay ?? DEFAULT_NAK_DELAY;
+    this.#fetchExpires = Math.max(1_000, deps.fetchExpires ?? NATS_FETCH_EXPIRES);
+    this.#connectTimeout = deps.connectTimeout;
+    this.#invalidLog = new RateLimitedLog(this.#log, "invalid NATS messages terminated");
+    this.#failedLog = new RateLimitedLog(
+      this.#log,
+      "a sink failed a chunk; its messages are nak'ed for redelivery",
+    );
+    this.#errorLog = new RateLimitedLog(this.#log, "NATS fetch failed; retrying", 1000, "error");
+    const rs = new ReadableStream<Chunk>({
+      start: (c) => {
+        this.#controller = c;
+      },
+      pull: (c) => {
+        const p = this.#pull(c);
+        this.#pulling = p;
+        return p;
+      },
+      cancel: () => this.#shutdown(false),
+    }, { highWaterMark: 0 });
+    this.stream = Object.assign(rs, { finished: this.#finished.promise });
+    this.#setup = this.#connect();
+    if (this.#signal.aborted) this.#onAbort();
+    else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  readonly #onAbort = () => {
+    void this.#shutdown(true);
+  };
+
+  // ---- connecting ----
+
+  /** Connects and ensures stream and consumer, retrying until it works or we stop. */
+  async #connect(): Promise<boolean> {
+    let delay = SETUP_RETRY_MIN;
+    while (!this.#stopping) {
+      let nc: NatsConnection | null = null;
+      try {
+        nc = await connectNats({
+          servers: this.#cfg.servers,
+          name: `auditpipe-source-${this.#cfg.consumer}`,
+          log: this.#log,
+          timeout: this.#connectTimeout,
+        });
+        const jsm = await jetstreamManager(nc);
+        await ensureStream(jsm, this.#cfg.stream, this.#cfg.subject, this.#log);
+        const info = await this.#ensureConsumer(jsm);
+        const consumer = await jetstream(nc).consumers.get(this.#cfg.stream, this.#cfg.consumer);
+        if (this.#stopping) {
+          await closeNats(nc);
+          return false;
+        }
+        this.#nc = nc;
+        this.#consumer = consumer;
+        this.#stats.ready = true;
+        // An existing consumer may have another ack wait than the one we would create.
+        this.#startProgress(
+          info.config.ack_wait ? info.config.ack_wait / 1_000_000 : NATS_ACK_WAIT,
+        );
+        this.#log.info("consuming from JetStream", { servers: this.#cfg.servers });
+        return true;
+      } catch (err) {
+        if (nc !== null) await closeNats(nc);
+        this.#log.error("NATS source cannot start; retrying", {
+          servers: this.#cfg.servers,
+          retryInMs: delay,
+          error: errorText(err),
+        });
+        await this.#sleep(delay);
+        delay = Math.min(delay * 2, SETUP_RETRY_MAX);
+      }
+    }
+    return false;
+  }
+
+  /** Makes sure the durable consumer exists (an existing one is left as it is). */
+  async #ensureConsumer(jsm: JetStreamManager): Promise<ConsumerInfo> {
+    const { stream, consumer, subject } = this.#cfg;
+    try {
+      const info = await jsm.consumers.info(stream, consumer);
+      if (info.config.ack_policy !== AckPolicy.Explicit) {
+        this.#log.warn("the consumer does not use explicit acks; failed chunks may be lost", {
+          ackPolicy: info.config.ack_policy,
+        });
+      }
+      return info;
+    } catch (err) {
+      if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
+    }
+    try {
+      const info = await jsm.consumers.add(stream, natsConsumerConfig(consumer, subject));
+      this.#log.info("created durable JetStream consumer", { subject });
+      return info;
+    } catch (err) {
+      // Another instance may have created it in between; if it is there now, fine.
+      try {
+        return await jsm.consumers.info(stream, consumer);
+      } catch {
+        throw new Error(`cannot create consumer ${consumer} on ${stream}: ${errorText(err)}`, {
+          cause: err,
+        });
+      }
+    }
+  }
+
+  // ---- reading ----
+
+  async #pull(c: ReadableStreamDefaultController<Chunk>): Promise<void> {
+    if (!await this.#setup) return;
+    let delay = SETUP_RETRY_MIN;
+    while (!this.#stopping) {
+      await this.#room();
+      if (this.#stopping) return;
+      let msgs: JsMsg[];
+      let error: unknown;
+      try {
+        ({ msgs, error } = await this.#fetchChunk());
+      } catch (err) {
+        ({ msgs, error } = { msgs: [], error: err });
+      }
+      if (error !== undefined) {
+        this.#errorLog.add(1, { error: errorText(error), received: msgs.length });
+      }
+      if (this.#stopping) {
+        // Never handed downstream: give them back at once for another instance to take.
+        for (const m of msgs) safe(() => m.nak());
+        return;
+      }
+      if (msgs.length === 0) {
+        if (error !== undefined) {
+          await this.#sleep(delay);
+          delay = Math.min(delay * 2, SETUP_RETRY_MAX);
+        }
+        continue;
+      }
+      delay = SETUP_RETRY_MIN;
+      if (this.#emit(c, msgs)) return;
+    }
+  }
+
+  /**
+   * The messages of one chunk, in two fetches. A fetch lasts until it has all it asked for
+   * or its expiry, so asking for a full batch when fewer are there would hold every event
+   * for the whole expiry. So the first fetch waits for one message, whose delivery info says
+   * how many more the consumer has right now, and the second asks for just those (up to the
+   * batch). Redeliveries are not in that count: after one, the second fetch asks for a full
+   * batch, waiting out its expiry if fewer come (only after a failure).
+   */
+  async #fetchChunk(): Promise<Fetched> {
+    const first = await this.#fetch(1);
+    if (first.msgs.length === 0 || first.error !== undefined || this.#stopping) return first;
+    const info = first.msgs[0].info;
+    const more = Math.min(this.#batch - 1, info.deliveryCount > 1 ? Infinity : info.pending);
+    if (more <= 0) return first;
+    const rest = await this.#fetch(more);
+    return { msgs: [...first.msgs, ...rest.msgs], error: rest.error };
+  }
+
+  /** One fetch of up to `n` messages; `error` set when it ended badly (messages kept). */
+  async #fetch(n: number): Promise<Fetched> {
+    const iter = await this.#consumer!.fetch({ max_messages: n, expires: this.#fetchExpires });
+    // Heartbeat monitoring pauses while disconnected; never let a fetch hang past its time.
+    const guard = setTimeout(() => iter.stop(), this.#fetchExpires + FETCH_GRACE);
+    const msgs: JsMsg[] = [];
+    try {
+      for await (const m of iter) msgs.push(m);
+      return { msgs };
+    } catch (err) {
+      return { msgs, error: err };
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+
+  /** Decodes `msgs` into one chunk and enqueues it; false when none held an event. */
+  #emit(c: ReadableStreamDefaultController<Chunk>, msgs: JsMsg[]): boolean {
+    const items: Envelope[] = [];
+    const carried: JsMsg[] = [];
+    for (const m of msgs) {
+      let envelopes: Envelope[];
+      try {
+        const decoded = decodeLine(payload(m.data));
+        envelopes = decoded.envelopes;
+        if (decoded.rejected.length > 0) {
+          this.#stats.reject("invalid_event", decoded.rejected.length);
+          this.#invalidLog.add(decoded.rejected.length, {
+            seq: m.seq,
+            subject: m.subject,
+            reason: `item ${decoded.rejected[0].index}: ${decoded.rejected[0].reason}`,
+          });
+        }
+      } catch (err) {
+        if (!(err instanceof DecodeError)) throw err;
+        this.#stats.reject("invalid_event");
+        this.#invalidLog.add(1, { seq: m.seq, subject: m.subject, reason: err.message });
+        // Poison: redelivering it would fail the same way forever. (No reason text: servers
+        // before 2.10 do not recognise a +TERM that carries one.)
+        safe(() => m.term());
+        continue;
+      }
+      if (envelopes.length === 0) {
+        safe(() => m.ack()); // an empty EventList: nothing to wait for
+        continue;
+      }
+      for (const e of envelopes) items.push(e);
+      carried.push(m);
+    }
+    if (items.length === 0) return false;
+    const ack = new Ack();
+    const pending: Pending = {
+      msgs: carried,
+      done: ack.settled.then((outcome) => this.#settle(pending, outcome)),
+    };
+    this.#pending.add(pending);
+    this.#stats.events += items.length;
+    c.enqueue({ items, ack });
+    return true;
+  }
+
+  #settle(p: Pending, outcome: AckOutcome): void {
+    if (!this.#pending.delete(p)) return; // already given back at a timed-out close
+    if (outcome === null) {
+      for (const m of p.msgs) safe(() => m.ack());
+    } else {
+      this.#failedLog.add(p.msgs.length, { delayMs: this.#nakDelay, error: outcome.message });
+      for (const m of p.msgs) safe(() => m.nak(this.#nakDelay));
+    }
+    this.#roomWaiter?.();
+  }
+
+  /** Waits until fewer than `maxUnsettled` chunks await their ack, or we stop. */
+  async #room(): Promise<void> {
+    while (this.#pending.size >= this.#maxUnsettled && !this.#stopping) {
+      await new Promise<void>((r) => this.#roomWaiter = r);
+      this.#roomWaiter = null;
+    }
+  }
+
+  /**
+   * Tells JetStream, every third of the ack wait, that unsettled messages are still being
+   * worked on, so a sink that retries for long does not get them redelivered meanwhile.
+   */
+  #startProgress(ackWaitMs: number): void {
+    this.#progressTimer = setInterval(() => {
+      for (const p of this.#pending) for (const m of p.msgs) safe(() => m.working());
+    }, Math.max(100, ackWaitMs / 3));
+    Deno.unrefTimer(this.#progressTimer);
+  }
+
+  /** Sleeps `ms`; ends early when we stop. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#stop.signal.aborted) return resolve();
+      const done = () => {
+        clearTimeout(t);
+        this.#stop.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#stop.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  // ---- stopping ----
+
+  #shutdown(closeStream: boolean): Promise<void> {
+    this.#finishing ??= (async () => {
+      this.#stopping = true;
+      this.#stop.abort();
+      this.#roomWaiter?.();
+      this.#signal.removeEventListener("abort", this.#onAbort);
+      // A fetch in progress ends within its expiry; its messages are nak'ed by the pull.
+      if (this.#pulling) await this.#pulling.catch(() => {});
+      if (closeStream) {
+        try {
+          this.#controller.close();
+        } catch { /* already closed or cancelled */ }
+      }
+      await this.#setup;
+      await this.#drainAcks();
+      clearInterval(this.#progressTimer);
+      this.#invalidLog.flush();
+      this.#failedLog.flush();
+      this.#errorLog.flush();
+      // Draining sends the acks and naks still buffered before the connection closes.
+      if (this.#nc !== null) await closeNats(this.#nc);
+      this.#stats.ready = false;
+      this.#finished.resolve();
+    })();
+    return this.#finishing;
+  }
+
+  /** Waits (bounded) for outstanding chunks to settle; gives back what is still out. */
+  async #drainAcks(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<boolean>((r) =>
+      timer = setTimeout(() => r(false), this.#drainTimeout)
+    );
+    const all = Promise.all([...this.#pending].map((p) => p.done)).then(() => true);
+    const settled = await Promise.race([all, timedOut]);
+    clearTimeout(timer);
+    if (settled) return;
+    let messages = 0;
+    for (const p of this.#pending) {
+      messages += p.msgs.length;
+      // Redelivered now rather than after the ack wait; a sink may still write them later,
+      // which at-least-once allows.
+      for (const m of p.msgs) safe(() => m.nak());
+    }
+    this.#log.warn("acks still outstanding at close; their messages are nak'ed", {
+      chunks: this.#pending.size,
+      messages,
+    });
+    this.#pending.clear();
+  }
+}
+
+const BLANK = new Set([0x20, 0x09, 0x0d, 0x0a]);
+
+/**
+ * A message's data as one line: without trailing line ends (a publisher may add one) and
+ * copied when it is a small view of a large read buffer, which `raw` would otherwise pin.
+ */
+function payload(data: Uint8Array): Uint8Array {
+  let end = data.length;
+  while (end > 0 && BLANK.has(data[end - 1])) end--;
+  const line = data.subarray(0, end);
+  return line.byteLength * 2 < line.buffer.byteLength ? line.slice() : line;
+}
+
+/** Runs an ack-type call that may throw when the connection has closed; the server redelivers. */
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch { /* connection closed: JetStream redelivers after the ack wait */ }
+}

@@ -4,8 +4,9 @@
  *
  * - `blocking` / `blocking-strict`: the entry holds one chunk; the fan-out waits for room,
  *   so the sink's pace reaches the sources, and acks settle when the sink has written.
- * - `batch`: the entry holds `bufferSize` events; the fan-out never waits and drops what
- *   does not fit; events are batched by size and time and throttled.
+ * - `batch`: the fan-out never waits: a chunk the branch has no room for is dropped. Events
+ *   pass the policy first, then wait in a buffer of `bufferSize` events (kept as bytes
+ *   only, when the sink needs no more), then are batched by size and time and throttled.
  *
  * @module
  */
@@ -24,6 +25,8 @@ import { splitBatches } from "./stages/split.ts";
 import { batcher } from "./stages/batcher.ts";
 import { throttle } from "./stages/throttle.ts";
 import { sinkWriter } from "./stages/sink_writer.ts";
+import { compactStage } from "./stages/compact.ts";
+import { bufferStage } from "./stages/buffer.ts";
 
 /** Everything that shapes a branch. */
 export interface BranchSpec {
@@ -37,6 +40,11 @@ export interface BranchSpec {
   readonly maxInFlight?: number;
   /** Bytes the sink writes for an event, line end included, for truncation. */
   readonly size?: (env: Envelope) => number;
+  /**
+   * Whether buffered events may be kept as bytes only: the sink writes JSON and never
+   * looks at the parsed event (log and stdout in json format, webhook).
+   */
+  readonly compact?: boolean;
 }
 
 /** What a branch needs from the pipeline. */
@@ -78,10 +86,9 @@ export class Branch {
 
   constructor(readonly spec: BranchSpec, readonly sink: Sink, readonly deps: BranchDeps) {
     this.blocking = spec.mode !== "batch";
-    const entry = new TransformStream<Chunk, Chunk>(
-      undefined,
-      { highWaterMark: this.blocking ? 1 : spec.batch.bufferSize, size: (c) => c.items.length },
-    );
+    // One chunk at the entry: in blocking mode the fan-out waits for room there. In batch
+    // mode the fan-out never waits; it bounds the branch by counting (see `room`).
+    const entry = new TransformStream<Chunk, Chunk>(undefined, { highWaterMark: 1 });
     this.writer = entry.writable.getWriter();
     let chunks: ReadableStream<Chunk> = entry.readable;
     if (spec.policy) {
@@ -99,7 +106,9 @@ export class Branch {
     if (this.blocking) {
       batches = chunks.pipeThrough(chunkToBatch());
     } else {
-      batches = chunks.pipeThrough(batcher(spec.batch, { clock: deps.clock }));
+      if (spec.compact) chunks = chunks.pipeThrough(compactStage());
+      batches = chunks.pipeThrough(bufferStage(spec.batch.bufferSize))
+        .pipeThrough(batcher(spec.batch, { clock: deps.clock }));
       if (spec.batch.throttle.enabled) {
         batches = batches.pipeThrough(
           throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
@@ -121,8 +130,12 @@ export class Branch {
     );
   }
 
-  /** Events this branch can still take without waiting (batch mode) or 0. */
+  /**
+   * Events a `batch` branch can still take: `bufferSize` less what it holds (in its stages,
+   * its buffer, its batcher and its sink's write in progress). Counted, not read off the
+   * streams' queues, so a burst that the stages have not moved along yet is not dropped.
+   */
   get room(): number {
-    return Math.max(0, this.writer.desiredSize ?? 0);
+    return Math.max(0, this.spec.batch.bufferSize - this.deps.stats.buffered);
   }
 }

@@ -137,6 +137,8 @@ export class Pipeline {
         policy: resources.sinkPolicies[i],
         maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
         size: sinkEventSize(cfg),
+        compact: cfg.type === "webhook" ||
+          ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "json"),
       },
       sink,
       { stats, levels: this.stats.levels, log, clock, after },

@@ -1,8 +1,7 @@
 /**
  * The fan-out: hands each chunk from the sources to every sink branch. It waits for room
- * only in blocking branches; a `batch` branch takes what fits in its buffer and the rest
- * is dropped and counted, so a stalled batch sink never slows anything else. No `tee()`:
- * its queues are unbounded.
+ * only in blocking branches; a `batch` branch takes what fits in its buffer and the rest is
+ * dropped and counted, so a stalled batch sink never slows anything else. No `tee()`: its queues are unbounded.
  *
  * @module
  */
@@ -60,13 +59,14 @@ export class FanOut {
       if ((b.writer.desiredSize ?? 1) <= 0) await b.writer.ready;
     }
     for (const b of this.branches) {
+      const room = b.blocking ? 0 : b.room;
       b.deps.stats.received += n;
       if (b.blocking) {
         chunk.ack.hold();
         b.writer.write(chunk).catch(() => chunk.ack.fail(new Error(`sink ${b.spec.name} closed`)));
         continue;
       }
-      const room = b.room;
+      // As kube-apiserver's buffer: what does not fit, the newest events, is dropped.
       const take = Math.min(room, n);
       if (take > 0) {
         const items = take === n ? chunk.items : chunk.items.slice(0, take);

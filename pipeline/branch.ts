@@ -2,8 +2,9 @@
  * One sink branch: the chain of stages between the fan-out and a sink, built for the
  * sink's mode. Modes differ only in where the branch waits and where it drops:
  *
- * - `blocking` / `blocking-strict`: the entry holds one chunk; the fan-out waits for room,
- *   so the sink's pace reaches the sources, and acks settle when the sink has written.
+ * - `blocking` / `blocking-strict`: acks settle when the sink has written. Chunks that
+ *   arrive while the sink writes are merged into its next write (group commit); beyond
+ *   that the fan-out waits for room, so the sink's pace reaches the sources.
  * - `batch`: the fan-out never waits: a chunk the branch has no room for is dropped. Events
  *   pass the policy first, then wait in a buffer of `bufferSize` events (kept as bytes
  *   only, when the sink needs no more), then are batched by size and time and throttled.
@@ -27,6 +28,7 @@ import { throttle } from "./stages/throttle.ts";
 import { sinkWriter } from "./stages/sink_writer.ts";
 import { compactStage } from "./stages/compact.ts";
 import { bufferStage } from "./stages/buffer.ts";
+import { coalesceStage } from "./stages/coalesce.ts";
 
 /** Everything that shapes a branch. */
 export interface BranchSpec {
@@ -57,13 +59,11 @@ export interface BranchDeps {
   readonly after?: Promise<unknown>;
 }
 
-function chunkToBatch(): TransformStream<Chunk, Batch> {
-  return new TransformStream({
-    transform(chunk, controller) {
-      controller.enqueue({ items: chunk.items, acks: [chunk.ack] });
-    },
-  });
-}
+/**
+ * How many events a blocking branch merges into one write at most. Large enough that a sink
+ * that fsyncs keeps up with many concurrent requests; small enough to be one write.
+ */
+const COALESCE_EVENTS = 10_000;
 
 /**
  * A running sink branch. Write chunks with {@linkcode Branch.writer}; close the writer to
@@ -104,7 +104,7 @@ export class Branch {
     }
     let batches: ReadableStream<Batch>;
     if (this.blocking) {
-      batches = chunks.pipeThrough(chunkToBatch());
+      batches = chunks.pipeThrough(coalesceStage(COALESCE_EVENTS));
     } else {
       if (spec.compact) chunks = chunks.pipeThrough(compactStage());
       batches = chunks.pipeThrough(bufferStage(spec.batch.bufferSize))

@@ -103,31 +103,35 @@ Deno.test("fan-out: a stalled batch sink drops what overflows its buffer and nev
   identity(b);
 });
 
-Deno.test("fan-out: a stalled blocking sink holds intake, and its acks settle only after it wrote", async () => {
+Deno.test("fan-out: a stalled blocking sink holds intake once its group-commit queue is full, and acks settle only after it wrote", async () => {
   const slow = new TestSink();
   slow.stall();
   const a = branch("slow", "blocking", slow);
   const fanout = new FanOut([a], silentLogger);
+  const chunkOf = (c: number) => Array.from({ length: 3000 }, (_, k) => event(c * 3000 + k));
   const ack1 = new Ack();
-  await fanout.dispatch({ items: [event(1)], ack: ack1 });
+  await fanout.dispatch({ items: chunkOf(0), ack: ack1 });
   let settled = false;
   ack1.settled.then(() => settled = true);
-  // The entry and each stage hold at most one chunk: intake stops after a few.
+  // One write in progress, up to 10,000 events queued behind it, a chunk in each stage.
   let dispatched = 1;
   const more = (async () => {
-    for (let i = 2; i <= 10; i++) {
-      await fanout.dispatch({ items: [event(i)], ack: new Ack() });
+    for (let c = 1; c < 12; c++) {
+      await fanout.dispatch({ items: chunkOf(c), ack: new Ack() });
       dispatched++;
     }
   })();
   await tick();
-  assert(dispatched < 10, `dispatched ${dispatched} chunks past a stalled blocking sink`);
+  assert(dispatched < 12, `dispatched ${dispatched} chunks past a stalled blocking sink`);
   assertEquals(settled, false);
   slow.resume();
   await more;
   assertEquals(await ack1.settled, null);
   await fanout.close();
-  assertEquals(slow.written, Array.from({ length: 10 }, (_, i) => `id-${i + 1}`));
+  assertEquals(slow.written.length, 12 * 3000);
+  assertEquals(slow.written, Array.from({ length: 12 * 3000 }, (_, i) => `id-${i}`));
+  // Chunks that waited while the sink was stalled went out together.
+  assert(slow.batches < 12, `${slow.batches} writes for 12 chunks`);
 });
 
 Deno.test("fan-out: blocking-strict fails the ack when the sink fails; blocking counts and releases", async () => {

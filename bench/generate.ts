@@ -20,6 +20,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { goEscape } from "../pipeline/encode.ts";
 
 /** Where cached data files live (gitignored). */
 export const DATA_DIR: string = fileURLToPath(new URL("./data/", import.meta.url));
@@ -776,15 +777,6 @@ function k8sObject(r: Rand, t: Target, now: number, target: number): Record<stri
 
 // ---- events ----
 
-const HTML_UNSAFE = /[<>&\u2028\u2029]/g;
-const HTML_ESCAPES: Record<string, string> = {
-  "<": "\\u003c",
-  ">": "\\u003e",
-  "&": "\\u0026",
-  "\u2028": "\\u2028",
-  "\u2029": "\\u2029",
-};
-
 function micros(ms: number, us: number): string {
   return new Date(ms).toISOString().slice(0, 23) + String(us).padStart(3, "0") + "Z";
 }
@@ -892,7 +884,7 @@ function generatedLine(r: Rand, now: number, rr: boolean): { line: string; level
     e.annotations = ann;
   }
   return {
-    line: JSON.stringify(e).replace(HTML_UNSAFE, (c) => HTML_ESCAPES[c]),
+    line: goEscape(JSON.stringify(e)),
     level: e.level as string,
   };
 }

@@ -1,20 +1,10 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { testEnvelope } from "./helpers/events.ts";
 import { Ack } from "../pipeline/ack.ts";
 import type { Batch, Chunk, Envelope } from "../pipeline/envelope.ts";
 import { coalesceStage } from "../pipeline/stages/coalesce.ts";
 
-const env = (id: string): Envelope => ({
-  event: {
-    level: "Metadata",
-    auditID: id,
-    stage: "ResponseComplete",
-    requestURI: "/",
-    verb: "get",
-    user: {},
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-  },
-});
+const env = (id: string): Envelope => testEnvelope(id);
 const chunk = (...ids: string[]): Chunk => ({ items: ids.map(env), ack: new Ack() });
 const ids = (b: Batch) => b.items.map((e) => e.event.auditID);
 

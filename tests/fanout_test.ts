@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { testEnvelope } from "./helpers/events.ts";
 import { Ack } from "../pipeline/ack.ts";
 import { Branch, type BranchSpec } from "../pipeline/branch.ts";
 import { systemClock } from "../pipeline/clock.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
 import { silentLogger } from "../pipeline/log.ts";
 import { FanOut } from "../pipeline/stages/fanout.ts";
 import { SinkStats } from "../pipeline/stats.ts";
@@ -11,17 +11,7 @@ import type { Sink } from "../backends/sink.ts";
 import type { Mode } from "../pipeline/config/schema.ts";
 
 function event(i: number): Envelope {
-  const e: Event = {
-    level: "Metadata",
-    auditID: `id-${i}`,
-    stage: "ResponseComplete",
-    requestURI: "/api",
-    verb: "get",
-    user: { username: "alice" },
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-  };
-  return { event: e };
+  return testEnvelope(`id-${i}`);
 }
 
 /** A sink whose writes wait until `gate` opens (or fail when told to). */

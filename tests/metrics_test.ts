@@ -112,7 +112,10 @@ shutdownTimeout: 1s
   assert(dropped("policy", "policy") > 0);
   assert(dropped("policy", "omitted_stage") > 0);
   assert(dropped("small", "too_large") > 0);
-  assert(dropped("failing", "retries_exhausted") > 0);
+  assert(
+    dropped("failing", "retries_exhausted") > 0,
+    JSON.stringify([...m].filter(([k]) => k.includes(`"failing"`))),
+  );
   assert(dropped("failing", "buffer_full") > 0);
   assert(dropped("stuck", "buffer_full") > 0);
   assert(m.get(`auditpipe_sink_retries_total{sink="failing"}`)! > 0);

@@ -1,4 +1,5 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
+import { testEnvelope } from "./helpers/events.ts";
 import { Ack } from "../pipeline/ack.ts";
 import { systemClock } from "../pipeline/clock.ts";
 import type { Batch, Envelope } from "../pipeline/envelope.ts";
@@ -7,18 +8,7 @@ import { sinkWriter } from "../pipeline/stages/sink_writer.ts";
 import { SinkStats } from "../pipeline/stats.ts";
 import { type Sink, SinkError } from "../backends/sink.ts";
 
-const env = (id: string): Envelope => ({
-  event: {
-    level: "Metadata",
-    auditID: id,
-    stage: "ResponseComplete",
-    requestURI: "/",
-    verb: "get",
-    user: {},
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-  },
-});
+const env = (id: string): Envelope => testEnvelope(id);
 
 function batch(id: string): Batch {
   return { items: [env(id)], acks: [new Ack()] };

@@ -108,7 +108,15 @@ export class FakeClock implements Clock {
   }
 }
 
-/** Lets pending promise continuations run. */
+/**
+ * Lets pending promise continuations run.
+ *
+ * @example
+ * ```ts
+ * promise.then(() => done = true);
+ * await flushMicrotasks(); // done === true
+ * ```
+ */
 export async function flushMicrotasks(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
   await new Promise((r) => setTimeout(r, 0));

@@ -25,7 +25,14 @@ export interface Decoded {
   readonly rejected: Rejected[];
 }
 
-/** The body is not an event container at all (not JSON, not a list, not an event). */
+/**
+ * The body is not an event container at all (not JSON, not a list, not an event).
+ *
+ * @example
+ * ```ts
+ * try { decodeBody("{"); } catch (e) { if (e instanceof DecodeError) respond(400, e.message); }
+ * ```
+ */
 export class DecodeError extends Error {
   override name = "DecodeError";
 }

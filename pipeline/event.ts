@@ -94,7 +94,14 @@ export interface EventList {
   items: Event[];
 }
 
-/** Rank of a level; unknown strings rank as None, as `Level.Less` does upstream. */
+/**
+ * Rank of a level; unknown strings rank as None, as `Level.Less` does upstream.
+ *
+ * @example
+ * ```ts
+ * levelRank("Request") > levelRank("Metadata"); // true
+ * ```
+ */
 export function levelRank(level: string): number {
   const i = LEVELS.indexOf(level as Level);
   return i < 0 ? 0 : i;

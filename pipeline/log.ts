@@ -69,7 +69,14 @@ export function createLogger(
   };
 }
 
-/** A logger that writes nothing, for tests and tools. */
+/**
+ * A logger that writes nothing, for tests and tools.
+ *
+ * @example
+ * ```ts
+ * new Branch(spec, sink, { stats, levels, log: silentLogger, clock });
+ * ```
+ */
 export const silentLogger: Logger = createLogger("error", () => {});
 
 /**

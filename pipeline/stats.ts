@@ -94,7 +94,15 @@ export class SinkStats {
   }
 }
 
-/** What one source has seen. */
+/**
+ * What one source has seen.
+ *
+ * @example
+ * ```ts
+ * const s = new SourceStats("apiserver");
+ * s.events += 400; s.reject("invalid_event");
+ * ```
+ */
 export class SourceStats {
   events = 0;
   readonly rejected: Map<string, number> = new Map();

@@ -174,7 +174,14 @@ const natsSink = z.strictObject({
 });
 
 const sinkTypes = ["stdout", "log", "webhook", "nats"] as const;
-/** One sink. */
+/**
+ * One sink, with kube-apiserver's defaults for the backend it stands for.
+ *
+ * @example
+ * ```ts
+ * sinkSchema.parse({ type: "webhook", kubeconfig: "k.yaml" }).batch.maxSize; // 400
+ * ```
+ */
 export const sinkSchema = z.discriminatedUnion(
   "type",
   [stdoutSink, logSink, webhookSink, natsSink],
@@ -240,7 +247,14 @@ const natsSource = z.strictObject({
 });
 
 const sourceTypes = ["webhook", "tail", "stdin", "nats"] as const;
-/** One source. */
+/**
+ * One source.
+ *
+ * @example
+ * ```ts
+ * sourceSchema.parse({ type: "webhook" }).listen; // "127.0.0.1:8080"
+ * ```
+ */
 export const sourceSchema = z.discriminatedUnion("type", [
   webhookSource,
   tailSource,
@@ -253,7 +267,16 @@ export const sourceSchema = z.discriminatedUnion("type", [
     }`,
 });
 
-/** The whole pipeline config. */
+/**
+ * The whole pipeline config. Use `loadConfigText`/`loadConfigFile` (they add positions,
+ * environment expansion and path resolution); this is the schema they validate with.
+ *
+ * @example
+ * ```ts
+ * const config = configSchema.parse({ sources: [{ type: "stdin" }], sinks: [{ type: "stdout" }] });
+ * config.sinks[0].mode; // "blocking"
+ * ```
+ */
 export const configSchema = z.strictObject({
   policy: policyRef().optional(),
   sources: z.array(sourceSchema, { error: got("must be a list of sources") }).min(
@@ -288,5 +311,3 @@ export type RotateConfig = Extract<SinkConfig, { type: "log" }>["rotate"];
 export type Mode = (typeof MODES)[number];
 /** An output format of the log and stdout sinks. */
 export type Format = (typeof FORMATS)[number];
-/** Every key the schema accepts at each level, for did-you-mean suggestions. */
-export const SCHEMA_KEYS = { sourceTypes, sinkTypes };

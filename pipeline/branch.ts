@@ -5,9 +5,9 @@
  * - `blocking` / `blocking-strict`: acks settle when the sink has written. Chunks that
  *   arrive while the sink writes are merged into its next write (group commit); beyond
  *   that the fan-out waits for room, so the sink's pace reaches the sources.
- * - `batch`: the fan-out never waits: a chunk the branch has no room for is dropped. Events
- *   pass the policy first, then wait in a buffer of `bufferSize` events (kept as bytes
- *   only, when the sink needs no more), then are batched by size and time and throttled.
+ * - `batch`: the fan-out never waits: what does not fit in `bufferSize` is dropped, counted.
+ *   Events pass the policy first, then wait in the buffer (kept as bytes only, when the
+ *   sink needs no more), then are batched by size and time and throttled.
  *
  * @module
  */

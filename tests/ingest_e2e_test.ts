@@ -97,3 +97,45 @@ sinks:
   assert(got.length - want.length < total / 2, `repeats: ${got.length - want.length}`);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("tail: rename rotation in the middle of a burst, as kube-apiserver's log backend does it, loses and repeats nothing", async () => {
+  const base = await realLines(1000);
+  const all = uniqueLines([...base, ...base, ...base], 0);
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-rot-" });
+  const log = `${dir}/audit.log`;
+  await Deno.writeTextFile(log, "");
+  const d = await startDaemon(() => `
+sources:
+  - type: tail
+    path: ${log}
+    startAt: beginning
+    pollInterval: 20ms
+sinks:
+  - type: log
+    path: ${dir}/out/audit.log
+`, { dir });
+  await d.waitLog((r) => r.msg === "auditpipe starting");
+  const enc = new TextEncoder();
+  let file = await Deno.open(log, { append: true });
+  for (let i = 0; i < all.length; i += 100) {
+    await file.write(enc.encode(all.slice(i, i + 100).join("\n") + "\n"));
+    if (i === 1000 || i === 2000) {
+      // lumberjack: rename to audit-<time>.log, then open a new audit.log.
+      file.close();
+      await Deno.rename(log, `${dir}/audit-2024-03-01T12-34-5${i / 1000}.000.log`);
+      file = await Deno.open(log, { append: true, create: true });
+    }
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  file.close();
+  const want = all.map((l) => JSON.parse(l).auditID as string);
+  let got: string[] = [];
+  for (let i = 0; i < 200 && got.length < want.length; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    got = (await Deno.readTextFile(`${dir}/out/audit.log`).catch(() => ""))
+      .split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).auditID);
+  }
+  assertEquals((await d.stop()).code, 0);
+  assertEquals(got, want);
+  await Deno.remove(dir, { recursive: true });
+});

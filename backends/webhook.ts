@@ -15,6 +15,7 @@ import { RateLimitedLog } from "../pipeline/log.ts";
 import { type Sink, type SinkContext, SinkError } from "./sink.ts";
 import { loadKubeconfig, readTokenFile, type WebhookTarget } from "./kubeconfig.ts";
 import { errorText, RetryError, withRetry } from "./retry.ts";
+import { createNodeFetch, type FetchLike } from "./node_fetch.ts";
 
 /** The webhook sink's settings. */
 export type WebhookSinkConfig = Extract<SinkConfig, { type: "webhook" }>;
@@ -160,7 +161,20 @@ export async function createWebhookSink(
   for (const w of t.warnings) log.warn(`webhook kubeconfig: ${w}`, { kubeconfig: cfg.kubeconfig });
 
   let client: Deno.HttpClient | undefined;
-  if (t.caCerts !== undefined || t.cert !== undefined) {
+  let send: FetchLike = (u, init) => fetch(u, { ...init, client });
+  let closeTransport = () => client?.close();
+  if (t.insecureSkipTLSVerify || t.tlsServerName !== undefined) {
+    // Deno's client can neither skip verification nor set the server name; node:https can.
+    const node = createNodeFetch({
+      ca: t.caCerts,
+      cert: t.cert,
+      key: t.key,
+      servername: t.tlsServerName,
+      rejectUnauthorized: !t.insecureSkipTLSVerify,
+    }, cfg.maxInFlight);
+    send = node.fetch;
+    closeTransport = node.close;
+  } else if (t.caCerts !== undefined || t.cert !== undefined) {
     try {
       // Deno adds caCerts to its default roots; it has no way to trust only the given CA.
       client = Deno.createHttpClient({ caCerts: t.caCerts, cert: t.cert, key: t.key });
@@ -212,13 +226,7 @@ export async function createWebhookSink(
     const signal = timeout ? AbortSignal.any([ctx.signal, timeout]) : ctx.signal;
     let res: Response;
     try {
-      res = await fetch(url, {
-        method: "POST",
-        headers,
-        body,
-        signal,
-        client,
-      });
+      res = await send(url, { method: "POST", headers, body, signal });
     } catch (e) {
       if (timeout?.aborted && !ctx.signal.aborted) {
         // No cause: the abort error would only repeat "timeout" in the cause chain.
@@ -295,7 +303,7 @@ export async function createWebhookSink(
     },
     close(): Promise<void> {
       failures.flush();
-      client?.close();
+      closeTransport();
       return Promise.resolve();
     },
   };

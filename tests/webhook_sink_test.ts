@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { stringify } from "yaml";
 import { createWebhookSink, eventListBody, type WebhookSinkConfig } from "../backends/webhook.ts";
+import { errorText } from "../backends/retry.ts";
 import type { WebhookTarget } from "../backends/kubeconfig.ts";
 import type { SinkContext } from "../backends/sink.ts";
 import { type Clock, FakeClock, systemClock } from "../pipeline/clock.ts";
@@ -290,6 +291,74 @@ Deno.test("mTLS with a kubeconfig CA, client certificate and token file is accep
       assert.equal(rx.got[0].body, new TextDecoder().decode(eventListBody(items)));
     } finally {
       await sink.close();
+    }
+  } finally {
+    await rx.close();
+    await pki.cleanup();
+  }
+});
+
+Deno.test("insecure-skip-tls-verify delivers to a server whose CA is unknown, with the client certificate", async () => {
+  const pki = await createTestPki();
+  const rx = await mtlsReceiver(pki);
+  try {
+    const sink = await createWebhookSink(config(), context().ctx, {
+      url: new URL(rx.url),
+      cert: pki.clientCert,
+      key: pki.clientKey,
+      insecureSkipTLSVerify: true,
+      headers: { Authorization: "Bearer t0ken" },
+      warnings: [],
+      files: [],
+    });
+    try {
+      await sink.write([env()]);
+      assert.equal(rx.got.length, 1);
+      assert.equal(rx.got[0].cn, pki.clientCN);
+      assert.equal(rx.got[0].authorization, "Bearer t0ken");
+    } finally {
+      await sink.close();
+    }
+  } finally {
+    await rx.close();
+    await pki.cleanup();
+  }
+});
+
+Deno.test("tls-server-name checks the certificate against that name, not the server's address", async () => {
+  const pki = await createTestPki();
+  const rx = await mtlsReceiver(pki);
+  const target = (name: string) => ({
+    url: new URL(rx.url),
+    caCerts: [pki.caCert],
+    cert: pki.clientCert,
+    key: pki.clientKey,
+    tlsServerName: name,
+    headers: {},
+    warnings: [],
+    files: [],
+  });
+  try {
+    // The server certificate is valid for 127.0.0.1 and localhost.
+    const ok = await createWebhookSink(config(), context().ctx, target("localhost"));
+    try {
+      await ok.write([env()]);
+      assert.equal(rx.got.length, 1);
+    } finally {
+      await ok.close();
+    }
+    const wrong = await createWebhookSink(
+      config({ retry: { maxAttempts: 1 } }),
+      context().ctx,
+      target("siem.example"),
+    );
+    try {
+      const err = await wrong.write([env()]).then(() => null, (e) => e);
+      assert.ok(err instanceof Error);
+      assert.match(errorText(err), /siem\.example/);
+      assert.equal(rx.got.length, 1);
+    } finally {
+      await wrong.close();
     }
   } finally {
     await rx.close();

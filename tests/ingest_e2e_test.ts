@@ -117,7 +117,12 @@ sinks:
   await d.waitLog((r) => r.msg === "auditpipe starting");
   const enc = new TextEncoder();
   let file = await Deno.open(log, { append: true });
+  const delivered = async () =>
+    (await Deno.readTextFile(`${dir}/out/audit.log`).catch(() => "")).split("\n").length - 1;
   for (let i = 0; i < all.length; i += 100) {
+    // The tail starts at the beginning of the file it finds; make sure that is the first
+    // one before rotating it away.
+    if (i === 100) { while (await delivered() === 0) await new Promise((r) => setTimeout(r, 10)); }
     await file.write(enc.encode(all.slice(i, i + 100).join("\n") + "\n"));
     if (i === 1000 || i === 2000) {
       // lumberjack: rename to audit-<time>.log, then open a new audit.log.

@@ -234,6 +234,12 @@ class Tailer {
   #rewindAt = 0;
   #retryDelay: number;
   readonly #files = new Set<OpenFile>();
+  /**
+   * Files opened and not yet followed (a rotation's successor being checked, a start-up
+   * file being positioned). Work on them awaits, and an ack settling meanwhile runs `#gc`,
+   * which must not close them.
+   */
+  readonly #adopting = new Set<OpenFile>();
 
   #stopping = false;
   readonly #stop = new AbortController();
@@ -424,6 +430,7 @@ class Tailer {
   }
 
   #follow(h: OpenFile, offset: number, skipFirstLine = false): void {
+    this.#adopting.delete(h);
     this.#cursor = {
       h,
       offset,
@@ -602,12 +609,14 @@ class Tailer {
       throw err;
     }
     this.#files.add(h);
+    this.#adopting.add(h);
     return h;
   }
 
   #release(h: OpenFile): void {
     h.close();
     this.#files.delete(h);
+    this.#adopting.delete(h);
   }
 
   /** Closes files nothing refers to any more. */
@@ -616,6 +625,7 @@ class Tailer {
     if (this.#cursor) used.add(this.#cursor.h);
     if (this.#commit) used.add(this.#commit.h);
     if (this.#rewindTo) used.add(this.#rewindTo.h);
+    for (const h of this.#adopting) used.add(h);
     for (const p of this.#window.positions()) used.add(p.h);
     for (const h of this.#files) if (!used.has(h)) this.#release(h);
   }

@@ -30,12 +30,14 @@ export interface Envelope {
    */
   item?: Uint8Array;
   /**
-   * The last policy result computed for this event, and the id of the policy, so sinks
-   * sharing a policy evaluate it once. One slot: pipelines rarely have more than one policy,
-   * and a slot costs no allocation per event.
+   * The first policy result computed for this event and the id of its policy, so sinks
+   * sharing a policy evaluate it once. A slot costs no allocation per event; pipelines with
+   * more than one policy keep the others in `policyResults`.
    */
   policyId?: number;
   policyResult?: unknown;
+  /** Results of further policies, by compiled-policy id. */
+  policyResults?: Map<number, unknown>;
 }
 
 /** The envelopes of one request, read or message, and the ack their source waits on. */

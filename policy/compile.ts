@@ -91,7 +91,7 @@ export interface CompiledRule {
  * @example
  * ```ts
  * const compiled: CompiledPolicy = compilePolicy(policy);
- * if (envelope.policyId !== compiled.id) envelope.policyResult = evaluate(compiled, envelope.event);
+ * const result = evaluate(compiled, envelope.event); // once per event, cached by `id`
  * ```
  */
 export interface CompiledPolicy {

@@ -18,8 +18,8 @@ export interface PolicyStageDeps {
 }
 
 /**
- * The result of `policy` for an envelope's event, evaluated once per envelope when every
- * branch uses the same policy (the last result is kept on the envelope).
+ * The result of `policy` for an envelope's event, evaluated once per envelope and policy
+ * however many branches share it; results are kept on the envelope.
  *
  * @example
  * ```ts
@@ -32,9 +32,15 @@ export function cachedEvaluate(
   levels: Record<Level, number>,
 ): PolicyResult {
   if (env.policyId === policy.id) return env.policyResult as PolicyResult;
+  const cached = env.policyResults?.get(policy.id);
+  if (cached !== undefined) return cached as PolicyResult;
   const result = evaluate(policy, env.event);
-  env.policyId = policy.id;
-  env.policyResult = result;
+  if (env.policyId === undefined) {
+    env.policyId = policy.id;
+    env.policyResult = result;
+  } else {
+    (env.policyResults ??= new Map()).set(policy.id, result);
+  }
   levels[result.level]++;
   return result;
 }

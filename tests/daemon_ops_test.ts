@@ -90,9 +90,7 @@ sinks:
 
 Deno.test("a second SIGTERM exits at once with a message while the first is still draining", async () => {
   const recv = await startReceiver();
-  let unblock!: () => void;
-  const blocked = new Promise<number>((r) => unblock = () => r(200));
-  recv.respond = () => blocked;
+  const unblock = recv.stall();
   const d = await startDaemon((dir) => {
     Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
     return `

@@ -47,9 +47,7 @@ Deno.test("metrics: received = written + dropped + buffered for every sink, afte
   const failing = await startReceiver();
   failing.respond = async () => (await new Promise((r) => setTimeout(r, 20)), 500);
   const stuck = await startReceiver();
-  let unstick!: (status: number) => void;
-  const stuckAnswer = new Promise<number>((r) => unstick = r);
-  stuck.respond = () => stuckAnswer;
+  const unstick = stuck.stall();
   const d = await startDaemon((dir) => {
     Deno.writeTextFileSync(`${dir}/failing.kubeconfig`, failing.kubeconfig());
     Deno.writeTextFileSync(`${dir}/stuck.kubeconfig`, stuck.kubeconfig());
@@ -142,7 +140,7 @@ shutdownTimeout: 1s
     d.logs.some((r) => r.msg === "shutdown timeout; events not delivered" && r.sink === "stuck"),
   );
   await failing.close();
-  unstick(200);
+  unstick();
   await stuck.close();
   await Deno.remove(d.dir, { recursive: true });
 });

@@ -82,9 +82,7 @@ sinks:
 
 Deno.test("SIGTERM with a blocking sink stuck on a request exits after shutdownTimeout, counting what was lost", async () => {
   const recv = await startReceiver();
-  let unstick!: (n: number) => void;
-  const answer = new Promise<number>((r) => unstick = r);
-  recv.respond = () => answer;
+  const unstick = recv.stall();
   const d = await startDaemon((dir) => {
     Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
     return `
@@ -117,7 +115,7 @@ shutdownTimeout: 500ms
     (final.sinks as Record<string, { dropped: Record<string, number> }>).siem.dropped.shutdown,
     10,
   );
-  unstick(200);
+  unstick();
   await pending;
   await recv.close();
   await Deno.remove(d.dir, { recursive: true });

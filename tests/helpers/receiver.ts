@@ -16,6 +16,8 @@ export interface Receiver {
   respond: (n: number) => number | Promise<number>;
   /** A kubeconfig pointing at this receiver. */
   kubeconfig(): string;
+  /** Makes every request wait unanswered until the returned function is called (then 200). */
+  stall(): () => void;
   close(): Promise<void>;
 }
 
@@ -30,6 +32,12 @@ export function startReceiver(port = 0): Promise<Receiver> {
       kubeconfig: () =>
         `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${r.url}\ncontexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\nusers:\n- name: u\n  user: {}\n`,
       close: () => server.shutdown(),
+      stall() {
+        let release!: () => void;
+        const answer = new Promise<number>((res) => release = () => res(200));
+        r.respond = () => answer;
+        return release;
+      },
     };
     const server = Deno.serve({
       hostname: "127.0.0.1",

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concatBytes } from "../pipeline/bytes.ts";
 import { basename, dirname, join } from "node:path";
 import { type Clock, systemClock } from "../pipeline/clock.ts";
 import { type Logger, silentLogger } from "../pipeline/log.ts";
@@ -109,13 +110,7 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
       parts[k].byteOffset === prev.byteOffset + prev.byteLength;
   }
   if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, total);
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts, total);
 }
 
 function message(e: unknown): string {

@@ -9,6 +9,7 @@
 import { formatDuration } from "../pipeline/config/duration.ts";
 import type { SinkConfig } from "../pipeline/config/schema.ts";
 import { itemBytes } from "../pipeline/encode.ts";
+import { concatBytes } from "../pipeline/bytes.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import { AUDIT_API_VERSION } from "../pipeline/event.ts";
 import { RateLimitedLog } from "../pipeline/log.ts";
@@ -101,22 +102,15 @@ async function readSome(res: Response, limit: number): Promise<Uint8Array> {
   try {
     while (n < limit) {
       const { value, done } = await reader.read();
-      if (done) return concat(chunks, n);
+      if (done) return concatBytes(chunks, n);
       chunks.push(value);
       n += value.length;
     }
     await reader.cancel();
-    return concat(chunks, n);
+    return concatBytes(chunks, n);
   } finally {
     reader.releaseLock();
   }
-}
-
-function concat(chunks: Uint8Array[], n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) out.set(c, at), at += c.length;
-  return out;
 }
 
 /** client-go's `checkWait`: 429 and 5xx may carry a whole number of seconds to wait. */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -176,13 +177,6 @@ export class LineSplitter {
   }
 
   #join(last: Uint8Array): Uint8Array {
-    const out = new Uint8Array(this.#partLen + last.length);
-    let at = 0;
-    for (const p of this.#parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    out.set(last, at);
-    return out;
+    return concatBytes([...this.#parts, last], this.#partLen + last.length);
   }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import { Ack } from "../ack.ts";
 import type { Chunk, Envelope } from "../envelope.ts";
 import { decodeBody, DecodeError, decodeLine, type Rejected } from "../decode.ts";
@@ -50,16 +51,6 @@ const textDecoder = new TextDecoder();
 function firstNonBlank(line: Uint8Array): number {
   for (const b of line) if (!BLANK.has(b)) return b;
   return -1;
-}
-
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /**
@@ -239,7 +230,7 @@ class StdinReader {
 
   /** The buffered input was not one document after all: split it into lines from the start. */
   #replayAsLines(out: Envelope[]): void {
-    const all = concat(this.#raw, this.#rawLen);
+    const all = concatBytes(this.#raw, this.#rawLen);
     this.#endDetect("lines");
     this.#splitter = this.#newSplitter();
     this.#splitter.push(all, (line, offset) => this.#line(line, offset, out));
@@ -253,7 +244,7 @@ class StdinReader {
       // that `#line` changes the mode, hence the widening).
       if ((this.#mode as string) !== "document") return;
     }
-    const text = textDecoder.decode(concat(this.#raw, this.#rawLen));
+    const text = textDecoder.decode(concatBytes(this.#raw, this.#rawLen));
     try {
       const { envelopes, rejected } = decodeBody(text);
       for (const e of envelopes) out.push(e);

@@ -38,7 +38,7 @@ Examples:
   auditpipe --config batch.yaml < /var/log/kubernetes/audit/audit.log
   auditpipe policy eval --policy policy.yaml audit.log
 
-Signals: SIGTERM/SIGINT drain every sink and exit 0 (a second one exits at once);
+Signals: SIGTERM/SIGINT drain every sink and exit 0 (another one, 0.5 s or more later, exits at once);
 SIGHUP reloads the config (an invalid one is logged and the running pipeline kept);
 SIGUSR1 reopens log files.
 `;

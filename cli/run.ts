@@ -27,6 +27,9 @@ function namedFiles(loaded: LoadedConfig): string[] {
   return files;
 }
 
+/** Signals this close after the first are the same stop delivered twice, not a second one. */
+const DUPLICATE_SIGNAL_MS = 500;
+
 /** Options of the daemon command. */
 export interface RunOptions {
   readonly config: string;
@@ -104,12 +107,17 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   };
   if (opts.watchConfig) unwatch = watchFiles(namedFiles(loaded), () => reload("watch"));
 
-  let signals = 0;
+  let firstSignalAt: number | null = null;
   const onStop = (sig: Deno.Signal) => () => {
-    if (++signals > 1) {
+    const now = performance.now();
+    if (firstSignalAt !== null) {
+      // Ctrl-C, `deno task` and `timeout` deliver one stop to the whole process group, so
+      // the same signal can arrive twice at once; only a later one means "stop now".
+      if (now - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
       log.error("second signal; exiting now without draining", { signal: sig });
       Deno.exit(1);
     }
+    firstSignalAt = now;
     log.info("stopping: draining every sink", { signal: sig });
     pipeline.stop();
   };

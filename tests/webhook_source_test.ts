@@ -53,6 +53,28 @@ Deno.test("webhook source accepts an EventList and answers with counts once the 
   });
 });
 
+Deno.test("webhook source reads a body with a Content-Length into one buffer its events are cut from, and a streamed body without one", async () => {
+  const events = await realEvents(20);
+  const body = new TextEncoder().encode(eventList(events));
+  await withSource({}, {}, async (url, chunks) => {
+    let res = await fetch(url, { method: "POST", headers: json, body });
+    assertEquals(await res.json(), { accepted: events.length, rejected: 0 });
+    const buffers = new Set(chunks[0].items.map((e) => e.item!.buffer));
+    assertEquals(buffers.size, 1);
+    assertEquals([...buffers][0].byteLength, body.byteLength);
+    // A stream body goes out chunked, without a Content-Length.
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < body.length; i += 4096) c.enqueue(body.slice(i, i + 4096));
+        c.close();
+      },
+    });
+    res = await fetch(url, { method: "POST", headers: json, body: stream });
+    assertEquals(await res.json(), { accepted: events.length, rejected: 0 });
+    assertEquals(chunks[1].items.map((e) => e.event), chunks[0].items.map((e) => e.event));
+  });
+});
+
 Deno.test("webhook source accepts a single Event and a JSON array of events", async () => {
   const events = await realEvents(3);
   await withSource({}, {}, async (url) => {

@@ -50,7 +50,7 @@ function splitListen(listen: string): { hostname: string; port: number } {
 
 async function readBody(c: Context, max: number): Promise<Uint8Array> {
   const enc = (c.req.header("content-encoding") ?? "identity").toLowerCase();
-  if (enc === "identity") return new Uint8Array(await c.req.arrayBuffer());
+  if (enc === "identity") return await readIdentity(c.req.raw, max);
   if (enc !== "gzip") throw new HttpError(415, `unsupported Content-Encoding ${enc}`);
   const body = c.req.raw.body;
   if (!body) return new Uint8Array();
@@ -71,6 +71,36 @@ async function readBody(c: Context, max: number): Promise<Uint8Array> {
     if (err instanceof HttpError) throw err;
     throw new HttpError(400, `body is not valid gzip: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Reads a plain body. With a Content-Length (kube-apiserver sends one) the bytes are read
+ * straight into one buffer of that size: no chunks to join, so a body costs its size once,
+ * and the events kept from it can stay views into it (see `compact.ts`).
+ */
+async function readIdentity(req: Request, max: number): Promise<Uint8Array> {
+  const length = Number(req.headers.get("content-length") ?? NaN);
+  const body = req.body;
+  if (!body) return new Uint8Array();
+  let reader: ReadableStreamBYOBReader;
+  try {
+    if (!Number.isSafeInteger(length) || length > max) throw new TypeError("no length");
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    return new Uint8Array(await req.arrayBuffer());
+  }
+  let buffer = new ArrayBuffer(length);
+  let offset = 0;
+  while (offset < length) {
+    const { value, done } = await reader.read(new Uint8Array(buffer, offset, length - offset));
+    if (done) break;
+    buffer = value.buffer as ArrayBuffer;
+    offset += value.byteLength;
+  }
+  if (offset < length) throw new HttpError(400, `body ended after ${offset} of ${length} bytes`);
+  const { done } = await reader.read(new Uint8Array(1));
+  if (!done) throw new HttpError(400, `body is longer than its Content-Length ${length}`);
+  return new Uint8Array(buffer);
 }
 
 class HttpError extends Error {

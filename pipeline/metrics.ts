@@ -151,7 +151,23 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
       }
     },
   });
-  void durations;
+  const requests = new client.Histogram({
+    name: "auditpipe_source_request_duration_seconds",
+    help:
+      "Time from a webhook request's arrival to its answer: in blocking modes, until the sinks wrote its events.",
+    labelNames: ["source", "code"],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+    collect() {
+      for (const s of sources()) {
+        for (const r of s.requestDurations) {
+          this.observe({ source: s.name, code: String(r.code) }, r.seconds);
+        }
+        s.requestDurations.length = 0;
+      }
+    },
+  });
+  void durations, requests;
   client.collectDefaultMetrics({ register: reg, prefix: "auditpipe_" });
   return reg;
 }

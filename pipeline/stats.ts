@@ -110,8 +110,18 @@ export class SourceStats {
   lagBytes = 0;
   /** Whether the source is accepting input (listening, following). */
   ready = false;
+  /**
+   * Seconds from a request's arrival to its answer (webhook sources), by status code;
+   * drained by the metrics module, at most 10,000 kept between scrapes.
+   */
+  requestDurations: { code: number; seconds: number }[] = [];
 
   constructor(readonly name: string) {}
+
+  /** Records one answered request. */
+  answered(code: number, seconds: number): void {
+    if (this.requestDurations.length < 10_000) this.requestDurations.push({ code, seconds });
+  }
 
   /** Counts `n` inputs rejected for `reason` (e.g. `invalid_event`, `too_long`). */
   reject(reason: string, n = 1): void {

@@ -120,6 +120,11 @@ shutdownTimeout: 1s
   assert(m.get(`auditpipe_level_total{level="None"}`)! > 0);
   assert(m.get(`auditpipe_memory_bytes{kind="rss"}`)! > 0);
   assertEquals(m.get(`auditpipe_source_events_total{source="webhook"}`), 300);
+  assertEquals(
+    m.get(`auditpipe_source_request_duration_seconds_count{source="webhook",code="200"}`),
+    10,
+    "every request's time to its answer",
+  );
 
   // The stuck sink cannot drain within shutdownTimeout: what it held is dropped for shutdown.
   const { code } = await d.stop();

@@ -157,6 +157,11 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
     log.error("webhook handler failed", { error: err });
     return c.json({ error: "internal error" }, 500);
   });
+  app.use(async (c, next) => {
+    const t0 = performance.now();
+    await next();
+    stats.answered(c.res.status, (performance.now() - t0) / 1000);
+  });
   app.all(cfg.path, async (c, next) => {
     if (c.req.method !== "POST") {
       c.header("Allow", "POST");

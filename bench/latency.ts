@@ -16,6 +16,7 @@ import type { Event } from "../pipeline/event.ts";
 import {
   daemon,
   eventListBody,
+  histogramPercentile,
   lineToItem,
   num,
   percentile,
@@ -25,6 +26,7 @@ import {
   sinkCounts,
   sleep,
 } from "./lib.ts";
+import { Pool, postRequest } from "./http_client.ts";
 
 const MAX_RATE_SECONDS = 3;
 const HALF_RATE_SECONDS = 15;
@@ -49,29 +51,15 @@ export async function keptBodies(
   return out;
 }
 
-async function post(url: string, body: Uint8Array<ArrayBuffer>): Promise<number> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-  });
-  await res.arrayBuffer();
-  return res.status;
-}
-
 /** Closed loop for `seconds`: requests/s the daemon sustains. */
-async function maxRate(
-  url: string,
-  bodies: Uint8Array<ArrayBuffer>[],
-  seconds: number,
-): Promise<number> {
+async function maxRate(pool: Pool, requests: Uint8Array[], seconds: number): Promise<number> {
   let i = 0;
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
   let done = 0;
   const loop = async () => {
     while (performance.now() < end) {
-      await post(url, bodies[i++ % bodies.length]);
+      await pool.send(requests[i++ % requests.length]);
       done++;
     }
   };
@@ -81,17 +69,18 @@ async function maxRate(
 
 /** Open loop at `rate` for `seconds`: per-request latency and sender lag, ms. */
 async function fixedRate(
-  url: string,
-  bodies: Uint8Array<ArrayBuffer>[],
+  pool: Pool,
+  requests: Uint8Array[],
   rate: number,
   seconds: number,
-): Promise<{ latency: number[]; lag: number[]; failed: number }> {
+): Promise<{ latency: number[]; lag: number[]; failed: Map<string, number> }> {
   const n = Math.floor(rate * seconds);
   const interval = 1000 / rate;
   const latency: number[] = [];
   const lag: number[] = [];
   const inFlight: Promise<void>[] = [];
-  let failed = 0;
+  const failed = new Map<string, number>();
+  const fail = (why: string) => void failed.set(why, (failed.get(why) ?? 0) + 1);
   const t0 = performance.now() + 20;
   for (let i = 0; i < n; i++) {
     const due = t0 + i * interval;
@@ -102,10 +91,10 @@ async function fixedRate(
     const sent = performance.now();
     lag.push(Math.max(0, sent - due));
     inFlight.push(
-      post(url, bodies[i % bodies.length]).then((status) => {
+      pool.send(requests[i % requests.length]).then((status) => {
         latency.push(performance.now() - sent);
-        if (status !== 200) failed++;
-      }),
+        if (status !== 200) fail(`HTTP ${status}`);
+      }, (err) => fail(String(err))),
     );
   }
   await Promise.all(inFlight);
@@ -114,25 +103,51 @@ async function fixedRate(
 
 /**
  * Measures blocking-mode latency at half the maximum single-event rate, with the log sink's
- * `fsync` set to `fsync`.
+ * `fsync` set to `fsync`, on `opts.runs` fresh daemons, and reports the run with the median
+ * p99: with the senders and the daemon sharing two cores, one run's tail depends on what
+ * else the machine scheduled during it.
  *
  * @example
  * ```ts
- * const row = await benchLatency(lines, "never", { log: console.error });
+ * const row = await benchLatency(lines, "never", { log: console.error, runs: 3 });
  * ```
  */
 export async function benchLatency(
   lines: readonly string[],
   fsync: "never" | "batch",
-  opts: { log: (msg: string) => void },
+  opts: { log: (msg: string) => void; runs: number },
 ): Promise<Row> {
   const bodies = await keptBodies(lines, 20_000);
+  const rows: (Row & { value: number })[] = [];
+  for (let i = 0; i < opts.runs; i++) rows.push(await latencyOnce(bodies, fsync, opts));
+  const sorted = [...rows].sort((a, b) => a.value - b.value);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
+  return {
+    ...mid,
+    notes: [
+      `${opts.runs} runs, the median shown; per-run p99 ${
+        rows.map((r) => r.value.toFixed(2)).join(", ")
+      } ms`,
+      ...mid.notes,
+    ],
+  };
+}
+
+/** One daemon, one max-rate measurement, one run at half of it. */
+async function latencyOnce(
+  bodies: Uint8Array<ArrayBuffer>[],
+  fsync: "never" | "batch",
+  opts: { log: (msg: string) => void },
+): Promise<Row & { value: number }> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-latency-" });
   const d = await daemon(() => `
 sources:
   - type: webhook
     name: apiserver
     listen: 127.0.0.1:0
+    # A blocking-mode kube-apiserver sends one request per event per API request in flight:
+    # up to --max-requests-inflight + --max-mutating-requests-inflight (600) at once.
+    maxInFlight: 1024
 sinks:
   - type: log
     name: out
@@ -147,16 +162,27 @@ server:
 shutdownTimeout: 30s
 `, { dir });
   try {
-    const url = `http://127.0.0.1:${await d.webhookPort()}/audit`;
+    const pool = new Pool(await d.webhookPort());
+    const requests = bodies.map((b) => postRequest("/audit", b));
     const ops = await d.opsPort();
     await sleep(300);
-    const max = await maxRate(url, bodies, MAX_RATE_SECONDS);
+    const max = await maxRate(pool, requests, MAX_RATE_SECONDS);
     const rate = max / 2;
     opts.log(`latency (fsync ${fsync}): max ${num(max)} req/s; sending at ${num(rate)} req/s`);
     await sleep(500);
-    const before = sinkCounts(await scrape(ops), "out");
-    const r = await fixedRate(url, bodies, rate, HALF_RATE_SECONDS);
-    const after = sinkCounts(await scrape(ops), "out");
+    const beforeScrape = await scrape(ops);
+    const before = sinkCounts(beforeScrape, "out");
+    const r = await fixedRate(pool, requests, rate, HALF_RATE_SECONDS);
+    pool.close();
+    const afterScrape = await scrape(ops);
+    const after = sinkCounts(afterScrape, "out");
+    const daemonP99 = histogramPercentile(
+      beforeScrape,
+      afterScrape,
+      "auditpipe_source_request_duration_seconds",
+      { source: "apiserver", code: "200" },
+      99,
+    );
     await d.stop("SIGTERM");
     const p50 = percentile(r.latency, 50);
     const p99 = percentile(r.latency, 99);
@@ -164,9 +190,16 @@ shutdownTimeout: 30s
       `${num(r.latency.length)} requests; max ${percentile(r.latency, 100).toFixed(2)} ms; ` +
       `p99.9 ${percentile(r.latency, 99.9).toFixed(2)} ms; sender lag behind schedule p99 ${
         percentile(r.lag, 99).toFixed(2)
-      } ms; written ${num(after.written - before.written)}`,
+      } ms; written ${
+        num(after.written - before.written)
+      }; ${pool.opened} connections; ${pool.resent} requests sent again`,
+      `the daemon answered 99% of requests within ${
+        daemonP99 * 1000
+      } ms of their arrival (auditpipe_source_request_duration_seconds; bucket bound)`,
     ];
-    if (r.failed) notes.push(`${r.failed} non-200 answers`);
+    if (r.failed.size) {
+      notes.push(`failed: ${[...r.failed].map(([why, n]) => `${n} × ${why}`).join("; ")}`);
+    }
     return {
       name: `latency: webhook → policy20 → log, blocking, fsync ${fsync}, 1 event/request`,
       result: `p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`,
@@ -175,6 +208,7 @@ shutdownTimeout: 30s
       goal: "p99 < 5 ms at half load",
       met: p99 < 5,
       notes,
+      value: p99,
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});

@@ -90,6 +90,29 @@ export function sum(s: Samples, name: string, labels: Record<string, string> = {
   return t;
 }
 
+/**
+ * The upper bucket bound (seconds) under which `p` percent of the observations of histogram
+ * `name` with `labels` fell between two scrapes; Infinity when beyond the last bucket.
+ */
+export function histogramPercentile(
+  before: Samples,
+  after: Samples,
+  name: string,
+  labels: Record<string, string>,
+  p: number,
+): number {
+  const buckets: [number, number][] = [];
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const [key, v] of after) {
+    if (!key.startsWith(`${name}_bucket{`) || !want.every((w) => key.includes(w))) continue;
+    const le = /le="([^"]*)"/.exec(key)![1];
+    buckets.push([le === "+Inf" ? Infinity : Number(le), v - (before.get(key) ?? 0)]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets.at(-1)?.[1] ?? 0;
+  return buckets.find(([, n]) => n >= total * p / 100)?.[0] ?? NaN;
+}
+
 /** A sink's counters from one scrape. */
 export interface SinkCounts {
   readonly received: number;

@@ -9,7 +9,8 @@
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
- * alternating) and reports medians; latency runs once per fsync setting, over 15 s.
+ * alternating) and reports medians; latency runs min(N, 3) times per fsync setting, 15 s
+ * each, and reports the median p99.
  *
  * `--cpu-prof DIR` runs the tail benchmark's daemon under `deno run --cpu-prof` and prints
  * where its time went (the profiled run is slower; do not compare it with the floor).
@@ -148,8 +149,9 @@ async function main(): Promise<void> {
   if (want("webhook")) rows.push(await benchWebhook(lines, { log, runs }));
   if (want("memory")) rows.push(await benchMemory(lines, { log, runs }));
   if (want("latency")) {
-    rows.push(await benchLatency(lines, "never", { log }));
-    rows.push(await benchLatency(lines, "batch", { log }));
+    const latencyRuns = Math.min(runs, 3);
+    rows.push(await benchLatency(lines, "never", { log, runs: latencyRuns }));
+    rows.push(await benchLatency(lines, "batch", { log, runs: latencyRuns }));
   }
 
   const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";

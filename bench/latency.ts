@@ -145,9 +145,6 @@ sources:
   - type: webhook
     name: apiserver
     listen: 127.0.0.1:0
-    # A blocking-mode kube-apiserver sends one request per event per API request in flight:
-    # up to --max-requests-inflight + --max-mutating-requests-inflight (600) at once.
-    maxInFlight: 1024
 sinks:
   - type: log
     name: out

@@ -45,6 +45,8 @@ Deno.test("config: a minimal config gets kube-apiserver's per-backend defaults",
     compress: false,
   });
   assertEquals(config.sources[0].type === "webhook" && config.sources[0].listen, "127.0.0.1:8080");
+  // Above the 600 requests a blocking-mode kube-apiserver may keep open: a 429 costs it 10 s.
+  assertEquals(config.sources[0].type === "webhook" && config.sources[0].maxInFlight, 1024);
   assertEquals(config.sinks.map((s) => s.name), ["stdout", "webhook", "log"]);
 });
 

@@ -203,7 +203,10 @@ const webhookSource = z.strictObject({
   listen: listen().default("127.0.0.1:8080"),
   path: str().refine((p) => p.startsWith("/"), "must start with /").default("/audit"),
   maxBodyBytes: posInt().default(12 * 1024 * 1024),
-  maxInFlight: posInt().default(64),
+  // A blocking-mode kube-apiserver has one request open per API request it is serving (up to
+  // --max-requests-inflight + --max-mutating-requests-inflight, 600 by default), and a 429
+  // makes it wait --audit-webhook-initial-backoff (10 s) while that API request hangs.
+  maxInFlight: posInt().default(1024),
   tls: z.strictObject({
     certFile: str(),
     keyFile: str(),

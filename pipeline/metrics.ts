@@ -9,7 +9,7 @@
  */
 import client from "prom-client";
 import { LEVELS } from "./event.ts";
-import { DROP_REASONS, type PipelineStats } from "./stats.ts";
+import { DROP_REASONS, DURATION_BUCKETS, type PipelineStats } from "./stats.ts";
 
 /**
  * A registry exposing `stats`.
@@ -25,6 +25,50 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
   const [reg] = registers;
   const sinks = () => [...stats.sinks.values()];
   const sources = () => [...stats.sources.values()];
+
+  // A histogram read from counts the data path keeps (stats.ts `Durations`): prom-client's
+  // own Histogram can only be fed observations one by one.
+  const histogram = (
+    name: string,
+    help: string,
+    read: (
+      emit: (labels: Record<string, string>, s?: { counts: number[]; sum: number }) => void,
+    ) => void,
+  ) => {
+    const metric = {
+      name,
+      help,
+      type: "histogram",
+      aggregator: "sum",
+      get() {
+        const values: {
+          metricName: string;
+          labels: Record<string, string | number>;
+          value: number;
+        }[] = [];
+        read((labels, s) => {
+          if (!s) return;
+          DURATION_BUCKETS.forEach((le, i) =>
+            values.push({
+              metricName: `${name}_bucket`,
+              labels: { le, ...labels },
+              value: s.counts[i],
+            })
+          );
+          const count = s.counts[DURATION_BUCKETS.length];
+          values.push({
+            metricName: `${name}_bucket`,
+            labels: { le: "+Inf", ...labels },
+            value: count,
+          });
+          values.push({ metricName: `${name}_sum`, labels, value: s.sum });
+          values.push({ metricName: `${name}_count`, labels, value: count });
+        });
+        return { name, help, type: "histogram", aggregator: "sum", values };
+      },
+    };
+    for (const r of registers) r.registerMetric(metric as unknown as client.Metric);
+  };
 
   const counter = (
     name: string,
@@ -138,36 +182,24 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
       set({ kind: "external" }, m.external);
     },
   );
-  const durations = new client.Histogram({
-    name: "auditpipe_sink_send_duration_seconds",
-    help: "Time a sink took to write a batch.",
-    labelNames: ["sink"],
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
-    registers,
-    collect() {
-      for (const s of sinks()) {
-        for (const d of s.sendDurations) this.observe({ sink: s.name }, d);
-        s.sendDurations.length = 0;
-      }
+  histogram(
+    "auditpipe_sink_send_duration_seconds",
+    "Time a sink took to write a batch.",
+    (emit) => {
+      for (const s of sinks()) emit({ sink: s.name }, s.sendDurations.series.get(""));
     },
-  });
-  const requests = new client.Histogram({
-    name: "auditpipe_source_request_duration_seconds",
-    help:
-      "Time from a webhook request's arrival to its answer: in blocking modes, until the sinks wrote its events.",
-    labelNames: ["source", "code"],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers,
-    collect() {
+  );
+  histogram(
+    "auditpipe_source_request_duration_seconds",
+    "Time from a webhook request's arrival to its answer: in blocking modes, until the sinks wrote its events.",
+    (emit) => {
       for (const s of sources()) {
-        for (const r of s.requestDurations) {
-          this.observe({ source: s.name, code: String(r.code) }, r.seconds);
+        for (const [code, series] of s.requestDurations.series) {
+          emit({ source: s.name, code }, series);
         }
-        s.requestDurations.length = 0;
       }
     },
-  });
-  void durations, requests;
+  );
   client.collectDefaultMetrics({ register: reg, prefix: "auditpipe_" });
   return reg;
 }

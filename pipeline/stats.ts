@@ -29,6 +29,54 @@ export const DROP_REASONS: readonly DropReason[] = [
 ];
 
 /**
+ * Cumulative durations in fixed buckets, as Prometheus histograms count them: a few numbers
+ * per label value however many observations, and none lost between scrapes.
+ *
+ * @example
+ * ```ts
+ * const h = new Durations([0.001, 0.01]);
+ * h.observe("200", 0.004);
+ * h.series.get("200"); // { counts: [0, 1, 1], sum: 0.004 }, counts per bound then +Inf
+ * ```
+ */
+export class Durations {
+  /** Per label value: counts per bucket (cumulative, the last is +Inf) and their sum. */
+  readonly series: Map<string, { counts: number[]; sum: number }> = new Map();
+
+  constructor(readonly bounds: readonly number[]) {}
+
+  /** Counts one observation of `seconds` under `label`. */
+  observe(label: string, seconds: number): void {
+    let s = this.series.get(label);
+    if (!s) {
+      this.series.set(label, s = { counts: new Array(this.bounds.length + 1).fill(0), sum: 0 });
+    }
+    for (let i = this.bounds.length - 1; i >= 0 && seconds <= this.bounds[i]; i--) s.counts[i]++;
+    s.counts[this.bounds.length]++;
+    s.sum += seconds;
+  }
+}
+
+/** Buckets of sink writes and webhook requests, seconds. */
+export const DURATION_BUCKETS: readonly number[] = [
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+];
+
+/**
  * What one sink branch has seen. At every moment
  * `received = written + dropped (all reasons) + buffered`, with `buffered` derived.
  *
@@ -54,8 +102,8 @@ export class SinkStats {
     write_error: 0,
     shutdown: 0,
   };
-  /** Observed durations of sink writes, seconds; drained by the metrics module. */
-  sendDurations: number[] = [];
+  /** Durations of successful sink writes, seconds (one series, label ""). */
+  readonly sendDurations: Durations = new Durations(DURATION_BUCKETS);
   /** `performance.now()` of the first failure in the current run of failures, else null. */
   failingSince: number | null = null;
   lastError: string | null = null;
@@ -83,7 +131,7 @@ export class SinkStats {
   wrote(n: number, seconds: number): void {
     this.written += n;
     this.batches++;
-    if (this.sendDurations.length < 10_000) this.sendDurations.push(seconds);
+    this.sendDurations.observe("", seconds);
     this.failingSince = null;
   }
 
@@ -110,17 +158,14 @@ export class SourceStats {
   lagBytes = 0;
   /** Whether the source is accepting input (listening, following). */
   ready = false;
-  /**
-   * Seconds from a request's arrival to its answer (webhook sources), by status code;
-   * drained by the metrics module, at most 10,000 kept between scrapes.
-   */
-  requestDurations: { code: number; seconds: number }[] = [];
+  /** Seconds from a request's arrival to its answer (webhook sources), by status code. */
+  readonly requestDurations: Durations = new Durations(DURATION_BUCKETS);
 
   constructor(readonly name: string) {}
 
   /** Records one answered request. */
   answered(code: number, seconds: number): void {
-    if (this.requestDurations.length < 10_000) this.requestDurations.push({ code, seconds });
+    this.requestDurations.observe(String(code), seconds);
   }
 
   /** Counts `n` inputs rejected for `reason` (e.g. `invalid_event`, `too_long`). */

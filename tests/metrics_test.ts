@@ -1,6 +1,8 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
+import { metricsRegistry } from "../pipeline/metrics.ts";
+import { PipelineStats } from "../pipeline/stats.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -208,4 +210,29 @@ server:
   assertEquals((await d.stop()).code, 0);
   await recv.close();
   await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("duration histograms count every observation between scrapes, in cumulative buckets", async () => {
+  const stats = new PipelineStats();
+  const source = stats.source("api");
+  for (let i = 0; i < 20_000; i++) source.answered(200, i % 2 ? 0.0007 : 0.003);
+  source.answered(429, 0.0001);
+  stats.sink("out").wrote(5, 0.02);
+  const m = parseMetrics(await metricsRegistry(stats).metrics());
+  const req = (le: string, code = "200") =>
+    m.get(
+      `auditpipe_source_request_duration_seconds_bucket{le="${le}",source="api",code="${code}"}`,
+    );
+  assertEquals(req("0.0005"), 0);
+  assertEquals(req("0.001"), 10_000);
+  assertEquals(req("0.005"), 20_000);
+  assertEquals(req("+Inf"), 20_000);
+  assertEquals(
+    m.get(`auditpipe_source_request_duration_seconds_count{source="api",code="200"}`),
+    20_000,
+  );
+  assertEquals(req("0.0005", "429"), 1);
+  assertEquals(m.get(`auditpipe_sink_send_duration_seconds_bucket{le="0.01",sink="out"}`), 0);
+  assertEquals(m.get(`auditpipe_sink_send_duration_seconds_bucket{le="0.025",sink="out"}`), 1);
+  assertEquals(m.get(`auditpipe_sink_send_duration_seconds_sum{sink="out"}`), 0.02);
 });

@@ -8,7 +8,7 @@
 import { asEvent, AUDIT_API_VERSION, eventProblem } from "./event.ts";
 import type { Envelope } from "./envelope.ts";
 import { isTopLevelLine } from "./encode.ts";
-import { itemRanges } from "./scan.ts";
+import { compactItemRanges, type ItemRange, itemRanges } from "./scan.ts";
 
 /** An input item that is not a valid event. */
 export interface Rejected {
@@ -113,9 +113,13 @@ const decoder = new TextDecoder();
  * ```
  */
 export function decodeBodyBytes(bytes: Uint8Array): Decoded {
+  const text = decoder.decode(bytes);
+  // ASCII only: then a character offset is a byte offset.
+  const fast = text.length === bytes.length ? decodeCompactList(text, bytes) : null;
+  if (fast !== null) return fast;
   let doc: unknown;
   try {
-    doc = JSON.parse(decoder.decode(bytes));
+    doc = JSON.parse(text);
   } catch (err) {
     throw new DecodeError(`body is not JSON: ${(err as Error).message}`);
   }
@@ -125,6 +129,44 @@ export function decodeBodyBytes(bytes: Uint8Array): Decoded {
   if (!Array.isArray(items)) return decoded;
   const ranges = itemRanges(bytes);
   if (ranges === null || ranges.length !== items.length) return decoded;
+  attachItemBytes(decoded, items, ranges, bytes);
+  return decoded;
+}
+
+/**
+ * The fast path for kube-apiserver's compact `EventList`s: items parsed one by one from the
+ * ranges {@linkcode compactItemRanges} found, without the structural scan. `null` when the
+ * body has another shape or a candidate split does not hold; the caller then parses it
+ * whole.
+ */
+function decodeCompactList(text: string, bytes: Uint8Array): Decoded | null {
+  const found = compactItemRanges(text);
+  if (found === null) return null;
+  let header: unknown;
+  const items: unknown[] = new Array(found.items.length);
+  try {
+    header = JSON.parse(found.head + '"items":[]}');
+    for (let i = 0; i < items.length; i++) {
+      const r = found.items[i];
+      items[i] = JSON.parse(text.slice(r.start, r.end));
+    }
+  } catch {
+    return null;
+  }
+  if (typeof header !== "object" || header === null) return null;
+  (header as { items: unknown[] }).items = items;
+  const decoded = decodeDocument(header);
+  attachItemBytes(decoded, items, found.items, bytes);
+  return decoded;
+}
+
+/** Gives each valid item's envelope the bytes it came as, when they can be written as they are. */
+function attachItemBytes(
+  decoded: Decoded,
+  items: unknown[],
+  ranges: readonly ItemRange[],
+  bytes: Uint8Array,
+): void {
   // Envelopes are the valid items in order; walk both lists together.
   let e = 0;
   for (let i = 0; i < items.length && e < decoded.envelopes.length; i++) {
@@ -135,7 +177,6 @@ export function decodeBodyBytes(bytes: Uint8Array): Decoded {
     if (r.multiline || env.event.kind !== undefined || env.event.apiVersion !== undefined) continue;
     env.item = bytes.subarray(r.start, r.end);
   }
-  return decoded;
 }
 
 /**

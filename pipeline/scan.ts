@@ -24,16 +24,27 @@ export interface ItemRange {
 }
 
 /**
- * Index of the quote closing the string whose opening quote is at `open`. A plain byte loop:
- * most strings in an event are short keys, where calling `indexOf` costs more than it saves.
+ * Index of the quote closing the string whose opening quote is at `open`. Short strings
+ * (keys, most values) end within a few bytes, where a plain loop is cheapest; past that,
+ * `indexOf` finds the next quote natively and a run of backslashes before it says whether
+ * it is escaped.
  */
 function stringEnd(b: Uint8Array, open: number): number {
   const n = b.length;
+  const short = Math.min(n, open + 24);
   let i = open + 1;
-  while (i < n) {
+  while (i < short) {
     const c = b[i];
     if (c === QUOTE) return i;
     i += c === BACKSLASH ? 2 : 1;
+  }
+  while (i < n) {
+    const q = b.indexOf(QUOTE, i);
+    if (q < 0) return n;
+    let slashes = 0;
+    while (b[q - 1 - slashes] === BACKSLASH) slashes++;
+    if ((slashes & 1) === 0) return q;
+    i = q + 1;
   }
   return n;
 }
@@ -104,4 +115,46 @@ export function itemRanges(b: Uint8Array): ItemRange[] | null {
     if ((c === LF || c === CR) && itemStart >= 0) multiline = true;
   }
   return null;
+}
+
+const ITEMS_OPEN = '"items":[{"level":"';
+const ITEM_SPLIT = '},{"level":"';
+
+/**
+ * Where the items of an `EventList` lie in its text, found with native string searches, when
+ * the text has kube-apiserver's shape: compact JSON, ASCII only (so character and byte
+ * offsets agree), `items` the last key, every item starting with `"level"` (Go writes
+ * `audit.Event` fields in order). `null` when it has not that shape; then use
+ * {@linkcode itemRanges}.
+ *
+ * A split point is only a candidate: `},{"level":"` may occur inside an event (a nested
+ * list of objects with a `level` key first). The caller parses every piece and the header
+ * (`head` + `"items":[]}`); each parsing on its own proves the split, because a piece cut
+ * inside a nested list has unclosed brackets and does not parse.
+ *
+ * @example
+ * ```ts
+ * const t = '{"kind":"EventList","items":[{"level":"None"},{"level":"Metadata"}]}';
+ * compactItemRanges(t); // { head: '{"kind":"EventList",', items: [{start: 29, ...}, ...] }
+ * ```
+ */
+export function compactItemRanges(
+  text: string,
+): { head: string; items: ItemRange[] } | null {
+  const open = text.indexOf(ITEMS_OPEN);
+  if (open < 0) return null;
+  const trimmed = text.trimEnd();
+  // A line break inside an item would end its line in a log; compact JSON has none.
+  if (!trimmed.endsWith("]}") || trimmed.includes("\n") || trimmed.includes("\r")) return null;
+  const last = trimmed.length - 2;
+  const items: ItemRange[] = [];
+  let start = open + ITEMS_OPEN.length - '{"level":"'.length;
+  for (;;) {
+    const split = text.indexOf(ITEM_SPLIT, start);
+    if (split < 0 || split >= last) break;
+    items.push({ start, end: split + 1, multiline: false });
+    start = split + 2;
+  }
+  items.push({ start, end: last, multiline: false });
+  return { head: text.slice(0, open), items };
 }

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { itemRanges } from "../pipeline/scan.ts";
+import { compactItemRanges, itemRanges } from "../pipeline/scan.ts";
 import { decodeBodyBytes } from "../pipeline/decode.ts";
 import { encodeEvent, itemBytes, jsonBytes } from "../pipeline/encode.ts";
 import { realEvents } from "./helpers/daemon.ts";
@@ -98,5 +98,65 @@ Deno.test("a log line written from item bytes equals the serialized line, and it
       `{"kind":"Event","apiVersion":"audit.k8s.io/v1",${dec.decode(env.item!).slice(1)}`,
     );
     assertEquals(JSON.parse(line), JSON.parse(encodeEvent(env.event)));
+  }
+});
+
+Deno.test("a compact EventList is split on item starts, and the result equals parsing it whole", async () => {
+  const events = await realEvents(200);
+  // As kube-apiserver writes them: level first (Go's field order), no type inside the list.
+  const itemTexts = events.map(({ kind: _k, apiVersion: _v, level, ...rest }) =>
+    JSON.stringify({ level, ...rest })
+  );
+  const items = itemTexts.map((t) => JSON.parse(t));
+  const text = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${
+    itemTexts.join(",")
+  }]}\n`;
+  const found = compactItemRanges(text);
+  assert(found !== null);
+  assertEquals(found.items.length, items.length);
+  const { envelopes } = decodeBodyBytes(enc.encode(text));
+  assertEquals(envelopes.map((e) => e.event), items);
+  for (const [i, env] of envelopes.entries()) assertEquals(dec.decode(env.item!), itemTexts[i]);
+});
+
+Deno.test("a split candidate inside an event (a nested list whose objects start with level) is rejected, and the body decodes the slow way", () => {
+  const tricky = {
+    level: "RequestResponse",
+    auditID: "a",
+    stage: "ResponseComplete",
+    requestURI: "/apis/x/v1/loggers",
+    verb: "create",
+    user: { username: "u" },
+    requestObject: { spec: { sinks: [{ level: "debug" }, { level: "info", 'a},{"level":"': 1 }] } },
+  };
+  const plain = { ...tricky, auditID: "b", requestObject: undefined };
+  const text = JSON.stringify({ kind: "EventList", items: [plain, tricky, plain] });
+  assert(text.includes('},{"level":"info"'));
+  const { envelopes, rejected } = decodeBodyBytes(enc.encode(text));
+  assertEquals(rejected, []);
+  assertEquals(envelopes.map((e) => e.event.auditID), ["b", "a", "b"]);
+  assertEquals(JSON.parse(dec.decode(envelopes[1].item!)), tricky);
+});
+
+Deno.test("bodies not in kube-apiserver's compact shape take the slow way and keep item bytes only on one line", async () => {
+  const [event] = await realEvents(1);
+  const { kind: _k, apiVersion: _v, ...item } = event;
+  const cases = {
+    "non-ASCII": JSON.stringify({
+      kind: "EventList",
+      items: [{ ...item, userAgent: "kubectl/ü" }],
+    }),
+    "pretty-printed": JSON.stringify({ kind: "EventList", items: [item, item] }, null, 2),
+    "items not last": `{"items":[${JSON.stringify(item)}],"kind":"EventList"}`,
+  };
+  assertEquals(compactItemRanges(cases["pretty-printed"]), null);
+  assertEquals(compactItemRanges(cases["items not last"]), null);
+  for (const [name, text] of Object.entries(cases)) {
+    const { envelopes } = decodeBodyBytes(enc.encode(text));
+    assert(envelopes.length >= 1, name);
+    for (const env of envelopes) {
+      if (env.item) assert(!dec.decode(env.item).includes("\n"), name);
+      assertEquals(JSON.parse(dec.decode(itemBytes(env))).auditID, item.auditID, name);
+    }
   }
 });

@@ -190,9 +190,9 @@ shutdownTimeout: 30s
       } ms; written ${
         num(after.written - before.written)
       }; ${pool.opened} connections; ${pool.resent} requests sent again`,
-      `the daemon answered 99% of requests within ${
-        daemonP99 * 1000
-      } ms of their arrival (auditpipe_source_request_duration_seconds; bucket bound)`,
+      `the daemon's own p99, arrival to answer: ${
+        (daemonP99 * 1000).toFixed(2)
+      } ms (auditpipe_source_request_duration_seconds, interpolated in its bucket)`,
     ];
     if (r.failed.size) {
       notes.push(`failed: ${[...r.failed].map(([why, n]) => `${n} × ${why}`).join("; ")}`);

@@ -91,8 +91,9 @@ export function sum(s: Samples, name: string, labels: Record<string, string> = {
 }
 
 /**
- * The upper bucket bound (seconds) under which `p` percent of the observations of histogram
- * `name` with `labels` fell between two scrapes; Infinity when beyond the last bucket.
+ * The `p`th percentile (seconds) of the observations of histogram `name` with `labels`
+ * between two scrapes, interpolated inside its bucket as Prometheus' `histogram_quantile`
+ * does; the last finite bound when it falls beyond it.
  */
 export function histogramPercentile(
   before: Samples,
@@ -110,7 +111,13 @@ export function histogramPercentile(
   }
   buckets.sort((a, b) => a[0] - b[0]);
   const total = buckets.at(-1)?.[1] ?? 0;
-  return buckets.find(([, n]) => n >= total * p / 100)?.[0] ?? NaN;
+  const rank = total * p / 100;
+  const i = buckets.findIndex(([, n]) => n >= rank);
+  if (i < 0 || total === 0) return NaN;
+  if (buckets[i][0] === Infinity) return buckets[i - 1]?.[0] ?? NaN;
+  const [lowBound, lowCount] = i > 0 ? buckets[i - 1] : [0, 0];
+  const [bound, count] = buckets[i];
+  return lowBound + (bound - lowBound) * (rank - lowCount) / (count - lowCount);
 }
 
 /** A sink's counters from one scrape. */

@@ -12,7 +12,7 @@
  * alternating) and reports medians; latency runs min(N, 3) times per fsync setting, 15 s
  * each, and reports the median p99.
  *
- * `--cpu-prof DIR` runs the tail benchmark's daemon under `deno run --cpu-prof` and prints
+ * `--cpu-prof DIR` runs the tail (and webhook) benchmark's daemon under `deno run --cpu-prof` and prints
  * where its time went (the profiled run is slower; do not compare it with the floor).
  *
  * Speed is measured here only, never asserted in tests.
@@ -24,7 +24,7 @@ import { benchPolicy } from "./policy.ts";
 import { ensureData } from "./generate.ts";
 import { readLines, type Row } from "./lib.ts";
 import { benchTail, tailDaemonRun } from "./tail.ts";
-import { benchWebhook } from "./webhook.ts";
+import { benchWebhook, buildBodies, daemonRun } from "./webhook.ts";
 import { benchMemory } from "./memory.ts";
 import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
@@ -146,7 +146,18 @@ async function main(): Promise<void> {
   }
   const needLines = want("webhook") || want("memory") || want("latency");
   const lines = needLines ? await readLines(data.path) : [];
-  if (want("webhook")) rows.push(await benchWebhook(lines, { log, runs }));
+  if (want("webhook")) {
+    rows.push(await benchWebhook(lines, { log, runs }));
+    if (values["cpu-prof"]) {
+      const dir = `${values["cpu-prof"]}/webhook`;
+      await Deno.mkdir(dir, { recursive: true });
+      log(`webhook: profiled daemon run into ${dir}`);
+      await daemonRun(buildBodies(lines), dir);
+      const path = await newestProfile(dir);
+      console.error(`\nCPU profile ${path} (webhook → policy20 → log):`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
+  }
   if (want("memory")) rows.push(await benchMemory(lines, { log, runs }));
   if (want("latency")) {
     const latencyRuns = Math.min(runs, 3);

@@ -114,8 +114,11 @@ async function floorRun(b: Bodies): Promise<{ seconds: number; failed: number; e
   }
 }
 
-/** One daemon run: post every body, then read the sink's counters. */
-async function daemonRun(b: Bodies): Promise<{
+/**
+ * One daemon run: post every body, then read the sink's counters. With `cpuProfDir`, the
+ * daemon runs under `--cpu-prof` and writes its profile there on exit.
+ */
+export async function daemonRun(b: Bodies, cpuProfDir?: string): Promise<{
   seconds: number;
   failed: number;
   counts: ReturnType<typeof sinkCounts>;
@@ -140,7 +143,7 @@ sinks:
 server:
   listen: 127.0.0.1:0
 shutdownTimeout: 60s
-`, { dir });
+`, { dir, denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [] });
   try {
     const port = await d.webhookPort();
     const ops = await d.opsPort();

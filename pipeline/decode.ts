@@ -114,8 +114,7 @@ const decoder = new TextDecoder();
  */
 export function decodeBodyBytes(bytes: Uint8Array): Decoded {
   const text = decoder.decode(bytes);
-  // ASCII only: then a character offset is a byte offset.
-  const fast = text.length === bytes.length ? decodeCompactList(text, bytes) : null;
+  const fast = decodeCompactList(text, bytes);
   if (fast !== null) return fast;
   let doc: unknown;
   try {
@@ -156,8 +155,32 @@ function decodeCompactList(text: string, bytes: Uint8Array): Decoded | null {
   if (typeof header !== "object" || header === null) return null;
   (header as { items: unknown[] }).items = items;
   const decoded = decodeDocument(header);
-  attachItemBytes(decoded, items, found.items, bytes);
+  // ASCII only (the usual case): a character offset is a byte offset.
+  const ranges = text.length === bytes.length ? found.items : byteRanges(text, found.items);
+  attachItemBytes(decoded, items, ranges, bytes);
   return decoded;
+}
+
+const encoder = new TextEncoder();
+let scratch = new Uint8Array(64 * 1024);
+
+/** UTF-8 length of `text[from, to)`. */
+function utf8Length(text: string, from: number, to: number): number {
+  if (scratch.length < 3 * (to - from)) scratch = new Uint8Array(3 * (to - from));
+  return encoder.encodeInto(text.slice(from, to), scratch).written;
+}
+
+/** Character ranges of `text` as byte ranges of its UTF-8 encoding (ranges in order). */
+function byteRanges(text: string, ranges: readonly ItemRange[]): ItemRange[] {
+  let char = 0;
+  let byte = 0;
+  return ranges.map((r) => {
+    byte += utf8Length(text, char, r.start);
+    const start = byte;
+    byte += utf8Length(text, r.start, r.end);
+    char = r.end;
+    return { start, end: byte, multiline: r.multiline };
+  });
 }
 
 /** Gives each valid item's envelope the bytes it came as, when they can be written as they are. */

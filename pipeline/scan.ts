@@ -121,9 +121,8 @@ const ITEMS_OPEN = '"items":[{"level":"';
 const ITEM_SPLIT = '},{"level":"';
 
 /**
- * Where the items of an `EventList` lie in its text, found with native string searches, when
- * the text has kube-apiserver's shape: compact JSON, ASCII only (so character and byte
- * offsets agree), `items` the last key, every item starting with `"level"` (Go writes
+ * Where the items of an `EventList` lie in its text (character offsets), found with native string searches, when
+ * the text has kube-apiserver's shape: compact JSON, `items` the last key, every item starting with `"level"` (Go writes
  * `audit.Event` fields in order). `null` when it has not that shape; then use
  * {@linkcode itemRanges}.
  *

@@ -6,13 +6,13 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { Ack } from "../ack.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { decodeBodyBytes, DecodeError, type Rejected } from "../decode.ts";
+import { BodyError, readBody } from "./body.ts";
 import type { Logger } from "../log.ts";
 import { RateLimitedLog } from "../log.ts";
 import type { SourceStats } from "../stats.ts";
@@ -46,67 +46,6 @@ function splitListen(listen: string): { hostname: string; port: number } {
   let host = listen.slice(0, i);
   if (host.startsWith("[")) host = host.slice(1, -1);
   return { hostname: host === "" ? "0.0.0.0" : host, port: Number(listen.slice(i + 1)) };
-}
-
-async function readBody(c: Context, max: number): Promise<Uint8Array> {
-  const enc = (c.req.header("content-encoding") ?? "identity").toLowerCase();
-  if (enc === "identity") return await readIdentity(c.req.raw, max);
-  if (enc !== "gzip") throw new HttpError(415, `unsupported Content-Encoding ${enc}`);
-  const body = c.req.raw.body;
-  if (!body) return new Uint8Array();
-  // Decompressed size is bounded too, so a small gzip bomb cannot take the memory.
-  let seen = 0;
-  const limited = body.pipeThrough(new DecompressionStream("gzip")).pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(part, ctl) {
-        seen += part.length;
-        if (seen > max) throw new HttpError(413, `decompressed body exceeds ${max} bytes`);
-        ctl.enqueue(part);
-      },
-    }),
-  );
-  try {
-    return new Uint8Array(await new Response(limited).arrayBuffer());
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
-    throw new HttpError(400, `body is not valid gzip: ${(err as Error).message}`);
-  }
-}
-
-/**
- * Reads a plain body. With a Content-Length (kube-apiserver sends one) the bytes are read
- * straight into one buffer of that size: no chunks to join, so a body costs its size once,
- * and the events kept from it can stay views into it (see `compact.ts`).
- */
-async function readIdentity(req: Request, max: number): Promise<Uint8Array> {
-  const length = Number(req.headers.get("content-length") ?? NaN);
-  const body = req.body;
-  if (!body) return new Uint8Array();
-  let reader: ReadableStreamBYOBReader;
-  try {
-    if (!Number.isSafeInteger(length) || length > max) throw new TypeError("no length");
-    reader = body.getReader({ mode: "byob" });
-  } catch {
-    return new Uint8Array(await req.arrayBuffer());
-  }
-  let buffer = new ArrayBuffer(length);
-  let offset = 0;
-  while (offset < length) {
-    const { value, done } = await reader.read(new Uint8Array(buffer, offset, length - offset));
-    if (done) break;
-    buffer = value.buffer as ArrayBuffer;
-    offset += value.byteLength;
-  }
-  if (offset < length) throw new HttpError(400, `body ended after ${offset} of ${length} bytes`);
-  const { done } = await reader.read(new Uint8Array(1));
-  if (!done) throw new HttpError(400, `body is longer than its Content-Length ${length}`);
-  return new Uint8Array(buffer);
-}
-
-class HttpError extends Error {
-  constructor(readonly status: 400 | 413 | 415, message: string) {
-    super(message);
-  }
 }
 
 /**
@@ -149,7 +88,7 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
 
   const app = new Hono();
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
+    if (err instanceof BodyError) return c.json({ error: err.message }, err.status);
     if (err instanceof HTTPException) {
       stats.reject(err.status === 401 ? "unauthorized" : `http_${err.status}`);
       return err.getResponse();
@@ -218,13 +157,13 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
   app.post(cfg.path, async (c) => {
     let decoded;
     try {
-      decoded = decodeBodyBytes(await readBody(c, cfg.maxBodyBytes));
+      decoded = decodeBodyBytes(await readBody(c.req.raw, cfg.maxBodyBytes));
     } catch (err) {
       if (err instanceof DecodeError) {
         stats.reject("invalid_body");
         return c.json({ error: err.message }, 400);
       }
-      if (err instanceof HttpError && err.status === 413) stats.reject("too_large");
+      if (err instanceof BodyError && err.status === 413) stats.reject("too_large");
       throw err;
     }
     const { envelopes, rejected } = decoded;

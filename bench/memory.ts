@@ -58,7 +58,7 @@ export async function benchMemory(
   lines: readonly string[],
   opts: { log: (msg: string) => void; runs: number },
 ): Promise<Row> {
-  const rows: (Row & { value: number })[] = [];
+  const rows: (Row & { value: number; growth: string })[] = [];
   for (let i = 0; i < opts.runs; i++) rows.push(await memoryOnce(lines, opts));
   const sorted = [...rows].sort((a, b) => a.value - b.value);
   const mid = sorted[Math.floor((sorted.length - 1) / 2)];
@@ -67,7 +67,7 @@ export async function benchMemory(
     notes: [
       `${opts.runs} runs, the median shown; per-run ratios ${
         rows.map((r) => r.value.toFixed(2)).join(", ")
-      }`,
+      }; growth of rss/heap_total/external per run, MB: ${rows.map((r) => r.growth).join(", ")}`,
       ...mid.notes,
     ],
   };
@@ -76,7 +76,7 @@ export async function benchMemory(
 async function memoryOnce(
   lines: readonly string[],
   opts: { log: (msg: string) => void },
-): Promise<Row & { value: number }> {
+): Promise<Row & { value: number; growth: string }> {
   if (lines.length === 0) throw new Error("memory: no events");
   // Small --size-mb runs may have fewer events than held: they repeat (auditIDs included,
   // which a buffer does not care about).
@@ -194,6 +194,12 @@ shutdownTimeout: 5s
       met: ratio <= 1.5,
       notes,
       value: ratio,
+      growth: [
+        growth,
+        kind(after, "heap_total") - kind(before, "heap_total"),
+        kind(after, "external") - kind(before, "external"),
+      ]
+        .map(mb).join("/"),
     };
   } finally {
     release.resolve();

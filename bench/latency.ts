@@ -18,6 +18,7 @@ import {
   eventListBody,
   histogramPercentile,
   lineToItem,
+  medianRow,
   num,
   percentile,
   POLICY20,
@@ -120,17 +121,7 @@ export async function benchLatency(
   const bodies = await keptBodies(lines, 20_000);
   const rows: (Row & { value: number })[] = [];
   for (let i = 0; i < opts.runs; i++) rows.push(await latencyOnce(bodies, fsync, opts));
-  const sorted = [...rows].sort((a, b) => a.value - b.value);
-  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
-  return {
-    ...mid,
-    notes: [
-      `${opts.runs} runs, the median shown; per-run p99 ${
-        rows.map((r) => r.value.toFixed(2)).join(", ")
-      } ms`,
-      ...mid.notes,
-    ],
-  };
+  return medianRow(rows, `per-run p99 ${rows.map((r) => r.value.toFixed(2)).join(", ")} ms`);
 }
 
 /** One daemon, one max-rate measurement, one run at half of it. */

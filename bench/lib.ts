@@ -191,6 +191,15 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[i];
 }
 
+/**
+ * Of rows measured on fresh daemons, the one with the median `value` (the lower middle), its
+ * notes led by how many runs there were and `perRun` (what each gave).
+ */
+export function medianRow(runs: readonly (Row & { value: number })[], perRun: string): Row {
+  const mid = [...runs].sort((a, b) => a.value - b.value)[Math.floor((runs.length - 1) / 2)];
+  return { ...mid, notes: [`${runs.length} runs, the median shown; ${perRun}`, ...mid.notes] };
+}
+
 /** The median of `xs` (the lower middle for an even count). */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

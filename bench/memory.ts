@@ -14,6 +14,7 @@ import {
   daemon,
   eventListBody,
   lineToItem,
+  medianRow,
   num,
   poll,
   type Row,
@@ -60,17 +61,11 @@ export async function benchMemory(
 ): Promise<Row> {
   const rows: (Row & { value: number; growth: string })[] = [];
   for (let i = 0; i < opts.runs; i++) rows.push(await memoryOnce(lines, opts));
-  const sorted = [...rows].sort((a, b) => a.value - b.value);
-  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
-  return {
-    ...mid,
-    notes: [
-      `${opts.runs} runs, the median shown; per-run ratios ${
-        rows.map((r) => r.value.toFixed(2)).join(", ")
-      }; growth of rss/heap_total/external per run, MB: ${rows.map((r) => r.growth).join(", ")}`,
-      ...mid.notes,
-    ],
-  };
+  return medianRow(
+    rows,
+    `per-run ratios ${rows.map((r) => r.value.toFixed(2)).join(", ")}; growth of ` +
+      `rss/heap_total/external per run, MB: ${rows.map((r) => r.growth).join(", ")}`,
+  );
 }
 
 async function memoryOnce(

@@ -8,7 +8,7 @@
 import { asEvent, AUDIT_API_VERSION, eventProblem } from "./event.ts";
 import type { Envelope } from "./envelope.ts";
 import { isTopLevelLine } from "./encode.ts";
-import { compactItemRanges, type ItemRange, itemRanges } from "./scan.ts";
+import { type ItemRange, itemRanges } from "./scan.ts";
 
 /** An input item that is not a valid event. */
 export interface Rejected {
@@ -37,7 +37,16 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-function envelopesOf(items: unknown[], rejected: Rejected[], offset = 0): Envelope[] {
+/**
+ * Envelopes of the valid `items`; the others go to `rejected` with their index (+ `offset`).
+ *
+ * @example
+ * ```ts
+ * const rejected: Rejected[] = [];
+ * const envelopes = envelopesOf(items, rejected);
+ * ```
+ */
+export function envelopesOf(items: unknown[], rejected: Rejected[], offset = 0): Envelope[] {
   const out: Envelope[] = [];
   for (let i = 0; i < items.length; i++) {
     const problem = eventProblem(items[i]);
@@ -102,20 +111,17 @@ export function decodeBody(text: string): Decoded {
 const decoder = new TextDecoder();
 
 /**
- * Decodes a JSON body given as bytes (webhook request, stdin document). Items of an
- * `EventList` or array keep their original bytes (`item`) when they are single-line objects
- * without a type of their own, as kube-apiserver sends them, so sinks write them without
- * serializing again.
+ * Decodes a JSON body (webhook request, stdin document) given as its `text` and `bytes`: one
+ * `JSON.parse` of the whole, and a structural scan of the bytes for the items' ranges. Items
+ * of an `EventList` or array keep their original bytes (`item`) when they are single-line
+ * objects without a type of their own, so sinks write them without serializing again.
  *
  * @example
  * ```ts
- * decodeBodyBytes(new Uint8Array(await req.arrayBuffer()));
+ * decodeWholeBody(text, bytes);
  * ```
  */
-export function decodeBodyBytes(bytes: Uint8Array): Decoded {
-  const text = decoder.decode(bytes);
-  const fast = decodeCompactList(text, bytes);
-  if (fast !== null) return fast;
+export function decodeWholeBody(text: string, bytes: Uint8Array): Decoded {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -128,72 +134,29 @@ export function decodeBodyBytes(bytes: Uint8Array): Decoded {
   if (!Array.isArray(items)) return decoded;
   const ranges = itemRanges(bytes);
   if (ranges === null || ranges.length !== items.length) return decoded;
-  attachItemBytes(decoded, items, ranges, bytes);
+  attachItemBytes(decoded.envelopes, items, ranges, bytes);
   return decoded;
 }
 
 /**
- * The fast path for kube-apiserver's compact `EventList`s: items parsed one by one from the
- * ranges {@linkcode compactItemRanges} found, without the structural scan. `null` when the
- * body has another shape or a candidate split does not hold; the caller then parses it
- * whole.
+ * Gives each valid item's envelope the bytes it came as (`ranges[i]` of `bytes` for
+ * `items[i]`), when they can be written as they are.
+ *
+ * @example
+ * ```ts
+ * attachItemBytes(envelopes, items, itemRanges(bytes)!, bytes);
+ * ```
  */
-function decodeCompactList(text: string, bytes: Uint8Array): Decoded | null {
-  const found = compactItemRanges(text);
-  if (found === null) return null;
-  let header: unknown;
-  const items: unknown[] = new Array(found.items.length);
-  try {
-    header = JSON.parse(found.head + '"items":[]}');
-    for (let i = 0; i < items.length; i++) {
-      const r = found.items[i];
-      items[i] = JSON.parse(text.slice(r.start, r.end));
-    }
-  } catch {
-    return null;
-  }
-  if (typeof header !== "object" || header === null) return null;
-  (header as { items: unknown[] }).items = items;
-  const decoded = decodeDocument(header);
-  // ASCII only (the usual case): a character offset is a byte offset.
-  const ranges = text.length === bytes.length ? found.items : byteRanges(text, found.items);
-  attachItemBytes(decoded, items, ranges, bytes);
-  return decoded;
-}
-
-const encoder = new TextEncoder();
-let scratch = new Uint8Array(64 * 1024);
-
-/** UTF-8 length of `text[from, to)`. */
-function utf8Length(text: string, from: number, to: number): number {
-  if (scratch.length < 3 * (to - from)) scratch = new Uint8Array(3 * (to - from));
-  return encoder.encodeInto(text.slice(from, to), scratch).written;
-}
-
-/** Character ranges of `text` as byte ranges of its UTF-8 encoding (ranges in order). */
-function byteRanges(text: string, ranges: readonly ItemRange[]): ItemRange[] {
-  let char = 0;
-  let byte = 0;
-  return ranges.map((r) => {
-    byte += utf8Length(text, char, r.start);
-    const start = byte;
-    byte += utf8Length(text, r.start, r.end);
-    char = r.end;
-    return { start, end: byte, multiline: r.multiline };
-  });
-}
-
-/** Gives each valid item's envelope the bytes it came as, when they can be written as they are. */
-function attachItemBytes(
-  decoded: Decoded,
-  items: unknown[],
+export function attachItemBytes(
+  envelopes: readonly Envelope[],
+  items: readonly unknown[],
   ranges: readonly ItemRange[],
   bytes: Uint8Array,
 ): void {
   // Envelopes are the valid items in order; walk both lists together.
   let e = 0;
-  for (let i = 0; i < items.length && e < decoded.envelopes.length; i++) {
-    const env = decoded.envelopes[e];
+  for (let i = 0; i < items.length && e < envelopes.length; i++) {
+    const env = envelopes[e];
     if (env.event !== items[i]) continue;
     e++;
     const r = ranges[i];

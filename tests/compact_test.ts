@@ -5,7 +5,8 @@ import {
   compactEnvelopes,
   KEEP_VIEWS_AT,
 } from "../pipeline/stages/compact.ts";
-import { decodeBodyBytes, decodeLine } from "../pipeline/decode.ts";
+import { decodeLine } from "../pipeline/decode.ts";
+import { decodeBodyBytes } from "../pipeline/body_parts.ts";
 import { itemBytes, jsonBytes } from "../pipeline/encode.ts";
 import { realEvents, realLines } from "./helpers/daemon.ts";
 

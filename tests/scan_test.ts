@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { compactItemRanges, itemRanges } from "../pipeline/scan.ts";
-import { decodeBodyBytes } from "../pipeline/decode.ts";
+import { decodeBodyBytes } from "../pipeline/body_parts.ts";
 import { encodeEvent, itemBytes, jsonBytes } from "../pipeline/encode.ts";
 import { realEvents } from "./helpers/daemon.ts";
 

@@ -122,6 +122,24 @@ Deno.test("webhook source answers 400 for a body that is not JSON or not an even
   });
 });
 
+Deno.test("webhook source passes on the events before a list turns out not to be JSON, and answers 400 with their count", async () => {
+  const events = await realEvents(200);
+  const items = events.map(({ kind: _k, apiVersion: _v, level, ...rest }) => ({ level, ...rest }));
+  const good = JSON.stringify({ kind: "EventList", items });
+  // Broken near the end: the header and the first pieces parse.
+  const at = good.lastIndexOf('{"level"');
+  const body = good.slice(0, at) + '{"level":,' + good.slice(at + 8);
+  await withSource({}, {}, async (url, chunks) => {
+    const res = await fetch(url, { method: "POST", headers: json, body });
+    assertEquals(res.status, 400);
+    const answer = await res.json();
+    assert(answer.error.includes("not JSON"), answer.error);
+    const passed = chunks.reduce((n, c) => n + c.items.length, 0);
+    assert(passed > 0 && passed < items.length, `${passed}`);
+    assertEquals(answer.accepted, passed);
+  });
+});
+
 Deno.test("webhook source answers 413 above maxBodyBytes, also after gzip", async () => {
   await withSource({ maxBodyBytes: 1000 }, {}, async (url) => {
     const big = JSON.stringify({ kind: "EventList", items: [], pad: "x".repeat(2000) });

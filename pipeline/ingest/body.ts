@@ -116,10 +116,16 @@ async function copyInto(
 
 /**
  * Frees a chunk's memory now rather than at the next collection, when the chunk is its whole
- * buffer (nothing else can be looking at it). A burst of bodies otherwise holds twice its size
- * until the collector runs, which an idle daemon may not do for a long time.
+ * buffer; the caller vouches that nothing else looks at it. A burst of bodies otherwise holds
+ * twice its size until the collector runs, which an idle daemon may not do for a long time.
+ *
+ * @example
+ * ```ts
+ * out.set(chunk, offset);
+ * release(chunk);
+ * ```
  */
-function release(chunk: Uint8Array): void {
+export function release(chunk: Uint8Array): void {
   const buffer = chunk.buffer;
   if (!(buffer instanceof ArrayBuffer)) return;
   if (chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength) return;

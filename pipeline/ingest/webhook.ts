@@ -11,8 +11,10 @@ import { bearerAuth } from "hono/bearer-auth";
 import { HTTPException } from "hono/http-exception";
 import { Ack } from "../ack.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { decodeBodyBytes, DecodeError, type Rejected } from "../decode.ts";
-import { BodyError, readBody } from "./body.ts";
+import { BodyParts } from "../body_parts.ts";
+import { DecodeError, type Rejected } from "../decode.ts";
+import type { Chunk } from "../envelope.ts";
+import { BodyError, readBody, release } from "./body.ts";
 import type { Logger } from "../log.ts";
 import { RateLimitedLog } from "../log.ts";
 import type { SourceStats } from "../stats.ts";
@@ -86,6 +88,9 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
     ).catch((err) => log.error("cannot write dead-letter file", { path: file, error: err }));
   };
 
+  const withAnnotations = (chunk: Chunk): Chunk =>
+    cfg.annotations ? annotateChunk(chunk, cfg.annotations) : chunk;
+
   const app = new Hono();
   app.onError((err, c) => {
     if (err instanceof BodyError) return c.json({ error: err.message }, err.status);
@@ -155,9 +160,11 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
     }),
   );
   app.post(cfg.path, async (c) => {
-    let decoded;
+    let parts: BodyParts;
+    let body: Uint8Array;
     try {
-      decoded = decodeBodyBytes(await readBody(c.req.raw, cfg.maxBodyBytes));
+      body = await readBody(c.req.raw, cfg.maxBodyBytes);
+      parts = new BodyParts(body);
     } catch (err) {
       if (err instanceof DecodeError) {
         stats.reject("invalid_body");
@@ -166,25 +173,44 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
       if (err instanceof BodyError && err.status === 413) stats.reject("too_large");
       throw err;
     }
-    const { envelopes, rejected } = decoded;
-    if (rejected.length) {
-      stats.reject("invalid_event", rejected.length);
-      invalid.add(rejected.length, {
-        source: deps.name,
-        first: { index: rejected[0].index, reason: rejected[0].reason },
-      });
-      writeDeadLetters(rejected);
+    // Each piece goes on before the next is parsed (see body_parts.ts); one ack for all.
+    const ack = new Ack();
+    let accepted = 0;
+    let rejected = 0;
+    let broken: DecodeError | null = null;
+    try {
+      for (let part; (part = parts.next()) !== null;) {
+        if (part.rejected.length) {
+          rejected += part.rejected.length;
+          stats.reject("invalid_event", part.rejected.length);
+          invalid.add(part.rejected.length, {
+            source: deps.name,
+            first: { index: part.rejected[0].index, reason: part.rejected[0].reason },
+          });
+          writeDeadLetters(part.rejected);
+        }
+        if (part.envelopes.length === 0) continue;
+        accepted += part.envelopes.length;
+        stats.events += part.envelopes.length;
+        ack.hold();
+        await dispatch!(withAnnotations({ items: part.envelopes, ack }));
+      }
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      // The rest of a list was not JSON: what came before it was handed on and is answered.
+      broken = err;
+      stats.reject("invalid_body");
     }
-    stats.events += envelopes.length;
-    let chunk = { items: envelopes, ack: new Ack() };
-    if (cfg.annotations) chunk = annotateChunk(chunk, cfg.annotations) as typeof chunk;
-    await dispatch!(chunk);
-    const failure = await chunk.ack.settled;
+    // Every piece was copied out of the body: its megabytes go now, not at the next collection.
+    if (parts.copied && !broken) release(body);
+    ack.release();
+    const failure = await ack.settled;
     if (failure) {
       c.header("Retry-After", "1");
       return c.json({ error: `not stored: ${failure.message}` }, 503);
     }
-    return c.json({ accepted: envelopes.length, rejected: rejected.length }, 200);
+    if (broken) return c.json({ error: broken.message, accepted, rejected }, 400);
+    return c.json({ accepted, rejected }, 200);
   });
   app.notFound((c) => c.json({ error: `not found; POST to ${cfg.path}` }, 404));
 

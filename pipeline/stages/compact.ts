@@ -8,7 +8,8 @@
  * a buffer, the views stay and the buffer is the storage: copying would hold the events
  * twice until the collector frees the original. Where it keeps little (a policy dropped
  * most), the kept bytes move into one exactly sized buffer per chunk, so a few events do not
- * pin a whole body and 400 events cost one allocation rather than 400.
+ * pin a whole body and 64 events cost one allocation rather than 64. (A webhook body comes as
+ * pieces of 64 events, each copied into its own buffer: see `body_parts.ts`.)
  *
  * @module
  */

@@ -61,8 +61,6 @@ function byteRanges(text: string, ranges: readonly ItemRange[]): ItemRange[] {
  * ```
  */
 export class BodyParts {
-  /** Items decoded so far (valid and rejected). */
-  decoded = 0;
   readonly #bytes: Uint8Array;
   readonly #text: string;
   /** Compact list: the candidate pieces (character ranges), and their byte ranges. */
@@ -134,7 +132,6 @@ export class BodyParts {
       multiline: false,
     }));
     attachItemBytes(envelopes, items, local, piece);
-    this.decoded += items.length;
     return { envelopes, rejected };
   }
 
@@ -171,11 +168,11 @@ export class BodyParts {
       attachItemBytes(envelopes, list, shifted, this.#bytes);
       this.#viewsOfBody = true;
     }
-    this.#slice({ envelopes, rejected }, list.length);
+    this.#slice({ envelopes, rejected });
   }
 
   /** Queues `decoded` in slices of `partSize` envelopes, rejections with the first. */
-  #slice(decoded: Decoded, items = decoded.envelopes.length + decoded.rejected.length): void {
+  #slice(decoded: Decoded): void {
     const { envelopes, rejected } = decoded;
     for (let i = 0; i < envelopes.length || i === 0; i += this.partSize) {
       this.#slices.push({
@@ -183,7 +180,6 @@ export class BodyParts {
         rejected: i === 0 ? rejected : [],
       });
     }
-    this.decoded += items;
   }
 }
 

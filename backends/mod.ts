@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { NatsSecurity } from "./nats_connect.ts";
 import type { SinkConfig } from "../pipeline/config/schema.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import { jsonSize } from "../pipeline/encode.ts";
@@ -21,13 +22,14 @@ export type { Sink, SinkContext } from "./sink.ts";
  *
  * @example
  * ```ts
- * const sink = await createSink(cfg, ctx, resources.webhookTargets[i]);
+ * const sink = await createSink(cfg, ctx, resources.webhookTargets[i], resources.nats.sinks[i]);
  * ```
  */
 export async function createSink(
   cfg: SinkConfig,
   ctx: SinkContext,
   target?: WebhookTarget,
+  nats?: NatsSecurity,
 ): Promise<Sink> {
   switch (cfg.type) {
     case "stdout":
@@ -37,7 +39,7 @@ export async function createSink(
     case "webhook":
       return await createWebhookSink(cfg, ctx, target);
     case "nats":
-      return await createNatsSink(cfg, ctx);
+      return await createNatsSink(cfg, ctx, { security: nats });
   }
 }
 

@@ -14,7 +14,7 @@ import { jsonBytes } from "../pipeline/encode.ts";
 import type { Envelope } from "../pipeline/envelope.ts";
 import { RateLimitedLog } from "../pipeline/log.ts";
 import { type Sink, type SinkContext, SinkError } from "./sink.ts";
-import { closeNats, connectNats, ensureStream } from "./nats_connect.ts";
+import { closeNats, connectNats, ensureStream, type NatsSecurity } from "./nats_connect.ts";
 import { errorText, RetryError, withRetry } from "./retry.ts";
 
 /**
@@ -37,6 +37,8 @@ export type NatsSinkConfig = Extract<SinkConfig, { type: "nats" }>;
  * ```
  */
 export interface NatsSinkOptions {
+  /** TLS and credentials for the connection. */
+  readonly security?: NatsSecurity;
   /** First delay before a retry, ms; default {@linkcode NATS_INITIAL_BACKOFF}. */
   readonly initialBackoff?: number;
   /** Attempts per batch, the first included; default {@linkcode NATS_MAX_ATTEMPTS}. */
@@ -137,6 +139,7 @@ export async function createNatsSink(
       name: `auditpipe-sink-${ctx.name}`,
       log,
       timeout: opts.connectTimeout,
+      security: opts.security,
     });
   } catch (err) {
     throw new Error(`nats sink ${ctx.name}: ${errorText(err)}`, { cause: err });

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, credsAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import {
   JetStreamApiCodes,
   JetStreamApiError,
@@ -37,6 +37,25 @@ export const NATS_CONNECT_TIMEOUT = 5_000;
 export const NATS_STREAM_MAX_AGE = 24 * 60 * 60 * 1000;
 
 /**
+ * TLS material and credentials of a NATS connection, read from the files the config names.
+ * `tls` present means TLS is required (`ca` verifies the server, else the system's roots;
+ * `cert` and `key` are the client's, for servers that verify clients). At most one of
+ * `token`, `user`/`pass` and `creds` (a `.creds` file: JWT and NKey seed) is set.
+ *
+ * @example
+ * ```ts
+ * const security: NatsSecurity = { tls: { ca: await Deno.readTextFile("ca.crt") }, token: "s3cret" };
+ * ```
+ */
+export interface NatsSecurity {
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  readonly token?: string;
+  readonly user?: string;
+  readonly pass?: string;
+  readonly creds?: string;
+}
+
+/**
  * Options of {@linkcode connectNats}.
  *
  * @example
@@ -52,6 +71,8 @@ export interface NatsConnectOptions {
   readonly log: Logger;
   /** Timeout of the first connection, ms; default {@linkcode NATS_CONNECT_TIMEOUT}. */
   readonly timeout?: number;
+  /** TLS and credentials, when the server wants them. */
+  readonly security?: NatsSecurity;
 }
 
 /**
@@ -75,6 +96,7 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
       // A daemon must outlive a NATS restart of any length.
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
+      ...securityOptions(opts.security),
     });
   } catch (err) {
     throw new Error(`cannot connect to NATS at ${opts.servers.join(", ")}: ${errorText(err)}`, {
@@ -83,6 +105,18 @@ export async function connectNats(opts: NatsConnectOptions): Promise<NatsConnect
   }
   void logStatus(nc, opts.log);
   return nc;
+}
+
+function securityOptions(sec: NatsSecurity | undefined) {
+  if (!sec) return {};
+  return {
+    ...(sec.tls ? { tls: { ...sec.tls } } : {}),
+    ...(sec.token !== undefined ? { token: sec.token } : {}),
+    ...(sec.user !== undefined ? { user: sec.user, pass: sec.pass } : {}),
+    ...(sec.creds !== undefined
+      ? { authenticator: credsAuthenticator(new TextEncoder().encode(sec.creds)) }
+      : {}),
+  };
 }
 
 /** Connections that lost their server and have not reconnected yet. */

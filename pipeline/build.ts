@@ -126,6 +126,7 @@ export class Pipeline {
       cfg,
       { name, log, clock, stats, signal: this.#abort.signal },
       resources.webhookTargets[i],
+      resources.nats.sinks[i],
     );
     return new Branch(
       {
@@ -177,7 +178,10 @@ export class Pipeline {
       case "nats":
         return streamSource(
           name,
-          (signal) => annotate(natsSource(cfg, { name, log, stats, signal })),
+          (signal) =>
+            annotate(
+              natsSource(cfg, { name, log, stats, signal, security: resources.nats.sources[i] }),
+            ),
         );
     }
   }

@@ -73,6 +73,7 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
         break;
       case "nats":
         for (const server of s.servers) net.add(new URL(server).host);
+        natsFiles(s, read);
         break;
     }
   }
@@ -98,6 +99,7 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
       }
       case "nats":
         for (const server of s.servers) net.add(new URL(server).host);
+        natsFiles(s, read);
         break;
       case "stdout":
         break;
@@ -127,4 +129,26 @@ export function permissionFlags(p: Permissions): string[] {
     if (list.length) flags.push(`--allow-${name}=${list.join(",")}`);
   }
   return flags;
+}
+
+/** The TLS and credential files of a NATS source or sink. */
+function natsFiles(
+  s: {
+    tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    auth?: { tokenFile?: string; passwordFile?: string; credsFile?: string };
+  },
+  read: Set<string>,
+): void {
+  for (
+    const f of [
+      s.tls?.caFile,
+      s.tls?.certFile,
+      s.tls?.keyFile,
+      s.auth?.tokenFile,
+      s.auth?.passwordFile,
+      s.auth?.credsFile,
+    ]
+  ) {
+    if (f !== undefined) read.add(f);
+  }
 }

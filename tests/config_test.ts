@@ -159,3 +159,31 @@ Deno.test("--check exits 2 naming a missing policy file and a wrong type, 0 for 
   }).output();
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
 });
+
+Deno.test("--check names NATS TLS and credential problems by file, line and key", async () => {
+  const bad = await check(`sources:
+  - type: nats
+    tls: {certFile: client.crt}
+    auth: {token: t, user: u, password: p}
+sinks:
+  - type: stdout
+`);
+  assertEquals(bad.code, 2);
+  const missing = await check(`sources:
+  - type: webhook
+sinks:
+  - type: nats
+    tls: {caFile: missing-ca.crt}
+    auth: {credsFile: missing.creds}
+`);
+  assertEquals(missing.code, 2);
+  const stderr = bad.stderr + missing.stderr;
+  for (
+    const want of [
+      /pipeline\.yaml:3:\d+ sources\[0\]\.tls: set certFile and keyFile together/,
+      /pipeline\.yaml:4:\d+ sources\[0\]\.auth: set exactly one of token, tokenFile, user/,
+      /pipeline\.yaml:5:\d+ sinks\[0\]\.tls\.caFile: file not found: \/.*\/missing-ca\.crt/,
+      /pipeline\.yaml:6:\d+ sinks\[0\]\.auth\.credsFile: file not found: \/.*\/missing\.creds/,
+    ]
+  ) assert(want.test(stderr), `${want}\n${stderr}`);
+});

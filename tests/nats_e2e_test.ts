@@ -1,7 +1,29 @@
 /** Fan-in through NATS JetStream with real daemons: two nodes publish, one collector consumes. */
-import { assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { createTestPki } from "./helpers/tls.ts";
+import { type Daemon, eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startNatsServer } from "./helpers/nats.ts";
+
+async function post(d: Daemon, events: Record<string, unknown>[]): Promise<void> {
+  const res = await fetch(`http://127.0.0.1:${await d.webhookPort()}/audit`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: eventList(events),
+  });
+  assertEquals(res.status, 200);
+  await res.body?.cancel();
+}
+
+/** The whole lines of `path` once it has `want` of them (or after 10 s). */
+async function linesOf(path: string, want: number): Promise<string[]> {
+  let lines: string[] = [];
+  for (let i = 0; i < 200 && lines.length < want; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    const text = await Deno.readTextFile(path).catch(() => "");
+    lines = text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
+  }
+  return lines;
+}
 
 Deno.test("two nodes publish to NATS JetStream and one collector writes every event exactly once", async () => {
   const nats = await startNatsServer();
@@ -30,21 +52,8 @@ sinks:
 `);
   const events = await realEvents(300);
   const halves = [events.slice(0, 150), events.slice(150)];
-  for (const [d, half] of [[a, halves[0]], [b, halves[1]]] as const) {
-    const res = await fetch(`http://127.0.0.1:${await d.webhookPort()}/audit`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: eventList(half),
-    });
-    assertEquals(res.status, 200);
-    await res.body?.cancel();
-  }
-  const out = `${collector.dir}/all.log`;
-  let lines: string[] = [];
-  for (let i = 0; i < 200 && lines.length < events.length; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    lines = (await Deno.readTextFile(out).catch(() => "")).split("\n").filter((l) => l !== "");
-  }
+  for (const [d, half] of [[a, halves[0]], [b, halves[1]]] as const) await post(d, half);
+  const lines = await linesOf(`${collector.dir}/all.log`, events.length);
   for (const d of [a, b, collector]) assertEquals((await d.stop()).code, 0);
   const got = lines.map((l) => JSON.parse(l));
   const key = (e: Record<string, unknown>) => `${e.auditID}/${e.stage}`;
@@ -56,4 +65,59 @@ sinks:
   }
   await nats.stop();
   for (const d of [a, b, collector]) await Deno.remove(d.dir, { recursive: true });
+});
+
+Deno.test("NATS over mutual TLS with a user and password file: a node publishes, a collector writes; a wrong password stops the daemon with the server's reason", async () => {
+  const pki = await createTestPki();
+  const nats = await startNatsServer({
+    args: [
+      ...["--tls", "--tlscert", `${pki.dir}/server.crt`, "--tlskey", `${pki.dir}/server.key`],
+      ...["--tlsverify", "--tlscacert", pki.caCertFile, "--user", "node", "--pass", "s3cret"],
+    ],
+  });
+  const connection = (dir: string, password: string) => {
+    Deno.writeTextFileSync(`${dir}/nats.password`, `${password}\n`);
+    return `
+    servers: [${nats.url}]
+    tls: {caFile: ${pki.caCertFile}, certFile: ${pki.clientCertFile}, keyFile: ${pki.clientKeyFile}}
+    auth: {user: node, passwordFile: nats.password}`;
+  };
+  const node = await startDaemon((dir) => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: nats
+    stream: AUDIT${connection(dir, "s3cret")}
+`);
+  const collector = await startDaemon((dir) => `
+sources:
+  - type: nats
+    consumer: collector${connection(dir, "s3cret")}
+sinks:
+  - type: log
+    path: ${dir}/all.log
+`);
+  const events = await realEvents(50);
+  await post(node, events);
+  const lines = await linesOf(`${collector.dir}/all.log`, events.length);
+  assertEquals(lines.map((l) => JSON.parse(l).auditID), events.map((e) => e.auditID));
+  for (const d of [node, collector]) assertEquals((await d.stop()).code, 0);
+
+  const wrong = await startDaemon((dir) => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: nats${connection(dir, "wrong")}
+`);
+  const { code } = await wrong.exited();
+  assert(code !== 0);
+  assert(
+    wrong.logs.some((r) => /authorization violation/i.test(JSON.stringify(r))),
+    JSON.stringify(wrong.logs),
+  );
+  await nats.stop();
+  await pki.cleanup();
+  for (const d of [node, collector, wrong]) await Deno.remove(d.dir, { recursive: true });
 });

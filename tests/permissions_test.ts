@@ -11,7 +11,7 @@ import { startNatsServer } from "./helpers/nats.ts";
 const dec = new TextDecoder();
 
 async function setup() {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer({ args: ["--auth", "n4ts"] });
   const pki = await createTestPki();
   const recv = await startReceiver();
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-perm-" });
@@ -21,6 +21,7 @@ async function setup() {
   const lines = await realLines(5);
   await Deno.writeTextFile(`${dir}/var/log/audit.log`, lines.join("\n") + "\n");
   await Deno.writeTextFile(`${dir}/etc/token`, "t0ken\n");
+  await Deno.writeTextFile(`${dir}/etc/nats.token`, "n4ts\n");
   await Deno.writeTextFile(`${dir}/etc/siem.kubeconfig`, recv.kubeconfig());
   await Deno.writeTextFile(
     `${dir}/etc/policy.yaml`,
@@ -47,6 +48,7 @@ sources:
     stream: PERM
     subject: perm.events
     consumer: perm
+    auth: {tokenFile: nats.token}
 sinks:
   - type: stdout
   - type: log
@@ -58,6 +60,7 @@ sinks:
     servers: [${nats.url}]
     subject: perm.other
     stream: PERMOUT
+    auth: {tokenFile: nats.token}
 server:
   listen: 127.0.0.1:0
 `,
@@ -154,6 +157,7 @@ Deno.test("deploy/auditpipe.service grants exactly what `auditpipe permissions` 
       webhookTargets: [],
       tls: [],
       tokens: [],
+      nats: { sinks: [], sources: [] },
       warnings: [],
       sinkFingerprints: [],
       sourceFingerprints: [],

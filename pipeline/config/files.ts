@@ -15,6 +15,7 @@ import {
   policyFromObject,
 } from "../../policy/mod.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
+import type { NatsSecurity } from "../../backends/nats_connect.ts";
 
 /** The files a config names, read and checked. */
 export interface Resources {
@@ -26,6 +27,11 @@ export interface Resources {
   readonly tls: ({ cert: string; key: string; clientCA?: string } | undefined)[];
   /** Per source index: the bearer token of a webhook source. */
   readonly tokens: (string | undefined)[];
+  /** Per sink and per source index: TLS material and credentials of a NATS connection. */
+  readonly nats: {
+    readonly sinks: (NatsSecurity | undefined)[];
+    readonly sources: (NatsSecurity | undefined)[];
+  };
   /** Warnings (unknown policy fields and the like), already formatted. */
   readonly warnings: string[];
   /**
@@ -119,6 +125,54 @@ export async function loadResources(
     } else webhookTargets.push(undefined);
   }
 
+  /** A NATS source's or sink's `tls` and `auth` files, read. */
+  const natsSecurity = async (
+    at: KeyPath,
+    cfg: {
+      tls?: { caFile?: string; certFile?: string; keyFile?: string };
+      auth?: {
+        token?: string;
+        tokenFile?: string;
+        user?: string;
+        password?: string;
+        passwordFile?: string;
+        credsFile?: string;
+      };
+    },
+  ): Promise<NatsSecurity | undefined> => {
+    if (!cfg.tls && !cfg.auth) return undefined;
+    const file = async (key: string, name: string | undefined, trim = false) => {
+      if (name === undefined) return undefined;
+      const text = await readText([...at, ...key.split(".")], name);
+      if (text !== undefined && text.trim() === "") {
+        problem([...at, ...key.split(".")], `file is empty: ${name}`);
+      }
+      return trim ? text?.trim() : text;
+    };
+    const tls = cfg.tls && {
+      ca: await file("tls.caFile", cfg.tls.caFile),
+      cert: await file("tls.certFile", cfg.tls.certFile),
+      key: await file("tls.keyFile", cfg.tls.keyFile),
+    };
+    const a = cfg.auth;
+    return {
+      tls,
+      token: a?.token ?? await file("auth.tokenFile", a?.tokenFile, true),
+      user: a?.user,
+      pass: a?.password ?? await file("auth.passwordFile", a?.passwordFile, true),
+      creds: await file("auth.credsFile", a?.credsFile),
+    };
+  };
+  const nats: Resources["nats"] = { sinks: [], sources: [] };
+  for (const [i, sink] of config.sinks.entries()) {
+    nats.sinks.push(sink.type === "nats" ? await natsSecurity(["sinks", i], sink) : undefined);
+  }
+  for (const [i, source] of config.sources.entries()) {
+    nats.sources.push(
+      source.type === "nats" ? await natsSecurity(["sources", i], source) : undefined,
+    );
+  }
+
   const tls: Resources["tls"] = [];
   const tokens: Resources["tokens"] = [];
   for (const [i, source] of config.sources.entries()) {
@@ -154,10 +208,16 @@ export async function loadResources(
       sink,
       policy: policy ? policyText.get(policy) : null,
       target: target ? { ...target, url: target.url.href } : null,
+      nats: nats.sinks[i] ?? null,
     });
   });
   const sourceFingerprints = config.sources.map((source, i) =>
-    JSON.stringify({ source, tls: tls[i] ?? null, token: tokens[i] ?? null })
+    JSON.stringify({
+      source,
+      tls: tls[i] ?? null,
+      token: tokens[i] ?? null,
+      nats: nats.sources[i] ?? null,
+    })
   );
   return {
     resources: {
@@ -165,6 +225,7 @@ export async function loadResources(
       webhookTargets,
       tls,
       tokens,
+      nats,
       warnings,
       sinkFingerprints,
       sourceFingerprints,

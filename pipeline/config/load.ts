@@ -268,13 +268,30 @@ function resolvePaths(config: Config, base: string): void {
       }
       if (s.auth?.bearerTokenFile) s.auth.bearerTokenFile = abs(s.auth.bearerTokenFile);
       if (s.deadLetterFile) s.deadLetterFile = abs(s.deadLetterFile);
-    }
+    } else if (s.type === "nats") resolveNatsFiles(s, abs);
   }
   for (const s of config.sinks) {
     if (typeof s.policy === "string") s.policy = abs(s.policy);
     if (s.type === "log") s.path = abs(s.path);
     if (s.type === "webhook") s.kubeconfig = abs(s.kubeconfig);
+    if (s.type === "nats") resolveNatsFiles(s, abs);
   }
+}
+
+function resolveNatsFiles(
+  s: {
+    tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    auth?: { tokenFile?: string; passwordFile?: string; credsFile?: string };
+  },
+  abs: (p: string) => string,
+): void {
+  const { tls, auth } = s;
+  if (tls?.caFile) tls.caFile = abs(tls.caFile);
+  if (tls?.certFile) tls.certFile = abs(tls.certFile);
+  if (tls?.keyFile) tls.keyFile = abs(tls.keyFile);
+  if (auth?.tokenFile) auth.tokenFile = abs(auth.tokenFile);
+  if (auth?.passwordFile) auth.passwordFile = abs(auth.passwordFile);
+  if (auth?.credsFile) auth.credsFile = abs(auth.credsFile);
 }
 
 /**

@@ -163,6 +163,36 @@ const webhookSink = z.strictObject({
   ...sinkCommon("batch", WEBHOOK_BATCH),
 });
 
+/** TLS and credentials of a NATS source or sink; the files are read when the config loads. */
+const natsConnection = {
+  tls: z.strictObject({
+    caFile: str().optional(),
+    certFile: str().optional(),
+    keyFile: str().optional(),
+  }).refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
+    error: "set certFile and keyFile together",
+  }).optional(),
+  auth: z.strictObject({
+    token: str().optional(),
+    tokenFile: str().optional(),
+    user: str().optional(),
+    password: str().optional(),
+    passwordFile: str().optional(),
+    credsFile: str().optional(),
+  }).refine((a) => {
+    const kinds = [
+      a.token !== undefined || a.tokenFile !== undefined,
+      a.user !== undefined,
+      a.credsFile !== undefined,
+    ].filter(Boolean).length;
+    const both = (x: unknown, y: unknown) => x !== undefined && y !== undefined;
+    return kinds === 1 && !both(a.token, a.tokenFile) && !both(a.password, a.passwordFile) &&
+      (a.user !== undefined) === (a.password !== undefined || a.passwordFile !== undefined);
+  }, {
+    error: "set exactly one of token, tokenFile, user with password or passwordFile, credsFile",
+  }).optional(),
+};
+
 const natsSink = z.strictObject({
   type: z.literal("nats"),
   servers: z.array(str()).min(1, "must list at least one server").default([
@@ -170,6 +200,7 @@ const natsSink = z.strictObject({
   ]),
   subject: str().default("audit.events"),
   stream: str().optional(),
+  ...natsConnection,
   ...sinkCommon("blocking", { ...LOG_BATCH, maxSize: 100, maxWait: 1000 }),
 });
 
@@ -246,6 +277,7 @@ const natsSource = z.strictObject({
   stream: str().default("AUDIT"),
   subject: str().default("audit.events"),
   consumer: str().default("auditpipe"),
+  ...natsConnection,
   ...sourceCommon,
 });
 

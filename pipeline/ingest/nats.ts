@@ -33,7 +33,13 @@ import { DecodeError, decodeLine } from "../decode.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { type Logger, RateLimitedLog } from "../log.ts";
 import type { SourceStats } from "../stats.ts";
-import { closeNats, connectNats, ensureStream, isApiError } from "../../backends/nats_connect.ts";
+import {
+  closeNats,
+  connectNats,
+  ensureStream,
+  isApiError,
+  type NatsSecurity,
+} from "../../backends/nats_connect.ts";
 import { errorText } from "../../backends/retry.ts";
 
 /**
@@ -73,6 +79,8 @@ export interface NatsSourceDeps {
   readonly fetchExpires?: number;
   /** Timeout of each connection attempt, ms. */
   readonly connectTimeout?: number;
+  /** TLS and credentials for the connection. */
+  readonly security?: NatsSecurity;
 }
 
 /**
@@ -197,6 +205,7 @@ class NatsReader {
   readonly #nakDelay: number;
   readonly #fetchExpires: number;
   readonly #connectTimeout: number | undefined;
+  readonly #security: NatsSecurity | undefined;
   readonly #invalidLog: RateLimitedLog;
   readonly #failedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
@@ -226,6 +235,7 @@ class NatsReader {
     this.#nakDelay = deps.nakDelay ?? DEFAULT_NAK_DELAY;
     this.#fetchExpires = Math.max(1_000, deps.fetchExpires ?? NATS_FETCH_EXPIRES);
     this.#connectTimeout = deps.connectTimeout;
+    this.#security = deps.security;
     this.#invalidLog = new RateLimitedLog(this.#log, "invalid NATS messages terminated");
     this.#failedLog = new RateLimitedLog(
       this.#log,
@@ -266,6 +276,7 @@ class NatsReader {
           name: `auditpipe-source-${this.#cfg.consumer}`,
           log: this.#log,
           timeout: this.#connectTimeout,
+          security: this.#security,
         });
         const jsm = await jetstreamManager(nc);
         await ensureStream(jsm, this.#cfg.stream, this.#cfg.subject, this.#log);

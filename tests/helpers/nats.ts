@@ -55,12 +55,13 @@ export function freePort(): number {
  * const nc = await connect({ servers: srv.url });
  * ```
  */
-export async function startNatsServer(): Promise<NatsServer> {
+export async function startNatsServer(opts: { args?: string[] } = {}): Promise<NatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-nats-" });
   const port = freePort();
+  const extra = opts.args ?? [];
   let proc: Proc;
   try {
-    proc = await spawn(dir, port);
+    proc = await spawn(dir, port, extra);
   } catch (err) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw err;
@@ -71,7 +72,7 @@ export async function startNatsServer(): Promise<NatsServer> {
     dir,
     async restart() {
       await proc.kill();
-      proc = await spawn(dir, port);
+      proc = await spawn(dir, port, extra);
     },
     async stop() {
       await proc.kill();
@@ -86,11 +87,17 @@ interface Proc {
   kill(): Promise<void>;
 }
 
-/** Spawns the server on `port` with its store in `dir` and waits until it accepts connections. */
-async function spawn(dir: string, port: number): Promise<Proc> {
+/**
+ * Spawns the server on `port` with its store in `dir` (and `extra` flags: TLS, auth) and waits
+ * until it accepts connections.
+ */
+async function spawn(dir: string, port: number, extra: string[]): Promise<Proc> {
   const logFile = `${dir}/server.log`;
   const child = new Deno.Command(NATS_SERVER, {
-    args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", `${dir}/store`, "-l", logFile],
+    args: [
+      ...["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", `${dir}/store`, "-l", logFile],
+      ...extra,
+    ],
     stdin: "null",
     stdout: "null",
     stderr: "null",

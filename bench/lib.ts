@@ -94,6 +94,11 @@ export function sum(s: Samples, name: string, labels: Record<string, string> = {
  * The `p`th percentile (seconds) of the observations of histogram `name` with `labels`
  * between two scrapes, interpolated inside its bucket as Prometheus' `histogram_quantile`
  * does; the last finite bound when it falls beyond it.
+ *
+ * @example
+ * ```ts
+ * const p99 = histogramPercentile(before, after, "auditpipe_source_request_duration_seconds", { source: "apiserver" }, 99);
+ * ```
  */
 export function histogramPercentile(
   before: Samples,
@@ -194,6 +199,11 @@ export function percentile(sorted: readonly number[], p: number): number {
 /**
  * Of rows measured on fresh daemons, the one with the median `value` (the lower middle), its
  * notes led by how many runs there were and `perRun` (what each gave).
+ *
+ * @example
+ * ```ts
+ * const row = medianRow(runs, `per-run ratios ${runs.map((r) => r.value).join(", ")}`);
+ * ```
  */
 export function medianRow(runs: readonly (Row & { value: number })[], perRun: string): Row {
   const mid = [...runs].sort((a, b) => a.value - b.value)[Math.floor((runs.length - 1) / 2)];

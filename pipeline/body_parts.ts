@@ -22,7 +22,14 @@ import {
 } from "./decode.ts";
 import { compactItemRanges, type ItemRange, itemRanges } from "./scan.ts";
 
-/** Events per piece: about what one 64 KiB read of an audit.log holds. */
+/**
+ * Events per piece: about what one 64 KiB read of an audit.log holds.
+ *
+ * @example
+ * ```ts
+ * new BodyParts(bytes, PART_SIZE); // the default
+ * ```
+ */
 export const PART_SIZE = 64;
 
 const decoder = new TextDecoder();

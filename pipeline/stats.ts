@@ -57,7 +57,14 @@ export class Durations {
   }
 }
 
-/** Buckets of sink writes and webhook requests, seconds. */
+/**
+ * Buckets of sink writes and webhook requests, seconds.
+ *
+ * @example
+ * ```ts
+ * const requests = new Durations(DURATION_BUCKETS);
+ * ```
+ */
 export const DURATION_BUCKETS: readonly number[] = [
   0.0005,
   0.001,

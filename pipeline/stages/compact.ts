@@ -23,6 +23,11 @@ const decoder = new TextDecoder();
 /**
  * The share of a buffer a chunk must keep for its views to stay. At 3/4, views cost at most
  * 4/3 of the bytes they keep, under the 1.5x the buffer is allowed.
+ *
+ * @example
+ * ```ts
+ * const keepsViews = keptBytes >= KEEP_VIEWS_AT * buffer.byteLength;
+ * ```
  */
 export const KEEP_VIEWS_AT = 0.75;
 

@@ -13,7 +13,7 @@
 import { parseArgs } from "node:util";
 import { runDaemon } from "./cli/run.ts";
 import { VERSION } from "./cli/version.ts";
-import type { LogLevel } from "./pipeline/log.ts";
+import type { LogLevel } from "./pipeline/core/log.ts";
 
 const HELP = `auditpipe ${VERSION}: a Kubernetes audit event pipeline
 

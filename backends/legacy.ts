@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Event } from "../pipeline/event.ts";
+import type { Event } from "../pipeline/core/event.ts";
 
 const HEX = "0123456789abcdef";
 

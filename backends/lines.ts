@@ -5,10 +5,12 @@
  *
  * @module
  */
-import { jsonSize, writeJson } from "../pipeline/encode.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import type { Format } from "../pipeline/config/schema.ts";
+import { jsonSize, writeJson } from "../pipeline/core/encode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
 import { legacyLine } from "./legacy.ts";
+
+/** An output format of the log and stdout sinks: kube-apiserver's `--audit-log-format`. */
+export type Format = "json" | "legacy";
 
 /**
  * A batch encoded as lines.

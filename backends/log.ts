@@ -4,10 +4,9 @@
  *
  * @module
  */
-import type { SinkConfig } from "../pipeline/config/schema.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
 import type { Sink, SinkContext } from "./sink.ts";
-import { encodeLines } from "./lines.ts";
+import { encodeLines, type Format } from "./lines.ts";
 import { RotatingFile } from "./rotate.ts";
 import { createStdoutSink } from "./stdout.ts";
 
@@ -20,10 +19,21 @@ import { createStdoutSink } from "./stdout.ts";
  *   rotate: { maxSize: 0, maxBackup: 0, maxAge: 0, compress: false } };
  * ```
  */
-export type LogSinkConfig = Pick<
-  Extract<SinkConfig, { type: "log" }>,
-  "path" | "format" | "rotate" | "fsync"
->;
+export interface LogSinkConfig {
+  /** The file, or `-` for stdout (`--audit-log-path`). */
+  readonly path: string;
+  /** `--audit-log-format`. */
+  readonly format: Format;
+  /** lumberjack's limits: `--audit-log-maxsize` (MB), `-maxbackup`, `-maxage` (days), `-compress`. */
+  readonly rotate: {
+    readonly maxSize: number;
+    readonly maxBackup: number;
+    readonly maxAge: number;
+    readonly compress: boolean;
+  };
+  /** When written bytes are flushed to disk. */
+  readonly fsync: "never" | "batch" | "always";
+}
 
 function failure(op: string, path: string, e: unknown): Error {
   return new Error(`${op} ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });

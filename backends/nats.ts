@@ -9,13 +9,17 @@
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
-import type { SinkConfig } from "../pipeline/config/schema.ts";
-import { jsonBytes } from "../pipeline/encode.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { RateLimitedLog } from "../pipeline/log.ts";
+import { jsonBytes } from "../pipeline/core/encode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { RateLimitedLog } from "../pipeline/core/log.ts";
 import { type Sink, type SinkContext, SinkError } from "./sink.ts";
-import { closeNats, connectNats, ensureStream, type NatsSecurity } from "./nats_connect.ts";
-import { errorText, RetryError, withRetry } from "./retry.ts";
+import {
+  closeNats,
+  connectNats,
+  ensureStream,
+  type NatsSecurity,
+} from "../pipeline/core/nats_connect.ts";
+import { errorText, RetryError, withRetry } from "../pipeline/core/retry.ts";
 
 /**
  * The NATS sink's settings.
@@ -26,7 +30,14 @@ import { errorText, RetryError, withRetry } from "./retry.ts";
  *   stream: "AUDIT", mode: "blocking" } as NatsSinkConfig;
  * ```
  */
-export type NatsSinkConfig = Extract<SinkConfig, { type: "nats" }>;
+export interface NatsSinkConfig {
+  /** Server URLs, tried in order. */
+  readonly servers: readonly string[];
+  /** The subject each event is published on. */
+  readonly subject: string;
+  /** The stream to create over `subject` when it has none; unset: publish only. */
+  readonly stream?: string;
+}
 
 /**
  * Test seams and tuning of {@linkcode createNatsSink}; the config has no keys for these.

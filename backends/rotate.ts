@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { concatBytes } from "../pipeline/bytes.ts";
+import { concatBytes } from "../pipeline/core/bytes.ts";
 import { basename, dirname, join } from "node:path";
-import { type Clock, systemClock } from "../pipeline/clock.ts";
-import { type Logger, silentLogger } from "../pipeline/log.ts";
+import { type Clock, systemClock } from "../pipeline/core/clock.ts";
+import { type Logger, silentLogger } from "../pipeline/core/log.ts";
 
 const MEGABYTE = 1024 * 1024;
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import type { Clock } from "../pipeline/clock.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import type { Logger } from "../pipeline/log.ts";
-import type { DropReason, SinkStats } from "../pipeline/stats.ts";
+import type { Clock } from "../pipeline/core/clock.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import type { Logger } from "../pipeline/core/log.ts";
+import type { DropReason, SinkStats } from "../pipeline/core/stats.ts";
 
 /**
  * A destination for batches of events.

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Format } from "../pipeline/config/schema.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
+import type { Format } from "./lines.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
 import type { Sink, SinkContext } from "./sink.ts";
 import { encodeLines } from "./lines.ts";
 

@@ -6,20 +6,40 @@
  *
  * @module
  */
-import { formatDuration } from "../pipeline/config/duration.ts";
-import type { SinkConfig } from "../pipeline/config/schema.ts";
-import { itemBytes } from "../pipeline/encode.ts";
-import { concatBytes } from "../pipeline/bytes.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { AUDIT_API_VERSION } from "../pipeline/event.ts";
-import { RateLimitedLog } from "../pipeline/log.ts";
+import { formatDuration } from "../pipeline/core/duration.ts";
+import { itemBytes } from "../pipeline/core/encode.ts";
+import { concatBytes } from "../pipeline/core/bytes.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { AUDIT_API_VERSION } from "../pipeline/core/event.ts";
+import { RateLimitedLog } from "../pipeline/core/log.ts";
 import { type Sink, type SinkContext, SinkError } from "./sink.ts";
 import { loadKubeconfig, readTokenFile, type WebhookTarget } from "./kubeconfig.ts";
-import { errorText, RetryError, withRetry } from "./retry.ts";
+import { errorText, RetryError, withRetry } from "../pipeline/core/retry.ts";
 import { createNodeFetch, type FetchLike } from "./node_fetch.ts";
 
-/** The webhook sink's settings. */
-export type WebhookSinkConfig = Extract<SinkConfig, { type: "webhook" }>;
+/**
+ * The webhook sink's settings (a whole webhook sink config fits); durations in milliseconds.
+ *
+ * @example
+ * ```ts
+ * const cfg: WebhookSinkConfig = { kubeconfig: "siem.kubeconfig", initialBackoff: 10_000,
+ *   timeout: 30_000, compress: "none", retry: { maxAttempts: 5 }, maxInFlight: 1 };
+ * ```
+ */
+export interface WebhookSinkConfig {
+  /** The kubeconfig naming the server (`--audit-webhook-config-file`). */
+  readonly kubeconfig: string;
+  /** `--audit-webhook-initial-backoff`. */
+  readonly initialBackoff: number;
+  /** One request's deadline. */
+  readonly timeout: number;
+  /** Request body encoding. */
+  readonly compress: "none" | "gzip";
+  /** Attempts per batch, and the longest wait between two. */
+  readonly retry: { readonly maxAttempts: number; readonly maxBackoff?: number };
+  /** Requests at once. */
+  readonly maxInFlight: number;
+}
 
 /** Test seams of {@linkcode createWebhookSink}. */
 export interface WebhookSinkOptions {

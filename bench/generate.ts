@@ -20,7 +20,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { goEscape } from "../pipeline/encode.ts";
+import { goEscape } from "../pipeline/core/encode.ts";
 
 /** Where cached data files live (gitignored). */
 export const DATA_DIR: string = fileURLToPath(new URL("./data/", import.meta.url));

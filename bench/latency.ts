@@ -12,7 +12,7 @@
  * @module
  */
 import { compilePolicy, evaluate, parsePolicy } from "../policy/mod.ts";
-import type { Event } from "../pipeline/event.ts";
+import type { Event } from "../pipeline/core/event.ts";
 import {
   daemon,
   eventListBody,

@@ -7,7 +7,7 @@
  * @module
  */
 import { compilePolicy, evaluate, parsePolicy } from "../policy/mod.ts";
-import type { Event, Stage } from "../pipeline/event.ts";
+import type { Event, Stage } from "../pipeline/core/event.ts";
 
 const KNOWN = [
   "",

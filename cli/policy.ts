@@ -12,10 +12,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Decoded, decodeDocument, DecodeError, decodeLine } from "../pipeline/decode.ts";
-import { encodeEvent, jsonBytes, jsonSize } from "../pipeline/encode.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
+import { type Decoded, decodeDocument, DecodeError, decodeLine } from "../pipeline/core/decode.ts";
+import { encodeEvent, jsonBytes, jsonSize } from "../pipeline/core/encode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import type { Event } from "../pipeline/core/event.ts";
 import {
   applyPolicy,
   type CompiledPolicy,

@@ -8,7 +8,7 @@
 import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
-import { createLogger, type LogLevel } from "../pipeline/log.ts";
+import { createLogger, type LogLevel } from "../pipeline/core/log.ts";
 import { Pipeline } from "../pipeline/build.ts";
 import { serveOps } from "../pipeline/server.ts";
 import { VERSION } from "./version.ts";

@@ -19,8 +19,8 @@ import {
   decodeWholeBody,
   envelopesOf,
   type Rejected,
-} from "./decode.ts";
-import { compactItemRanges, type ItemRange, itemRanges } from "./scan.ts";
+} from "./core/decode.ts";
+import { compactItemRanges, type ItemRange, itemRanges } from "./core/scan.ts";
 
 /**
  * Events per piece: about what one 64 KiB read of an audit.log holds.

@@ -12,12 +12,12 @@
  * @module
  */
 import type { Sink } from "../backends/sink.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "./core/clock.ts";
 import type { BatchConfig, Mode, TruncateConfig } from "./config/schema.ts";
-import type { Batch, Chunk, Envelope } from "./envelope.ts";
-import type { Level } from "./event.ts";
-import type { Logger } from "./log.ts";
-import type { SinkStats } from "./stats.ts";
+import type { Batch, Chunk, Envelope } from "./core/envelope.ts";
+import type { Level } from "./core/event.ts";
+import type { Logger } from "./core/log.ts";
+import type { SinkStats } from "./core/stats.ts";
 import type { CompiledPolicy } from "../policy/mod.ts";
 import { policyStage } from "./stages/policy.ts";
 import { annotateStage } from "./stages/annotate.ts";

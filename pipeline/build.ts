@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { createSink, sinkEventSize } from "../backends/mod.ts";
+import { createSink, sinkEventSize } from "./sinks.ts";
 import { Branch } from "./branch.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import type { Resources } from "./config/files.ts";
 import type { SinkConfig, SourceConfig } from "./config/schema.ts";
-import type { Logger } from "./log.ts";
-import { PipelineStats } from "./stats.ts";
+import type { Logger } from "./core/log.ts";
+import { PipelineStats } from "./core/stats.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
 import type { Source } from "./ingest/source.ts";
@@ -20,7 +20,7 @@ import { webhookSource } from "./ingest/webhook.ts";
 import { tailSource } from "./ingest/tail.ts";
 import { stdinSource } from "./ingest/stdin.ts";
 import { natsSource } from "./ingest/nats.ts";
-import type { Chunk } from "./envelope.ts";
+import type { Chunk } from "./core/envelope.ts";
 
 /** What a pipeline needs from its host process. */
 export interface PipelineDeps {

@@ -8,8 +8,8 @@
  * @module
  */
 import client from "prom-client";
-import { LEVELS } from "./event.ts";
-import { DROP_REASONS, DURATION_BUCKETS, type PipelineStats } from "./stats.ts";
+import { LEVELS } from "./core/event.ts";
+import { DROP_REASONS, DURATION_BUCKETS, type PipelineStats } from "./core/stats.ts";
 
 /**
  * A registry exposing `stats`.

@@ -5,9 +5,9 @@
  * @module
  */
 import { Hono } from "hono";
-import type { PipelineStats } from "./stats.ts";
+import type { PipelineStats } from "./core/stats.ts";
 import { metricsRegistry } from "./metrics.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "./core/log.ts";
 
 /** What `/readyz` found. */
 export interface Readiness {

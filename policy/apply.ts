@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type Event, levelRank, LEVELS } from "../pipeline/event.ts";
+import { type Event, levelRank, LEVELS } from "../pipeline/core/event.ts";
 import type { PolicyResult } from "./result.ts";
 
 const REQUEST = levelRank("Request");

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { STAGES } from "../pipeline/event.ts";
-import type { Level, Stage } from "../pipeline/event.ts";
+import { STAGES } from "../pipeline/core/event.ts";
+import type { Level, Stage } from "../pipeline/core/event.ts";
 import type { GroupResources, Policy, PolicyRule } from "./types.ts";
 import type { PolicyResult } from "./result.ts";
 

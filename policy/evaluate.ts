@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Event } from "../pipeline/event.ts";
+import type { Event } from "../pipeline/core/event.ts";
 import type { CompiledGroupResources, CompiledPolicy, CompiledRule } from "./compile.ts";
 import type { PolicyResult } from "./result.ts";
 

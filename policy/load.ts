@@ -7,7 +7,7 @@
  * @module
  */
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
-import { AUDIT_API_VERSION } from "../pipeline/event.ts";
+import { AUDIT_API_VERSION } from "../pipeline/core/event.ts";
 import type { Policy } from "./types.ts";
 import {
   type FieldPath,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Level, Stage } from "../pipeline/event.ts";
+import type { Level, Stage } from "../pipeline/core/event.ts";
 
 /**
  * The level, stages to omit and managed-fields choice for an event, and which rule decided.

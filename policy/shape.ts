@@ -6,7 +6,7 @@
  * @module
  */
 import type { GroupResources, Policy, PolicyRule } from "./types.ts";
-import type { Level, Stage } from "../pipeline/event.ts";
+import type { Level, Stage } from "../pipeline/core/event.ts";
 import type { FieldPath } from "./errors.ts";
 
 /**

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Level, Stage } from "../pipeline/event.ts";
+import type { Level, Stage } from "../pipeline/core/event.ts";
 
 export type { Level, Stage };
 

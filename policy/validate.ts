@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LEVELS, STAGES } from "../pipeline/event.ts";
+import { LEVELS, STAGES } from "../pipeline/core/event.ts";
 import type { Policy, PolicyRule } from "./types.ts";
 import { type FieldPath, formatField, type PolicyProblem, type PositionLookup } from "./errors.ts";
 

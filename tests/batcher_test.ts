@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Ack, NO_ACK } from "../pipeline/ack.ts";
-import type { Batch, Chunk, Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
-import { decodeLine } from "../pipeline/decode.ts";
-import { FakeClock, flushMicrotasks } from "../pipeline/clock.ts";
+import { Ack, NO_ACK } from "../pipeline/core/ack.ts";
+import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
+import type { Event } from "../pipeline/core/event.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
+import { FakeClock, flushMicrotasks } from "../pipeline/core/clock.ts";
 import { batcher } from "../pipeline/stages/batcher.ts";
 
 let seq = 0;

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { BodyParts, decodeBodyBytes } from "../pipeline/body_parts.ts";
-import { DecodeError } from "../pipeline/decode.ts";
-import type { Decoded } from "../pipeline/decode.ts";
+import { DecodeError } from "../pipeline/core/decode.ts";
+import type { Decoded } from "../pipeline/core/decode.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { testEnvelope } from "./helpers/events.ts";
-import { Ack } from "../pipeline/ack.ts";
-import type { Batch, Chunk, Envelope } from "../pipeline/envelope.ts";
+import { Ack } from "../pipeline/core/ack.ts";
+import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
 import { coalesceStage } from "../pipeline/stages/coalesce.ts";
 
 const env = (id: string): Envelope => testEnvelope(id);

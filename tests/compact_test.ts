@@ -5,9 +5,9 @@ import {
   compactEnvelopes,
   KEEP_VIEWS_AT,
 } from "../pipeline/stages/compact.ts";
-import { decodeLine } from "../pipeline/decode.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
 import { decodeBodyBytes } from "../pipeline/body_parts.ts";
-import { itemBytes, jsonBytes } from "../pipeline/encode.ts";
+import { itemBytes, jsonBytes } from "../pipeline/core/encode.ts";
 import { realEvents, realLines } from "./helpers/daemon.ts";
 
 const enc = new TextEncoder();

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { ROOT } from "./helpers/daemon.ts";
 import { loadConfigText } from "../pipeline/config/load.ts";
 import { ConfigError } from "../pipeline/config/errors.ts";
-import { parseDuration } from "../pipeline/config/duration.ts";
+import { parseDuration } from "../pipeline/core/duration.ts";
 
 function problems(text: string, env: Record<string, string> = {}): string[] {
   try {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { goQuote, isGoPrint, legacyLine, rfc3339Nano } from "../backends/legacy.ts";
-import type { Event } from "../pipeline/event.ts";
+import type { Event } from "../pipeline/core/event.ts";
 
 const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
 

@@ -4,12 +4,12 @@ import { pathToFileURL } from "node:url";
 import { createLogSink, type LogSinkConfig } from "../backends/log.ts";
 import { legacyLine } from "../backends/legacy.ts";
 import type { SinkContext } from "../backends/sink.ts";
-import { FakeClock } from "../pipeline/clock.ts";
-import { decodeLine } from "../pipeline/decode.ts";
-import { encodeEvent } from "../pipeline/encode.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { silentLogger } from "../pipeline/log.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { FakeClock } from "../pipeline/core/clock.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
+import { encodeEvent } from "../pipeline/core/encode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 
 const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
 const enc = new TextEncoder();
@@ -296,10 +296,14 @@ Deno.test("path - writes to stdout and creates no file", async () => {
       script,
       `import { createLogSink } from ${JSON.stringify(logUrl)};
 import { systemClock } from ${
-        JSON.stringify(new URL("../pipeline/clock.ts", import.meta.url).href)
+        JSON.stringify(new URL("../pipeline/core/clock.ts", import.meta.url).href)
       };
-import { silentLogger } from ${JSON.stringify(new URL("../pipeline/log.ts", import.meta.url).href)};
-import { SinkStats } from ${JSON.stringify(new URL("../pipeline/stats.ts", import.meta.url).href)};
+import { silentLogger } from ${
+        JSON.stringify(new URL("../pipeline/core/log.ts", import.meta.url).href)
+      };
+import { SinkStats } from ${
+        JSON.stringify(new URL("../pipeline/core/stats.ts", import.meta.url).href)
+      };
 const sink = await createLogSink(
   { path: "-", format: "legacy", fsync: "batch",
     rotate: { maxSize: 1, maxBackup: 1, maxAge: 1, compress: false } },

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
-import { PipelineStats } from "../pipeline/stats.ts";
+import { PipelineStats } from "../pipeline/core/stats.ts";
 
 const json = { "content-type": "application/json" };
 

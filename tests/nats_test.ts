@@ -12,11 +12,11 @@ import {
   type NatsStream,
 } from "../pipeline/ingest/nats.ts";
 import { sinkSchema, sourceSchema } from "../pipeline/config/schema.ts";
-import { decodeLine } from "../pipeline/decode.ts";
-import type { Chunk, Envelope } from "../pipeline/envelope.ts";
-import { silentLogger } from "../pipeline/log.ts";
-import { SinkStats, SourceStats } from "../pipeline/stats.ts";
-import { systemClock } from "../pipeline/clock.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
+import type { Chunk, Envelope } from "../pipeline/core/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SinkStats, SourceStats } from "../pipeline/core/stats.ts";
+import { systemClock } from "../pipeline/core/clock.ts";
 import type { SinkContext } from "../backends/sink.ts";
 
 const LINES: Uint8Array[] = (() => {

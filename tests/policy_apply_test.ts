@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { applyPolicy, type PolicyResult, stripManagedFields } from "../policy/mod.ts";
-import type { Event, Level, Stage } from "../pipeline/event.ts";
+import type { Event, Level, Stage } from "../pipeline/core/event.ts";
 
 const result = (
   level: Level,

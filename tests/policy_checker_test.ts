@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { compilePolicy, evaluate, policyFromObject } from "../policy/mod.ts";
-import type { Event, Level, Stage } from "../pipeline/event.ts";
+import type { Event, Level, Stage } from "../pipeline/core/event.ts";
 
 interface Fixture {
   requests: Record<string, Event>;

@@ -10,7 +10,7 @@ import {
   type PolicyRule,
   requestPath,
 } from "../policy/mod.ts";
-import type { Event } from "../pipeline/event.ts";
+import type { Event } from "../pipeline/core/event.ts";
 
 function compiled(rules: Record<string, unknown>[], extra: Record<string, unknown> = {}) {
   return compilePolicy(

@@ -1,12 +1,12 @@
 import { assertEquals } from "./helpers/assert.ts";
 import { testEnvelope } from "./helpers/events.ts";
-import { Ack } from "../pipeline/ack.ts";
+import { Ack } from "../pipeline/core/ack.ts";
 import { Branch } from "../pipeline/branch.ts";
-import { systemClock } from "../pipeline/clock.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { silentLogger } from "../pipeline/log.ts";
+import { systemClock } from "../pipeline/core/clock.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
 import { FanOut } from "../pipeline/stages/fanout.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 import { type CompiledPolicy, compilePolicy, parsePolicy } from "../policy/mod.ts";
 import type { Sink } from "../backends/sink.ts";
 

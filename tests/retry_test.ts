@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { FakeClock, flushMicrotasks, systemClock } from "../pipeline/clock.ts";
-import { Backoff, backoffDelays, errorText, RetryError, withRetry } from "../backends/retry.ts";
+import { FakeClock, flushMicrotasks, systemClock } from "../pipeline/core/clock.ts";
+import {
+  Backoff,
+  backoffDelays,
+  errorText,
+  RetryError,
+  withRetry,
+} from "../pipeline/core/retry.ts";
 
 const fixed = (v: number) => () => v;
 

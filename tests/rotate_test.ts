@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RotatingFile, type RotatingFileOptions } from "../backends/rotate.ts";
-import { FakeClock } from "../pipeline/clock.ts";
+import { FakeClock } from "../pipeline/core/clock.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { compactItemRanges, itemRanges } from "../pipeline/scan.ts";
+import { compactItemRanges, itemRanges } from "../pipeline/core/scan.ts";
 import { decodeBodyBytes } from "../pipeline/body_parts.ts";
-import { encodeEvent, itemBytes, jsonBytes } from "../pipeline/encode.ts";
+import { encodeEvent, itemBytes, jsonBytes } from "../pipeline/core/encode.ts";
 import { realEvents } from "./helpers/daemon.ts";
 
 const enc = new TextEncoder();
@@ -83,7 +83,7 @@ Deno.test("kube-apiserver's own bytes pass through: Go escapes survive, nothing 
 });
 
 Deno.test("a log line written from item bytes equals the serialized line, and its size is measured without copying", async () => {
-  const { writeJson, jsonSize } = await import("../pipeline/encode.ts");
+  const { writeJson, jsonSize } = await import("../pipeline/core/encode.ts");
   const events = await realEvents(20);
   const items = events.map(({ kind: _k, apiVersion: _v, ...rest }) => rest);
   const { envelopes } = decodeBodyBytes(enc.encode(JSON.stringify({ kind: "EventList", items })));

@@ -1,11 +1,11 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { testEnvelope } from "./helpers/events.ts";
-import { Ack } from "../pipeline/ack.ts";
-import { systemClock } from "../pipeline/clock.ts";
-import type { Batch, Envelope } from "../pipeline/envelope.ts";
-import { silentLogger } from "../pipeline/log.ts";
+import { Ack } from "../pipeline/core/ack.ts";
+import { systemClock } from "../pipeline/core/clock.ts";
+import type { Batch, Envelope } from "../pipeline/core/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
 import { sinkWriter } from "../pipeline/stages/sink_writer.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 import { type Sink, SinkError } from "../backends/sink.ts";
 
 const env = (id: string): Envelope => testEnvelope(id);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { stdinSource } from "../pipeline/ingest/stdin.ts";
-import type { Chunk } from "../pipeline/envelope.ts";
-import { SourceStats } from "../pipeline/stats.ts";
-import { createLogger } from "../pipeline/log.ts";
+import type { Chunk } from "../pipeline/core/envelope.ts";
+import { SourceStats } from "../pipeline/core/stats.ts";
+import { createLogger } from "../pipeline/core/log.ts";
 
 const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
 const realLines = Deno.readTextFileSync(REAL).split("\n").filter((l) => l !== "");
@@ -145,8 +145,8 @@ Deno.test("stdin: aborting closes the stream while input is still open", async (
 
 Deno.test("stdin: the real stdin of a process is read to EOF and the stream closes", async () => {
   const mod = new URL("../pipeline/ingest/stdin.ts", import.meta.url).href;
-  const stats = new URL("../pipeline/stats.ts", import.meta.url).href;
-  const logm = new URL("../pipeline/log.ts", import.meta.url).href;
+  const stats = new URL("../pipeline/core/stats.ts", import.meta.url).href;
+  const logm = new URL("../pipeline/core/log.ts", import.meta.url).href;
   const code = `
     import { stdinSource } from "${mod}";
     import { SourceStats } from "${stats}";

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { legacyLine } from "../backends/legacy.ts";
 import type { SinkContext } from "../backends/sink.ts";
 import { type ByteWriter, createStdoutSink } from "../backends/stdout.ts";
-import { FakeClock } from "../pipeline/clock.ts";
-import { decodeLine } from "../pipeline/decode.ts";
-import { encodeEvent } from "../pipeline/encode.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { silentLogger } from "../pipeline/log.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { FakeClock } from "../pipeline/core/clock.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
+import { encodeEvent } from "../pipeline/core/encode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 
 const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
 const enc = new TextEncoder();

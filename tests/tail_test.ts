@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { type TailConfig, tailSource, type TailStream } from "../pipeline/ingest/tail.ts";
 import { readCheckpoint } from "../pipeline/ingest/checkpoint.ts";
-import type { Chunk } from "../pipeline/envelope.ts";
-import { SourceStats } from "../pipeline/stats.ts";
-import { createLogger } from "../pipeline/log.ts";
+import type { Chunk } from "../pipeline/core/envelope.ts";
+import { SourceStats } from "../pipeline/core/stats.ts";
+import { createLogger } from "../pipeline/core/log.ts";
 
 const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
 const realLines = Deno.readTextFileSync(REAL).split("\n").filter((l) => l !== "");

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { Ack, NO_ACK } from "../pipeline/ack.ts";
-import type { Batch, Chunk, Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
-import { FakeClock, flushMicrotasks } from "../pipeline/clock.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { Ack, NO_ACK } from "../pipeline/core/ack.ts";
+import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
+import type { Event } from "../pipeline/core/event.ts";
+import { FakeClock, flushMicrotasks } from "../pipeline/core/clock.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 import { throttle, TokenBucket } from "../pipeline/stages/throttle.ts";
 import { batcher } from "../pipeline/stages/batcher.ts";
 

@@ -1,10 +1,16 @@
 import assert from "node:assert/strict";
-import { Ack, NO_ACK } from "../pipeline/ack.ts";
-import type { Batch, Chunk, Envelope } from "../pipeline/envelope.ts";
-import { asEvent, type Event, eventProblem, type Level, type Stage } from "../pipeline/event.ts";
-import { encodeEvent, jsonSize } from "../pipeline/encode.ts";
-import { createLogger } from "../pipeline/log.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { Ack, NO_ACK } from "../pipeline/core/ack.ts";
+import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
+import {
+  asEvent,
+  type Event,
+  eventProblem,
+  type Level,
+  type Stage,
+} from "../pipeline/core/event.ts";
+import { encodeEvent, jsonSize } from "../pipeline/core/encode.ts";
+import { createLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 import type { TruncateConfig } from "../pipeline/config/schema.ts";
 import {
   TRUNCATED_ANNOTATION,

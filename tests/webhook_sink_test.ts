@@ -4,14 +4,14 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { stringify } from "yaml";
 import { createWebhookSink, eventListBody, type WebhookSinkConfig } from "../backends/webhook.ts";
-import { errorText } from "../backends/retry.ts";
+import { errorText } from "../pipeline/core/retry.ts";
 import type { WebhookTarget } from "../backends/kubeconfig.ts";
 import type { SinkContext } from "../backends/sink.ts";
-import { type Clock, FakeClock, systemClock } from "../pipeline/clock.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
-import { createLogger } from "../pipeline/log.ts";
-import { SinkStats } from "../pipeline/stats.ts";
+import { type Clock, FakeClock, systemClock } from "../pipeline/core/clock.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import type { Event } from "../pipeline/core/event.ts";
+import { createLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 
 // ---------- fixtures ----------
@@ -34,21 +34,12 @@ function env(extra: Partial<Event> = {}): Envelope {
 
 function config(over: Partial<WebhookSinkConfig> = {}): WebhookSinkConfig {
   return {
-    type: "webhook",
     kubeconfig: "/unused",
     initialBackoff: 10,
     timeout: 30_000,
     compress: "none",
     retry: { maxAttempts: 5 },
     maxInFlight: 1,
-    mode: "batch",
-    batch: {
-      bufferSize: 10000,
-      maxSize: 400,
-      maxWait: 30_000,
-      throttle: { enabled: true, qps: 10, burst: 15 },
-    },
-    truncate: { enabled: false, maxEventSize: 102400, maxBatchSize: 10485760 },
     ...over,
   };
 }

@@ -1,9 +1,9 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, realEvents } from "./helpers/daemon.ts";
 import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
-import { silentLogger } from "../pipeline/log.ts";
-import { SourceStats } from "../pipeline/stats.ts";
-import type { Chunk } from "../pipeline/envelope.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SourceStats } from "../pipeline/core/stats.ts";
+import type { Chunk } from "../pipeline/core/envelope.ts";
 
 const base: WebhookSourceConfig = {
   type: "webhook",

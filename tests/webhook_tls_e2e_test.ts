@@ -7,11 +7,11 @@ import { realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 import { parseKubeconfig } from "../backends/kubeconfig.ts";
 import { createWebhookSink } from "../backends/webhook.ts";
-import { systemClock } from "../pipeline/clock.ts";
-import { silentLogger } from "../pipeline/log.ts";
-import { SinkStats } from "../pipeline/stats.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import type { Event } from "../pipeline/event.ts";
+import { systemClock } from "../pipeline/core/clock.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import type { Event } from "../pipeline/core/event.ts";
 
 async function deployKubeconfig(name: string, pki: TestPki, port: number, tokenFile: string) {
   const text = (await Deno.readTextFile(`${ROOT}deploy/${name}`))
@@ -25,22 +25,12 @@ async function deployKubeconfig(name: string, pki: TestPki, port: number, tokenF
 
 async function apiserverSink(target: Awaited<ReturnType<typeof deployKubeconfig>>) {
   return await createWebhookSink({
-    type: "webhook",
-    name: "apiserver",
     kubeconfig: "unused",
     initialBackoff: 10,
     timeout: 5000,
     compress: "none",
     retry: { maxAttempts: 1 },
     maxInFlight: 1,
-    mode: "blocking",
-    batch: {
-      bufferSize: 1,
-      maxSize: 1,
-      maxWait: 0,
-      throttle: { enabled: false, qps: 1, burst: 1 },
-    },
-    truncate: { enabled: false, maxEventSize: 1, maxBatchSize: 1 },
   }, {
     name: "apiserver",
     log: silentLogger,

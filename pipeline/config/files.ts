@@ -15,7 +15,7 @@ import {
   policyFromObject,
 } from "../../policy/mod.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
-import type { NatsSecurity } from "../../backends/nats_connect.ts";
+import type { NatsSecurity } from "../core/nats_connect.ts";
 
 /** The files a config names, read and checked. */
 export interface Resources {

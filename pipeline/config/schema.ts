@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "../core/duration.ts";
 
 function show(v: unknown): string {
   if (v === undefined) return "nothing";

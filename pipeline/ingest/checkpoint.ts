@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { AckOutcome } from "../ack.ts";
+import type { AckOutcome } from "../core/ack.ts";
 
 /**
  * How many leading bytes of a file its fingerprint covers.

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { concatBytes } from "../bytes.ts";
+import { concatBytes } from "../core/bytes.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;

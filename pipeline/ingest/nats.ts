@@ -27,20 +27,20 @@ import {
   jetstreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { Ack, type AckOutcome } from "../ack.ts";
-import type { Chunk, Envelope } from "../envelope.ts";
-import { DecodeError, decodeLine } from "../decode.ts";
+import { Ack, type AckOutcome } from "../core/ack.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import { DecodeError, decodeLine } from "../core/decode.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { type Logger, RateLimitedLog } from "../log.ts";
-import type { SourceStats } from "../stats.ts";
+import { type Logger, RateLimitedLog } from "../core/log.ts";
+import type { SourceStats } from "../core/stats.ts";
 import {
   closeNats,
   connectNats,
   ensureStream,
   isApiError,
   type NatsSecurity,
-} from "../../backends/nats_connect.ts";
-import { errorText } from "../../backends/retry.ts";
+} from "../core/nats_connect.ts";
+import { errorText } from "../core/retry.ts";
 
 /**
  * The config of a NATS source.

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Chunk } from "../envelope.ts";
+import type { Chunk } from "../core/envelope.ts";
 
 /** Hands a chunk to the sinks; resolves when blocking sinks have taken it. */
 export type Dispatch = (chunk: Chunk) => Promise<void>;

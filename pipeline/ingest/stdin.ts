@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { concatBytes } from "../bytes.ts";
-import { Ack } from "../ack.ts";
-import type { Chunk, Envelope } from "../envelope.ts";
-import { decodeBody, DecodeError, decodeLine, type Rejected } from "../decode.ts";
+import { concatBytes } from "../core/bytes.ts";
+import { Ack } from "../core/ack.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import { decodeBody, DecodeError, decodeLine, type Rejected } from "../core/decode.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { type Logger, RateLimitedLog } from "../log.ts";
-import type { SourceStats } from "../stats.ts";
+import { type Logger, RateLimitedLog } from "../core/log.ts";
+import type { SourceStats } from "../core/stats.ts";
 import { LineSplitter } from "./lines.ts";
 
 /**

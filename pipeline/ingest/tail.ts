@@ -16,13 +16,13 @@
  *
  * @module
  */
-import { Ack } from "../ack.ts";
-import type { Chunk, Envelope } from "../envelope.ts";
-import { DecodeError, decodeLine } from "../decode.ts";
+import { Ack } from "../core/ack.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import { DecodeError, decodeLine } from "../core/decode.ts";
 import type { SourceConfig } from "../config/schema.ts";
-import { type Logger, RateLimitedLog } from "../log.ts";
-import type { SourceStats } from "../stats.ts";
-import { type Clock, systemClock } from "../clock.ts";
+import { type Logger, RateLimitedLog } from "../core/log.ts";
+import type { SourceStats } from "../core/stats.ts";
+import { type Clock, systemClock } from "../core/clock.ts";
 import { LineSplitter } from "./lines.ts";
 import {
   type Checkpoint,

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Chunk, Envelope } from "../envelope.ts";
-import type { Event } from "../event.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import type { Event } from "../core/event.ts";
 
 /**
  * The event with `extra` annotations added where it lacks them; the same object when it

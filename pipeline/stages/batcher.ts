@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { Ack } from "../ack.ts";
-import type { Batch, Chunk, Envelope } from "../envelope.ts";
-import type { Clock } from "../clock.ts";
+import type { Ack } from "../core/ack.ts";
+import type { Batch, Chunk, Envelope } from "../core/envelope.ts";
+import type { Clock } from "../core/clock.ts";
 import type { BatchConfig } from "../config/schema.ts";
 
 /** What {@linkcode batcher} needs besides its config. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import type { Chunk } from "../envelope.ts";
+import type { Chunk } from "../core/envelope.ts";
 
 /**
  * A buffer of up to `events` events (by chunk sizes; a chunk that arrives while there is

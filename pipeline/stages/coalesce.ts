@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Batch, Chunk } from "../envelope.ts";
+import type { Batch, Chunk } from "../core/envelope.ts";
 
 /**
  * Turns chunks into batches, merging whatever queued while the previous batch was being

@@ -13,10 +13,10 @@
  *
  * @module
  */
-import type { Chunk, Envelope } from "../envelope.ts";
-import type { Event } from "../event.ts";
-import { jsonBytes } from "../encode.ts";
-import { asEvent } from "../event.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import type { Event } from "../core/event.ts";
+import { jsonBytes } from "../core/encode.ts";
+import { asEvent } from "../core/event.ts";
 
 const decoder = new TextDecoder();
 

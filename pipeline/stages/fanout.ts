@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { NO_ACK } from "../ack.ts";
+import { NO_ACK } from "../core/ack.ts";
 import type { Branch } from "../branch.ts";
-import type { Chunk } from "../envelope.ts";
-import { type Logger, RateLimitedLog } from "../log.ts";
+import type { Chunk } from "../core/envelope.ts";
+import { type Logger, RateLimitedLog } from "../core/log.ts";
 
 /**
  * Dispatches chunks to branches.

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Chunk, Envelope } from "../envelope.ts";
-import type { Level } from "../event.ts";
-import type { SinkStats } from "../stats.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import type { Level } from "../core/event.ts";
+import type { SinkStats } from "../core/stats.ts";
 import { applyPolicy, type CompiledPolicy, evaluate, type PolicyResult } from "../../policy/mod.ts";
 
 /** What the policy stage needs besides the policy. */

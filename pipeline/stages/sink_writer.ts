@@ -5,11 +5,11 @@
  * @module
  */
 import { type Sink, SinkError } from "../../backends/sink.ts";
-import type { Clock } from "../clock.ts";
-import type { Batch } from "../envelope.ts";
-import { type Logger, RateLimitedLog } from "../log.ts";
+import type { Clock } from "../core/clock.ts";
+import type { Batch } from "../core/envelope.ts";
+import { type Logger, RateLimitedLog } from "../core/log.ts";
 import type { Mode } from "../config/schema.ts";
-import type { SinkStats } from "../stats.ts";
+import type { SinkStats } from "../core/stats.ts";
 
 /** What the sink writer needs besides the sink. */
 export interface SinkWriterDeps {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Batch, Envelope } from "../envelope.ts";
-import { jsonSize } from "../encode.ts";
+import type { Batch, Envelope } from "../core/envelope.ts";
+import { jsonSize } from "../core/encode.ts";
 import type { TruncateConfig } from "../config/schema.ts";
 import type { SizeOf } from "./truncate.ts";
 

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Batch } from "../envelope.ts";
-import type { Clock } from "../clock.ts";
-import type { SinkStats } from "../stats.ts";
+import type { Batch } from "../core/envelope.ts";
+import type { Clock } from "../core/clock.ts";
+import type { SinkStats } from "../core/stats.ts";
 import type { BatchConfig } from "../config/schema.ts";
 
 /** The throttle settings of a sink. */

@@ -7,13 +7,13 @@
  *
  * @module
  */
-import type { Chunk, Envelope } from "../envelope.ts";
-import type { Event } from "../event.ts";
-import { levelRank } from "../event.ts";
-import { jsonSize } from "../encode.ts";
-import type { Logger } from "../log.ts";
-import { RateLimitedLog } from "../log.ts";
-import type { SinkStats } from "../stats.ts";
+import type { Chunk, Envelope } from "../core/envelope.ts";
+import type { Event } from "../core/event.ts";
+import { levelRank } from "../core/event.ts";
+import { jsonSize } from "../core/encode.ts";
+import type { Logger } from "../core/log.ts";
+import { RateLimitedLog } from "../core/log.ts";
+import type { SinkStats } from "../core/stats.ts";
 import type { TruncateConfig } from "../config/schema.ts";
 
 /** The annotation kube-apiserver sets on an event whose objects it removed. */

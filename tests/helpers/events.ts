@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { Envelope } from "../../pipeline/envelope.ts";
-import type { Event } from "../../pipeline/event.ts";
+import type { Envelope } from "../../pipeline/core/envelope.ts";
+import type { Event } from "../../pipeline/core/event.ts";
 
 /** A minimal valid Metadata event with the given auditID. */
 export function testEvent(auditID: string, extra: Partial<Event> = {}): Event {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Clock } from "../pipeline/clock.ts";
+import type { Clock } from "./clock.ts";
 
 /** kube-apiserver's backoff factor. */
 export const BACKOFF_FACTOR = 1.5;

@@ -3,19 +3,19 @@
  *
  * @module
  */
-import type { NatsSecurity } from "./nats_connect.ts";
-import type { SinkConfig } from "../pipeline/config/schema.ts";
-import type { Envelope } from "../pipeline/envelope.ts";
-import { jsonSize } from "../pipeline/encode.ts";
-import type { Sink, SinkContext } from "./sink.ts";
-import type { WebhookTarget } from "./kubeconfig.ts";
-import { createLogSink } from "./log.ts";
-import { createStdoutSink } from "./stdout.ts";
-import { createWebhookSink } from "./webhook.ts";
-import { legacyLine } from "./legacy.ts";
-import { createNatsSink } from "./nats.ts";
+import type { NatsSecurity } from "./core/nats_connect.ts";
+import type { SinkConfig } from "./config/schema.ts";
+import type { Envelope } from "./core/envelope.ts";
+import { jsonSize } from "./core/encode.ts";
+import type { Sink, SinkContext } from "../backends/sink.ts";
+import type { WebhookTarget } from "../backends/kubeconfig.ts";
+import { createLogSink } from "../backends/log.ts";
+import { createStdoutSink } from "../backends/stdout.ts";
+import { createWebhookSink } from "../backends/webhook.ts";
+import { legacyLine } from "../backends/legacy.ts";
+import { createNatsSink } from "../backends/nats.ts";
 
-export type { Sink, SinkContext } from "./sink.ts";
+export type { Sink, SinkContext } from "../backends/sink.ts";
 
 /**
  * Opens the sink `cfg` describes.

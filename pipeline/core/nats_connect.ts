@@ -12,7 +12,7 @@ import {
   type JetStreamManager,
   type StreamInfo,
 } from "@nats-io/jetstream";
-import type { Logger } from "../pipeline/log.ts";
+import type { Logger } from "./log.ts";
 import { errorText } from "./retry.ts";
 
 /**

@@ -1,8 +1,9 @@
 /**
  * The NATS sink: each event is one JetStream message on `subject`, its data the event's
- * top-level JSON (the original bytes when unchanged), its `Nats-Msg-Id` `<auditID>/<stage>`
- * so that JetStream's duplicate window drops what a retry or a re-delivered upstream chunk
- * sends again. Many nodes publish; a `nats` source elsewhere consumes (fan-in).
+ * top-level JSON (the original bytes when unchanged), its `Nats-Msg-Id`
+ * `<auditID>/<stage>/<digest of the bytes>`, so that JetStream's duplicate window drops what a
+ * retry or a re-delivered upstream chunk sends again, but never two different events that share
+ * an audit ID. Many nodes publish; a `nats` source elsewhere consumes (fan-in).
  *
  * @module
  */

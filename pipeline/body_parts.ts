@@ -202,14 +202,15 @@ function parseHeader(head: string): Record<string, unknown> | null {
 }
 
 /**
- * Decodes a JSON body given as bytes (webhook request, stdin document), all at once. Items of
- * an `EventList` or array keep their original bytes (`item`) when they are single-line
- * objects without a type of their own, as kube-apiserver sends them, so sinks write them
- * without serializing again.
+ * Decodes a JSON body given as bytes all at once: {@linkcode BodyParts} with no limit on a
+ * piece's size, for tests and tools that want every envelope together (the webhook source
+ * hands bodies on piece by piece instead). Items of an `EventList` or array keep their original
+ * bytes (`item`) when they are single-line objects without a type of their own, as
+ * kube-apiserver sends them, so sinks write them without serializing again.
  *
  * @example
  * ```ts
- * decodeBodyBytes(new Uint8Array(await req.arrayBuffer()));
+ * const { envelopes, rejected } = decodeBodyBytes(new TextEncoder().encode(body));
  * ```
  */
 export function decodeBodyBytes(bytes: Uint8Array): Decoded {

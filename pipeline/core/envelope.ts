@@ -11,7 +11,10 @@ import type { Event } from "./event.ts";
  * One event on its way through the pipeline.
  *
  * Envelopes are shared between sink branches: a stage that changes an event makes a new
- * envelope with a new event object and no `raw`; it never mutates one it received.
+ * envelope with a new event object and no `raw`/`item`; it never changes the `event` of one it
+ * received. The other fields are caches that any branch may fill, because every branch would
+ * compute the same value: `raw` (the serialization, by `jsonBytes`) and the policy results
+ * (by the policy stage, under the policy's id).
  */
 export interface Envelope {
   /** The parsed event. */

@@ -1,8 +1,8 @@
 /**
  * kube-apiserver's buffered backend batching (spec sec. 8): events leave in batches of at
  * most `maxSize`, a batch closing when it is full or `maxWait` after its first event,
- * whichever comes first. The bounded buffer in front of it is not here: it is the branch's
- * entry queue.
+ * whichever comes first. The bounded buffer in front of it is not here: it is
+ * `bufferStage` (stages/buffer.ts), bounded by the fan-out counting what the branch holds.
  *
  * @module
  */

@@ -95,7 +95,7 @@ export class Branch {
       chunks = chunks.pipeThrough(policyStage(spec.policy, deps));
     }
     if (spec.annotations && Object.keys(spec.annotations).length) {
-      chunks = chunks.pipeThrough(annotateStage(spec.annotations));
+      chunks = chunks.pipeThrough(annotateStage(spec.annotations, deps.stats.ledger));
     }
     if (spec.truncate.enabled) {
       chunks = chunks.pipeThrough(
@@ -104,11 +104,11 @@ export class Branch {
     }
     let batches: ReadableStream<Batch>;
     if (this.blocking) {
-      batches = chunks.pipeThrough(coalesceStage(COALESCE_EVENTS));
+      batches = chunks.pipeThrough(coalesceStage(COALESCE_EVENTS, deps.stats.ledger));
     } else {
-      if (spec.compact) chunks = chunks.pipeThrough(compactStage());
+      if (spec.compact) chunks = chunks.pipeThrough(compactStage(deps.stats.ledger));
       batches = chunks.pipeThrough(bufferStage(spec.batch.bufferSize))
-        .pipeThrough(batcher(spec.batch, { clock: deps.clock }));
+        .pipeThrough(batcher(spec.batch, { clock: deps.clock, ledger: deps.stats.ledger }));
       if (spec.batch.throttle.enabled) {
         batches = batches.pipeThrough(
           throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
@@ -116,7 +116,9 @@ export class Branch {
       }
     }
     if (spec.truncate.enabled) {
-      batches = batches.pipeThrough(splitBatches(spec.truncate, { size: spec.size }));
+      batches = batches.pipeThrough(
+        splitBatches(spec.truncate, { size: spec.size, ledger: deps.stats.ledger }),
+      );
     }
     this.done = batches.pipeTo(
       sinkWriter(sink, {

@@ -241,7 +241,8 @@ export class Pipeline {
     if (outcome === "timeout") {
       this.#abort.abort(new Error("shutdown timeout"));
       for (const s of this.stats.sinks.values()) {
-        const left = s.buffered;
+        // The branch is abandoned: what it holds will not be written.
+        const left = s.ledger.clear();
         if (left > 0) {
           s.drop("shutdown", left);
           this.#log.error("shutdown timeout; events not delivered", { sink: s.name, count: left });

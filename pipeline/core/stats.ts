@@ -1,4 +1,5 @@
 import { type Level, LEVELS } from "./event.ts";
+import { Ledger } from "./ledger.ts";
 
 /**
  * Counters kept by the data path, read by `/metrics` and `/readyz`. Plain numbers on the hot
@@ -85,13 +86,15 @@ export const DURATION_BUCKETS: readonly number[] = [
 
 /**
  * What one sink branch has seen. At every moment
- * `received = written + dropped (all reasons) + buffered`, with `buffered` derived.
+ * `received = written + dropped (all reasons) + buffered`, with `buffered` measured where the
+ * events are (its {@linkcode Ledger}), so a stage that loses events without counting them
+ * breaks the equation.
  *
  * @example
  * ```ts
  * const s = new SinkStats("local");
- * s.received += 3; s.written += 2; s.drop("policy", 1);
- * s.buffered; // 0
+ * s.received += 3; s.ledger.put(chunk); // chunk holds 3 events
+ * s.buffered; // 3
  * ```
  */
 export class SinkStats {
@@ -114,6 +117,8 @@ export class SinkStats {
   /** `performance.now()` of the first failure in the current run of failures, else null. */
   failingSince: number | null = null;
   lastError: string | null = null;
+  /** Where the branch's events are. */
+  readonly ledger: Ledger = new Ledger();
 
   constructor(readonly name: string) {}
 
@@ -129,9 +134,14 @@ export class SinkStats {
     return t;
   }
 
-  /** Events received and neither written nor dropped yet. */
+  /** Events the branch holds now: in its stages, buffer, batches and writes in progress. */
   get buffered(): number {
-    return this.received - this.written - this.droppedTotal;
+    return this.ledger.held;
+  }
+
+  /** Events received but neither written, dropped nor held: 0 unless events were lost. */
+  get unaccounted(): number {
+    return this.received - this.written - this.droppedTotal - this.buffered;
   }
 
   /** Records a successful write of `n` events that took `seconds`. */

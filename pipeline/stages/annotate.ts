@@ -6,6 +6,7 @@
  */
 import type { Chunk, Envelope } from "../core/envelope.ts";
 import type { Event } from "../core/event.ts";
+import { type Ledger, ledgered, NO_LEDGER } from "../core/ledger.ts";
 
 /**
  * The event with `extra` annotations added where it lacks them; the same object when it
@@ -42,12 +43,13 @@ export function annotateEvent(event: Event, extra: Readonly<Record<string, strin
  */
 export function annotateStage(
   extra: Readonly<Record<string, string>>,
+  ledger: Ledger = NO_LEDGER,
 ): TransformStream<Chunk, Chunk> {
-  return new TransformStream({
-    transform(chunk, controller) {
+  return new TransformStream(ledgered(ledger, {
+    transform(chunk: Chunk, controller: TransformStreamDefaultController<Chunk>) {
       controller.enqueue(annotateChunk(chunk, extra));
     },
-  });
+  }));
 }
 
 /**

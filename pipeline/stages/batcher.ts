@@ -10,11 +10,14 @@ import type { Ack } from "../core/ack.ts";
 import type { Batch, Chunk, Envelope } from "../core/envelope.ts";
 import type { Clock } from "../core/clock.ts";
 import type { BatchConfig } from "../config/schema.ts";
+import { type Ledger, NO_LEDGER } from "../core/ledger.ts";
 
 /** What {@linkcode batcher} needs besides its config. */
 export interface BatcherDeps {
   /** Time for the `maxWait` timer; tests pass a `FakeClock`. */
   clock: Clock;
+  /** Where the branch counts what it holds: the batcher reports its pending events. */
+  ledger?: Ledger;
 }
 
 /** The batch settings the batcher reads. */
@@ -63,6 +66,8 @@ export function batcher(
   let timer: AbortController | null = null;
   let out: TransformStreamDefaultController<Batch> | null = null;
   let finished = false;
+  const ledger = deps.ledger ?? NO_LEDGER;
+  const unprobe = ledger.probe(() => pending.length);
 
   const stopTimer = () => {
     timer?.abort();
@@ -76,6 +81,7 @@ export function batcher(
     const batch: Batch = { items: pending, acks: pendingAcks };
     pending = [];
     pendingAcks = [];
+    ledger.put(batch);
     out!.enqueue(batch);
   };
 
@@ -107,6 +113,7 @@ export function batcher(
       out = controller;
     },
     transform(chunk) {
+      ledger.take(chunk);
       const { items, ack } = chunk;
       if (items.length === 0) {
         ack.release();
@@ -133,6 +140,7 @@ export function batcher(
     flush() {
       finished = true;
       emit();
+      unprobe();
     },
     cancel(reason) {
       finished = true;
@@ -141,6 +149,7 @@ export function batcher(
       for (const ack of pendingAcks) ack.fail(err);
       pending = [];
       pendingAcks = [];
+      unprobe();
     },
   });
 }

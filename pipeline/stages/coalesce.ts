@@ -6,6 +6,7 @@
  * @module
  */
 import type { Batch, Chunk } from "../core/envelope.ts";
+import { type Ledger, NO_LEDGER } from "../core/ledger.ts";
 
 /**
  * Turns chunks into batches, merging whatever queued while the previous batch was being
@@ -17,7 +18,10 @@ import type { Batch, Chunk } from "../core/envelope.ts";
  * chunks.pipeThrough(coalesceStage(10_000)).pipeTo(sinkWriter(sink, deps));
  * ```
  */
-export function coalesceStage(maxEvents: number): ReadableWritablePair<Batch, Chunk> {
+export function coalesceStage(
+  maxEvents: number,
+  ledger: Ledger = NO_LEDGER,
+): ReadableWritablePair<Batch, Chunk> {
   const pending: Chunk[] = [];
   let pendingEvents = 0;
   let closed = false;
@@ -42,10 +46,13 @@ export function coalesceStage(maxEvents: number): ReadableWritablePair<Batch, Ch
       const chunks = pending.splice(0);
       pendingEvents = 0;
       wake("writer");
-      controller.enqueue({
+      const batch = {
         items: chunks.length === 1 ? chunks[0].items : chunks.flatMap((c) => c.items),
         acks: chunks.map((c) => c.ack),
-      });
+      };
+      for (const c of chunks) ledger.take(c);
+      ledger.put(batch);
+      controller.enqueue(batch);
     },
     cancel(reason) {
       const err = reason instanceof Error ? reason : new Error(String(reason));

@@ -17,6 +17,7 @@ import type { Chunk, Envelope } from "../core/envelope.ts";
 import type { Event } from "../core/event.ts";
 import { jsonBytes } from "../core/encode.ts";
 import { asEvent } from "../core/event.ts";
+import { type Ledger, ledgered, NO_LEDGER } from "../core/ledger.ts";
 
 const decoder = new TextDecoder();
 
@@ -120,10 +121,10 @@ export function compactEnvelope(env: Envelope): Envelope {
  * chunks.pipeThrough(compactStage()).pipeThrough(buffer);
  * ```
  */
-export function compactStage(): TransformStream<Chunk, Chunk> {
-  return new TransformStream({
-    transform(chunk, controller) {
+export function compactStage(ledger: Ledger = NO_LEDGER): TransformStream<Chunk, Chunk> {
+  return new TransformStream(ledgered(ledger, {
+    transform(chunk: Chunk, controller: TransformStreamDefaultController<Chunk>) {
       controller.enqueue({ items: compactEnvelopes(chunk.items), ack: chunk.ack });
     },
-  });
+  }));
 }

@@ -63,14 +63,16 @@ export class FanOut {
       b.deps.stats.received += n;
       if (b.blocking) {
         chunk.ack.hold();
+        b.deps.stats.ledger.put(chunk);
         b.writer.write(chunk).catch(() => chunk.ack.fail(new Error(`sink ${b.spec.name} closed`)));
         continue;
       }
       // As kube-apiserver's buffer: what does not fit, the newest events, is dropped.
       const take = Math.min(room, n);
       if (take > 0) {
-        const items = take === n ? chunk.items : chunk.items.slice(0, take);
-        b.writer.write({ items, ack: NO_ACK }).catch(() => {});
+        const part = { items: take === n ? chunk.items : chunk.items.slice(0, take), ack: NO_ACK };
+        b.deps.stats.ledger.put(part);
+        b.writer.write(part).catch(() => {});
       }
       if (take < n) {
         b.deps.stats.drop("buffer_full", n - take);

@@ -8,6 +8,7 @@
 import type { Chunk, Envelope } from "../core/envelope.ts";
 import type { Level } from "../core/event.ts";
 import type { SinkStats } from "../core/stats.ts";
+import { ledgered } from "../core/ledger.ts";
 import { applyPolicy, type CompiledPolicy, evaluate, type PolicyResult } from "../../policy/mod.ts";
 
 /** What the policy stage needs besides the policy. */
@@ -58,8 +59,8 @@ export function policyStage(
   policy: CompiledPolicy,
   deps: PolicyStageDeps,
 ): TransformStream<Chunk, Chunk> {
-  return new TransformStream({
-    transform(chunk, controller) {
+  return new TransformStream(ledgered(deps.stats.ledger, {
+    transform(chunk: Chunk, controller: TransformStreamDefaultController<Chunk>) {
       let out: Envelope[] | null = null;
       let policyDrops = 0;
       let stageDrops = 0;
@@ -82,5 +83,5 @@ export function policyStage(
       else if (out.length) controller.enqueue({ items: out, ack: chunk.ack });
       else chunk.ack.release();
     },
-  });
+  }));
 }

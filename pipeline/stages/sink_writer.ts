@@ -45,6 +45,7 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
       await sink.write(batch.items);
       stats.wrote(batch.items.length, (clock.now() - start) / 1000);
       for (const ack of batch.acks) ack.release();
+      stats.ledger.take(batch);
     } catch (err) {
       const reason = err instanceof SinkError ? err.reason : "write_error";
       stats.failed(err, clock.now());
@@ -55,6 +56,7 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
           ack.fail(err instanceof Error ? err : new Error(String(err)));
         } else ack.release();
       }
+      stats.ledger.take(batch);
     }
   };
 

@@ -9,11 +9,14 @@ import type { Batch, Envelope } from "../core/envelope.ts";
 import { jsonSize } from "../core/encode.ts";
 import type { TruncateConfig } from "../config/schema.ts";
 import type { SizeOf } from "./truncate.ts";
+import { type Ledger, ledgered, NO_LEDGER } from "../core/ledger.ts";
 
 /** What {@linkcode splitBatches} needs besides its config. */
 export interface SplitDeps {
   /** Size of an envelope as its sink writes it; defaults to {@linkcode jsonSize}. */
   size?: SizeOf;
+  /** Where the branch counts what it holds. */
+  ledger?: Ledger;
 }
 
 /**
@@ -79,8 +82,8 @@ export function splitBatches(
 ): TransformStream<Batch, Batch> {
   if (!cfg.enabled) return new TransformStream<Batch, Batch>();
   const size = deps.size ?? jsonSize;
-  return new TransformStream<Batch, Batch>({
-    transform(batch, controller) {
+  return new TransformStream<Batch, Batch>(ledgered(deps.ledger ?? NO_LEDGER, {
+    transform(batch: Batch, controller: TransformStreamDefaultController<Batch>) {
       if (batch.items.length === 0) {
         for (const ack of batch.acks) ack.release();
         return;
@@ -95,5 +98,5 @@ export function splitBatches(
       for (const ack of batch.acks) ack.hold(groups.length - 1);
       for (const items of groups) controller.enqueue({ items, acks: batch.acks.slice() });
     },
-  });
+  }));
 }

@@ -14,6 +14,7 @@ import { jsonSize } from "../core/encode.ts";
 import type { Logger } from "../core/log.ts";
 import { RateLimitedLog } from "../core/log.ts";
 import type { SinkStats } from "../core/stats.ts";
+import { ledgered } from "../core/ledger.ts";
 import type { TruncateConfig } from "../config/schema.ts";
 
 /** The annotation kube-apiserver sets on an event whose objects it removed. */
@@ -133,8 +134,8 @@ export function truncateEvents(
     deps.log,
     "events dropped: event is too large even after truncating",
   );
-  return new TransformStream<Chunk, Chunk>({
-    transform(chunk, controller) {
+  return new TransformStream<Chunk, Chunk>(ledgered(deps.stats.ledger, {
+    transform(chunk: Chunk, controller: TransformStreamDefaultController<Chunk>) {
       let out: Envelope[] | null = null; // allocated only once something changes
       let dropped = 0;
       let lastAuditID = "";
@@ -167,5 +168,5 @@ export function truncateEvents(
     cancel() {
       drops.flush();
     },
-  });
+  }));
 }

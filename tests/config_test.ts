@@ -75,6 +75,31 @@ Deno.test("config: broken YAML reports its position", () => {
   assert(/^pipeline\.yaml:\d+:\d+: /.test(p), p);
 });
 
+Deno.test("config: YAML syntax errors name their real line and column, not 1:1", () => {
+  const head = `sources:\n  - type: stdin\nsinks:\n`;
+  // A key indented deeper than its siblings, on line 5, makes the value on line 4 a key.
+  assertEquals(problems(head + `  - type: stdout\n     mode: batch\n`), [
+    "pipeline.yaml:4:11: Nested mappings are not allowed in compact mappings",
+    "pipeline.yaml:4:11: Implicit keys need to be on a single line",
+  ]);
+  // A key indented less than its siblings.
+  assertEquals(problems(head + `  - type: stdout\n   mode: batch\n`), [
+    "pipeline.yaml:5:1: Sequence item without - indicator",
+  ]);
+  // A quote opened on line 4 and never closed: named where it opens, not at the end.
+  assertEquals(problems(head + `  - type: "stdout\n    name: x\n`), [
+    `pipeline.yaml:4:11: Missing closing "quote: this string is never closed`,
+  ]);
+  // A tab used for indentation on line 4.
+  assertEquals(problems(head + `\t- type: stdout\n`), [
+    "pipeline.yaml:4:1: Tabs are not allowed as indentation",
+  ]);
+  // The second of two equal keys, on line 6.
+  assertEquals(problems(head + `  - type: stdout\n    name: a\n    name: b\n`), [
+    "pipeline.yaml:6:5: Map keys must be unique",
+  ]);
+});
+
 Deno.test("config: every problem is listed, not just the first", () => {
   const text =
     `sources:\n  - type: stdin\nsinks:\n  - type: stdout\n    mode: fast\n    batch: {bufferSize: -1}\nshutdownTimeout: soon\n`;

@@ -6,7 +6,7 @@
  * @module
  */
 import { isMap, isScalar, LineCounter, parseDocument, visit } from "yaml";
-import type { Document, Node as YamlNode } from "yaml";
+import type { Document, Node as YamlNode, YAMLError } from "yaml";
 import type { z } from "zod";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Config, configSchema } from "./schema.ts";
@@ -128,7 +128,7 @@ export function loadConfigText(
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
-  const at = (offset: number | undefined) =>
+  const at = (offset: number | undefined): { line: number; col: number } =>
     offset === undefined ? { line: 1, col: 1 } : lc.linePos(offset);
   const position = (path: KeyPath) => {
     const { node, key } = nodeAt(doc, path);
@@ -137,16 +137,7 @@ export function loadConfigText(
   const problem = (path: KeyPath, message: string, pos = position(path)) =>
     problems.push({ file, ...pos, path: formatPath(path), message });
 
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-    problems.push({
-      file,
-      line: pos.line,
-      col: pos.col,
-      path: "",
-      message: e.message.split("\n")[0],
-    });
-  }
+  for (const e of doc.errors) problems.push(syntaxProblem(doc, e, file, at));
   if (problems.length) throw new ConfigError(problems);
   if (doc.contents === null) {
     throw new ConfigError([{ file, line: 1, col: 1, path: "", message: "config is empty" }]);
@@ -193,6 +184,36 @@ export function loadConfigText(
   if (problems.length) throw new ConfigError(problems);
   resolvePaths(config, dirname(file));
   return { config, file, envVars: [...used].sort(), position };
+}
+
+/**
+ * A YAML syntax error where it is. With prettyErrors off npm:yaml leaves `linePos` unset, so
+ * the offset is mapped here; an unclosed quote is reported where it opens, since the parser
+ * only notices at the end of the file.
+ */
+function syntaxProblem(
+  doc: Document,
+  e: YAMLError,
+  file: string,
+  at: (offset: number) => { line: number; col: number },
+): ConfigProblem {
+  const message = e.message.split("\n")[0];
+  let offset = e.pos[0];
+  if (e.code === "MISSING_CHAR" && /quote/.test(message)) {
+    visit(doc, {
+      Scalar(_key, node) {
+        const quoted = node.type === "QUOTE_DOUBLE" || node.type === "QUOTE_SINGLE";
+        if (quoted && node.range && node.range[0] < offset && node.range[1] >= offset) {
+          offset = node.range[0];
+          return visit.BREAK;
+        }
+      },
+    });
+    if (offset !== e.pos[0]) {
+      return { file, ...at(offset), path: "", message: `${message}: this string is never closed` };
+    }
+  }
+  return { file, ...at(offset), path: "", message };
 }
 
 function reportIssue(

@@ -124,6 +124,51 @@ Deno.test("config: ${VAR} and ${VAR:-default} expand from the environment; unset
   ]);
 });
 
+Deno.test("config: a ${VAR} where the schema wants a number or boolean is coerced to it", () => {
+  const text = `sources:
+  - type: webhook
+    maxInFlight: \${MAX:-1024}
+    auth: {bearerToken: "\${TOKEN}"}
+sinks:
+  - type: stdout
+    batch:
+      maxSize: "\${SIZE}"
+      throttle:
+        enabled: \${THROTTLE:-true}
+        qps: \${QPS}
+    truncate:
+      enabled: \${TRUNCATE}
+`;
+  const env: Record<string, string> = { TOKEN: "123", SIZE: "50", QPS: "2.5", TRUNCATE: "FALSE" };
+  const { config } = loadConfigText(text, "p.yaml", (k) => env[k]);
+  const [src, sink] = [config.sources[0], config.sinks[0]];
+  assert(src.type === "webhook");
+  assertEquals(src.maxInFlight, 1024);
+  // A string field keeps the text even when it looks like a number.
+  assertEquals(src.auth?.bearerToken, "123");
+  assertEquals(sink.batch.maxSize, 50);
+  assertEquals(sink.batch.throttle, { enabled: true, qps: 2.5, burst: 15 });
+  assertEquals(sink.truncate.enabled, false);
+});
+
+Deno.test("config: a ${VAR} that does not fit its type names its position and expanded text", () => {
+  const text = `sources:
+  - type: webhook
+    maxInFlight: \${MAX:-1024}
+sinks:
+  - type: stdout
+    truncate:
+      enabled: \${TRUNCATE}
+`;
+  assertEquals(problems(text, { MAX: "lots", TRUNCATE: "yes" }), [
+    `pipeline.yaml:3:5 sources[0].maxInFlight: must be a positive integer, got "lots" (from \${MAX:-1024})`,
+    `pipeline.yaml:7:7 sinks[0].truncate.enabled: must be true or false, got "yes" (from \${TRUNCATE})`,
+  ]);
+  assertEquals(problems(text, { MAX: "1.5", TRUNCATE: "true" }), [
+    `pipeline.yaml:3:5 sources[0].maxInFlight: must be a positive integer, got 1.5 (from \${MAX:-1024})`,
+  ]);
+});
+
 Deno.test("config: duplicate names are refused", () => {
   const text =
     `sources:\n  - type: stdin\nsinks:\n  - type: stdout\n    name: a\n  - type: stdout\n    name: a\n`;

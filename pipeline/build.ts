@@ -8,8 +8,7 @@ import { createSink, sinkEventSize } from "./sinks.ts";
 import { Branch } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
-import type { Resources } from "./config/files.ts";
-import type { SinkConfig, SourceConfig } from "./config/schema.ts";
+import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts";
 import type { Logger } from "./core/log.ts";
 import { PipelineStats } from "./core/stats.ts";
 import { FanOut } from "./stages/fanout.ts";
@@ -94,30 +93,26 @@ export class Pipeline {
     const p = new Pipeline(deps, loaded.config.shutdownTimeout);
     const branches: Branch[] = [];
     try {
-      for (const [i, cfg] of loaded.config.sinks.entries()) {
-        const branch = await p.#buildBranch(cfg, i, resources);
+      for (const sink of resources.sinks) {
+        const branch = await p.#buildBranch(sink);
         branches.push(branch);
-        p.#branches.set(cfg.name!, { branch, fingerprint: resources.sinkFingerprints[i] });
+        p.#branches.set(sink.config.name!, { branch, fingerprint: sink.fingerprint });
       }
     } catch (err) {
       await Promise.allSettled(branches.map((b) => b.writer.close()));
       throw err;
     }
     p.#fanout = new FanOut(branches, deps.log);
-    p.#sources = loaded.config.sources.map((cfg, i) => ({
-      source: p.#buildSource(cfg, i, resources),
-      fingerprint: resources.sourceFingerprints[i],
+    p.#sources = resources.sources.map((src) => ({
+      source: p.#buildSource(src),
+      fingerprint: src.fingerprint,
       ended: false,
     }));
     return p;
   }
 
-  async #buildBranch(
-    cfg: SinkConfig,
-    i: number,
-    resources: Resources,
-    after?: Promise<unknown>,
-  ): Promise<Branch> {
+  async #buildBranch(resolved: ResolvedSink, after?: Promise<unknown>): Promise<Branch> {
+    const cfg = resolved.config;
     const name = cfg.name!;
     const log = this.#log.with({ sink: name });
     const stats = this.stats.sink(name);
@@ -125,8 +120,8 @@ export class Pipeline {
     const sink = await createSink(
       cfg,
       { name, log, clock, stats, signal: this.#abort.signal },
-      resources.webhookTargets[i],
-      resources.nats.sinks[i],
+      resolved.target,
+      resolved.nats,
     );
     return new Branch(
       {
@@ -135,7 +130,7 @@ export class Pipeline {
         batch: cfg.batch,
         truncate: cfg.truncate,
         annotations: cfg.annotations,
-        policy: resources.sinkPolicies[i],
+        policy: resolved.policy?.compiled ?? null,
         maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
         size: sinkEventSize(cfg),
         compact: cfg.type === "webhook" ||
@@ -146,7 +141,8 @@ export class Pipeline {
     );
   }
 
-  #buildSource(cfg: SourceConfig, i: number, resources: Resources): Source {
+  #buildSource(resolved: ResolvedSource): Source {
+    const cfg = resolved.config;
     const name = cfg.name!;
     const log = this.#log.with({ source: name });
     const stats = this.stats.source(name);
@@ -162,8 +158,8 @@ export class Pipeline {
           name,
           log,
           stats,
-          token: resources.tokens[i],
-          tls: resources.tls[i],
+          token: resolved.token,
+          tls: resolved.tls,
         });
       case "tail":
         return streamSource(
@@ -180,7 +176,7 @@ export class Pipeline {
           name,
           (signal) =>
             annotate(
-              natsSource(cfg, { name, log, stats, signal, security: resources.nats.sources[i] }),
+              natsSource(cfg, { name, log, stats, signal, security: resolved.nats }),
             ),
         );
     }
@@ -286,16 +282,16 @@ export class Pipeline {
     const next = new Map<string, { branch: Branch; fingerprint: string }>();
     const created: Branch[] = [];
     try {
-      for (const [i, cfg] of config.sinks.entries()) {
-        const name = cfg.name!;
-        const fingerprint = resources.sinkFingerprints[i];
+      for (const sink of resources.sinks) {
+        const name = sink.config.name!;
+        const fingerprint = sink.fingerprint;
         const old = this.#branches.get(name);
         if (old && old.fingerprint === fingerprint) {
           next.set(name, old);
           summary.sinks.kept.push(name);
           continue;
         }
-        const branch = await this.#buildBranch(cfg, i, resources, old?.branch.done);
+        const branch = await this.#buildBranch(sink, old?.branch.done);
         created.push(branch);
         next.set(name, { branch, fingerprint });
         (old ? summary.sinks.replaced : summary.sinks.added).push(name);
@@ -318,15 +314,11 @@ export class Pipeline {
     retiring.finally(() => this.#retiring.delete(retiring));
 
     // Sources: keep the unchanged, stop the removed or changed, start the new.
-    const wanted = config.sources.map((cfg, i) => ({
-      cfg,
-      i,
-      fingerprint: resources.sourceFingerprints[i],
-    }));
+    const wanted = resources.sources;
     const keptSources: RunningSource[] = [];
     const stopping: RunningSource[] = [];
     for (const rs of this.#sources) {
-      const w = wanted.find((w) => w.cfg.name === rs.source.name);
+      const w = wanted.find((w) => w.config.name === rs.source.name);
       if (w && w.fingerprint === rs.fingerprint && !rs.ended) keptSources.push(rs);
       else stopping.push(rs);
     }
@@ -335,16 +327,12 @@ export class Pipeline {
     await Promise.allSettled(stopping.map((rs) => rs.source.stop()));
     const started: RunningSource[] = [];
     for (const w of wanted) {
-      if (keptSources.some((rs) => rs.source.name === w.cfg.name)) {
-        summary.sources.kept.push(w.cfg.name!);
+      if (keptSources.some((rs) => rs.source.name === w.config.name)) {
+        summary.sources.kept.push(w.config.name!);
         continue;
       }
-      started.push({
-        source: this.#buildSource(w.cfg, w.i, resources),
-        fingerprint: w.fingerprint,
-        ended: false,
-      });
-      summary.sources.started.push(w.cfg.name!);
+      started.push({ source: this.#buildSource(w), fingerprint: w.fingerprint, ended: false });
+      summary.sources.started.push(w.config.name!);
     }
     summary.sources.stopped.push(...stopping.map((rs) => rs.source.name));
     this.#sources = [...keptSources, ...started];

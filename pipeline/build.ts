@@ -5,7 +5,7 @@
  * @module
  */
 import { createSink, sinkEventSize } from "./sinks.ts";
-import { Branch } from "./branch.ts";
+import { Branch, type BranchSpec } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts";
@@ -13,8 +13,9 @@ import type { Logger } from "./core/log.ts";
 import { PipelineStats } from "./core/stats.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
-import type { Source } from "./ingest/source.ts";
-import { type ChunkStream, streamSource } from "./ingest/source.ts";
+import type { DescribedSource, Source } from "./ingest/source.ts";
+import { type ChunkStream, describedSource, streamSource } from "./ingest/source.ts";
+import { describeSink, describeSource } from "./describe.ts";
 import { webhookSource } from "./ingest/webhook.ts";
 import { tailSource } from "./ingest/tail.ts";
 import { stdinSource } from "./ingest/stdin.ts";
@@ -32,9 +33,34 @@ export interface PipelineDeps {
 
 /** A source and what it was built from. */
 interface RunningSource {
-  readonly source: Source;
+  readonly source: DescribedSource;
   readonly fingerprint: string;
   ended: boolean;
+}
+
+/**
+ * The branch a resolved sink gets: its stages' settings and what describes it.
+ *
+ * @example
+ * ```ts
+ * describeBranch(branchSpec(resources.sinks[0])); // "local: policy(...) → coalesce → log(...)"
+ * ```
+ */
+export function branchSpec(resolved: ResolvedSink): BranchSpec {
+  const cfg = resolved.config;
+  return {
+    name: cfg.name!,
+    mode: cfg.mode,
+    batch: cfg.batch,
+    truncate: cfg.truncate,
+    annotations: cfg.annotations,
+    policy: resolved.policy?.compiled ?? null,
+    maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
+    size: sinkEventSize(cfg),
+    compact: cfg.type === "webhook" ||
+      ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "json"),
+    labels: { policy: resolved.policy?.from, sink: describeSink(resolved) },
+  };
 }
 
 /** What a reload changed. */
@@ -123,25 +149,20 @@ export class Pipeline {
       resolved.target,
       resolved.nats,
     );
-    return new Branch(
-      {
-        name,
-        mode: cfg.mode,
-        batch: cfg.batch,
-        truncate: cfg.truncate,
-        annotations: cfg.annotations,
-        policy: resolved.policy?.compiled ?? null,
-        maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
-        size: sinkEventSize(cfg),
-        compact: cfg.type === "webhook" ||
-          ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "json"),
-      },
-      sink,
-      { stats, levels: this.stats.levels, log, clock, after },
-    );
+    return new Branch(branchSpec(resolved), sink, {
+      stats,
+      levels: this.stats.levels,
+      log,
+      clock,
+      after,
+    });
   }
 
-  #buildSource(resolved: ResolvedSource): Source {
+  #buildSource(resolved: ResolvedSource): DescribedSource {
+    return describedSource(this.#openSource(resolved), describeSource(resolved));
+  }
+
+  #openSource(resolved: ResolvedSource): Source {
     const cfg = resolved.config;
     const name = cfg.name!;
     const log = this.#log.with({ source: name });
@@ -338,6 +359,17 @@ export class Pipeline {
     this.#sources = [...keptSources, ...started];
     if (this.#running) { for (const rs of started) this.#start(rs); }
     return summary;
+  }
+
+  /**
+   * Every running source and sink branch as one line each, by name (see
+   * {@linkcode describeSource} and {@linkcode describeBranch}).
+   */
+  describe(): { sources: Map<string, string>; sinks: Map<string, string> } {
+    return {
+      sources: new Map(this.#sources.map((rs) => [rs.source.name, rs.source.describe()])),
+      sinks: new Map([...this.#branches].map(([name, b]) => [name, b.branch.describe()])),
+    };
   }
 
   /** Reopens the files of every sink that has any (SIGUSR1). */

@@ -230,6 +230,33 @@ Deno.test("--check exits 2 naming a missing policy file and a wrong type, 0 for 
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
 });
 
+Deno.test("--check prints each source and sink composition after OK", async () => {
+  const ok = await check(`sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+    annotations: {cluster: prod}
+sinks:
+  - type: log
+    name: local
+    path: /var/log/kubernetes/audit.log
+    policy: {apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: Metadata}]}
+    truncate: {enabled: true}
+    rotate: {maxBackup: 10}
+  - type: stdout
+    mode: batch
+`);
+  assertEquals(ok.code, 0, ok.stderr);
+  assertEquals(ok.stdout.split("\n").slice(1), [
+    "  source apiserver: webhook(http://127.0.0.1:0/audit, 1024 in flight) → annotate(cluster=prod)",
+    "  sink local: policy(inline, 1 rule) → truncate(100KiB/10MiB) → coalesce → " +
+    "log(/var/log/kubernetes/audit.log, json, rotate 100MB×10)",
+    "  sink stdout: buffer(10000) → batch(1, 0s) → stdout(json)",
+    "",
+  ]);
+  assert(/pipeline\.yaml: OK \(1 sources, 2 sinks\)$/.test(ok.stdout.split("\n")[0]), ok.stdout);
+});
+
 Deno.test("--check names NATS TLS and credential problems by file, line and key", async () => {
   const bad = await check(`sources:
   - type: nats

@@ -8,7 +8,14 @@ import { formatProblem, type Problem } from "../core/problem.ts";
 
 export { formatPath, formatProblem, type KeyPath } from "../core/problem.ts";
 
-/** One thing wrong with a config or a file it names (a policy's problems keep their file). */
+/**
+ * One thing wrong with a config or a file it names; a policy file's problems keep that file.
+ *
+ * @example
+ * ```ts
+ * const p: ConfigProblem = { file: "pipeline.yaml", line: 6, col: 13, path: "sinks[0].batch.maxSize", message: "must be a positive integer" };
+ * ```
+ */
 export type ConfigProblem = Problem;
 
 /**

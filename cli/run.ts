@@ -9,7 +9,9 @@ import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
 import { createLogger, type LogLevel } from "../pipeline/core/log.ts";
-import { Pipeline } from "../pipeline/build.ts";
+import { branchSpec, Pipeline } from "../pipeline/build.ts";
+import { describeBranch } from "../pipeline/branch.ts";
+import { describeSource } from "../pipeline/describe.ts";
 import { serveOps } from "../pipeline/server.ts";
 import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
@@ -64,6 +66,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     console.log(
       `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks)`,
     );
+    for (const s of resources.sources) console.log(`  source ${describeSource(s)}`);
+    for (const s of resources.sinks) console.log(`  sink ${describeBranch(branchSpec(s))}`);
     return 0;
   }
 
@@ -75,6 +79,11 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     log.error("cannot start pipeline", { error: err });
     return 1;
   }
+  const built = pipeline.describe();
+  for (const [source, describe] of built.sources) {
+    log.info("source configured", { source, describe });
+  }
+  for (const [sink, describe] of built.sinks) log.info("sink configured", { sink, describe });
   const ops = loaded.config.server.listen
     ? serveOps(loaded.config.server.listen, pipeline.stats, {
       unhealthyAfterMs: loaded.config.server.unhealthyAfter,
@@ -91,7 +100,15 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       if (problems.length) throw new ConfigError(problems);
       const summary = await pipeline.reload(next, resources);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
-      log.info("config reloaded", { trigger: why, ...summary });
+      // What was started, replaced or added, as it now runs.
+      const now = pipeline.describe();
+      const changed = [
+        ...summary.sources.started.map((n) => `source ${now.sources.get(n)}`),
+        ...[...summary.sinks.replaced, ...summary.sinks.added].map((n) =>
+          `sink ${now.sinks.get(n)}`
+        ),
+      ];
+      log.info("config reloaded", { trigger: why, ...summary, changed });
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined;
       log.error("reload refused; the running pipeline is kept", {

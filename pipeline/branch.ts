@@ -29,6 +29,8 @@ import { sinkWriter } from "./stages/sink_writer.ts";
 import { compactStage } from "./stages/compact.ts";
 import { bufferStage } from "./stages/buffer.ts";
 import { coalesceStage } from "./stages/coalesce.ts";
+import { annotateStep, formatBytes } from "./describe.ts";
+import { formatDuration } from "./core/duration.ts";
 
 /** Everything that shapes a branch. */
 export interface BranchSpec {
@@ -47,6 +49,13 @@ export interface BranchSpec {
    * looks at the parsed event (log and stdout in json format, webhook).
    */
   readonly compact?: boolean;
+  /** What {@linkcode describeBranch} names the policy and the sink by. */
+  readonly labels?: {
+    /** The policy's file, or `inline`. */
+    readonly policy?: string;
+    /** The sink, e.g. `log(/var/log/kubernetes/audit.log, json, rotate 100MB×10)`. */
+    readonly sink: string;
+  };
 }
 
 /** What a branch needs from the pipeline. */
@@ -64,6 +73,44 @@ export interface BranchDeps {
  * that fsyncs keeps up with many concurrent requests; small enough to be one write.
  */
 const COALESCE_EVENTS = 10_000;
+
+/**
+ * The stages a branch built from `spec` has, as one line: `name: stage → stage → sink`. The
+ * same decisions as the {@linkcode Branch} constructor, without building anything.
+ *
+ * @example
+ * ```ts
+ * describeBranch(spec);
+ * // "local: policy(/etc/auditpipe/policy.yaml, 20 rules) → truncate(100KiB/10MiB) → coalesce → log(/var/log/kubernetes/audit.log, json, rotate 100MB×10)"
+ * ```
+ */
+export function describeBranch(spec: BranchSpec): string {
+  const steps: string[] = [];
+  if (spec.policy) {
+    const n = spec.policy.rules.length;
+    steps.push(`policy(${spec.labels?.policy ?? "inline"}, ${n} rule${n === 1 ? "" : "s"})`);
+  }
+  steps.push(...annotateStep(spec.annotations));
+  const { truncate, batch } = spec;
+  if (truncate.enabled) {
+    steps.push(
+      `truncate(${formatBytes(truncate.maxEventSize)}/${formatBytes(truncate.maxBatchSize)})`,
+    );
+  }
+  if (spec.mode !== "batch") {
+    steps.push(spec.mode === "blocking-strict" ? "coalesce(strict)" : "coalesce");
+  } else {
+    steps.push(
+      `buffer(${batch.bufferSize})`,
+      `batch(${batch.maxSize}, ${formatDuration(batch.maxWait)})`,
+    );
+    if (batch.throttle.enabled) {
+      steps.push(`throttle(${batch.throttle.qps}/s, burst ${batch.throttle.burst})`);
+    }
+  }
+  steps.push(spec.labels?.sink ?? "sink");
+  return `${spec.name}: ${steps.join(" → ")}`;
+}
 
 /**
  * A running sink branch. Write chunks with {@linkcode Branch.writer}; close the writer to
@@ -130,6 +177,11 @@ export class Branch {
         after: deps.after,
       }),
     );
+  }
+
+  /** The branch as one line; see {@linkcode describeBranch}. */
+  describe(): string {
+    return describeBranch(this.spec);
   }
 
   /**

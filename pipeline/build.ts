@@ -5,17 +5,17 @@
  * @module
  */
 import { createSink, sinkEventSize } from "./sinks.ts";
-import { Branch } from "./branch.ts";
+import { Branch, type BranchSpec } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
-import type { Resources } from "./config/files.ts";
-import type { SinkConfig, SourceConfig } from "./config/schema.ts";
+import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts";
 import type { Logger } from "./core/log.ts";
 import { PipelineStats } from "./core/stats.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
-import type { Source } from "./ingest/source.ts";
-import { type ChunkStream, streamSource } from "./ingest/source.ts";
+import type { DescribedSource, Source } from "./ingest/source.ts";
+import { type ChunkStream, describedSource, streamSource } from "./ingest/source.ts";
+import { describeSink, describeSource } from "./describe.ts";
 import { webhookSource } from "./ingest/webhook.ts";
 import { tailSource } from "./ingest/tail.ts";
 import { stdinSource } from "./ingest/stdin.ts";
@@ -33,9 +33,34 @@ export interface PipelineDeps {
 
 /** A source and what it was built from. */
 interface RunningSource {
-  readonly source: Source;
+  readonly source: DescribedSource;
   readonly fingerprint: string;
   ended: boolean;
+}
+
+/**
+ * The branch a resolved sink gets: its stages' settings and what describes it.
+ *
+ * @example
+ * ```ts
+ * describeBranch(branchSpec(resources.sinks[0])); // "local: policy(...) → coalesce → log(...)"
+ * ```
+ */
+export function branchSpec(resolved: ResolvedSink): BranchSpec {
+  const cfg = resolved.config;
+  return {
+    name: cfg.name!,
+    mode: cfg.mode,
+    batch: cfg.batch,
+    truncate: cfg.truncate,
+    annotations: cfg.annotations,
+    policy: resolved.policy?.compiled ?? null,
+    maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
+    size: sinkEventSize(cfg),
+    compact: cfg.type === "webhook" ||
+      ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "json"),
+    labels: { policy: resolved.policy?.from, sink: describeSink(resolved) },
+  };
 }
 
 /** What a reload changed. */
@@ -94,30 +119,26 @@ export class Pipeline {
     const p = new Pipeline(deps, loaded.config.shutdownTimeout);
     const branches: Branch[] = [];
     try {
-      for (const [i, cfg] of loaded.config.sinks.entries()) {
-        const branch = await p.#buildBranch(cfg, i, resources);
+      for (const sink of resources.sinks) {
+        const branch = await p.#buildBranch(sink);
         branches.push(branch);
-        p.#branches.set(cfg.name!, { branch, fingerprint: resources.sinkFingerprints[i] });
+        p.#branches.set(sink.config.name!, { branch, fingerprint: sink.fingerprint });
       }
     } catch (err) {
       await Promise.allSettled(branches.map((b) => b.writer.close()));
       throw err;
     }
     p.#fanout = new FanOut(branches, deps.log);
-    p.#sources = loaded.config.sources.map((cfg, i) => ({
-      source: p.#buildSource(cfg, i, resources),
-      fingerprint: resources.sourceFingerprints[i],
+    p.#sources = resources.sources.map((src) => ({
+      source: p.#buildSource(src),
+      fingerprint: src.fingerprint,
       ended: false,
     }));
     return p;
   }
 
-  async #buildBranch(
-    cfg: SinkConfig,
-    i: number,
-    resources: Resources,
-    after?: Promise<unknown>,
-  ): Promise<Branch> {
+  async #buildBranch(resolved: ResolvedSink, after?: Promise<unknown>): Promise<Branch> {
+    const cfg = resolved.config;
     const name = cfg.name!;
     const log = this.#log.with({ sink: name });
     const stats = this.stats.sink(name);
@@ -125,28 +146,24 @@ export class Pipeline {
     const sink = await createSink(
       cfg,
       { name, log, clock, stats, signal: this.#abort.signal },
-      resources.webhookTargets[i],
-      resources.nats.sinks[i],
+      resolved.target,
+      resolved.nats,
     );
-    return new Branch(
-      {
-        name,
-        mode: cfg.mode,
-        batch: cfg.batch,
-        truncate: cfg.truncate,
-        annotations: cfg.annotations,
-        policy: resources.sinkPolicies[i],
-        maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
-        size: sinkEventSize(cfg),
-        compact: cfg.type === "webhook" ||
-          ((cfg.type === "log" || cfg.type === "stdout") && cfg.format === "json"),
-      },
-      sink,
-      { stats, levels: this.stats.levels, log, clock, after },
-    );
+    return new Branch(branchSpec(resolved), sink, {
+      stats,
+      levels: this.stats.levels,
+      log,
+      clock,
+      after,
+    });
   }
 
-  #buildSource(cfg: SourceConfig, i: number, resources: Resources): Source {
+  #buildSource(resolved: ResolvedSource): DescribedSource {
+    return describedSource(this.#openSource(resolved), describeSource(resolved));
+  }
+
+  #openSource(resolved: ResolvedSource): Source {
+    const cfg = resolved.config;
     const name = cfg.name!;
     const log = this.#log.with({ source: name });
     const stats = this.stats.source(name);
@@ -162,8 +179,8 @@ export class Pipeline {
           name,
           log,
           stats,
-          token: resources.tokens[i],
-          tls: resources.tls[i],
+          token: resolved.token,
+          tls: resolved.tls,
         });
       case "tail":
         return streamSource(
@@ -180,7 +197,7 @@ export class Pipeline {
           name,
           (signal) =>
             annotate(
-              natsSource(cfg, { name, log, stats, signal, security: resources.nats.sources[i] }),
+              natsSource(cfg, { name, log, stats, signal, security: resolved.nats }),
             ),
         );
     }
@@ -287,16 +304,16 @@ export class Pipeline {
     const next = new Map<string, { branch: Branch; fingerprint: string }>();
     const created: Branch[] = [];
     try {
-      for (const [i, cfg] of config.sinks.entries()) {
-        const name = cfg.name!;
-        const fingerprint = resources.sinkFingerprints[i];
+      for (const sink of resources.sinks) {
+        const name = sink.config.name!;
+        const fingerprint = sink.fingerprint;
         const old = this.#branches.get(name);
         if (old && old.fingerprint === fingerprint) {
           next.set(name, old);
           summary.sinks.kept.push(name);
           continue;
         }
-        const branch = await this.#buildBranch(cfg, i, resources, old?.branch.done);
+        const branch = await this.#buildBranch(sink, old?.branch.done);
         created.push(branch);
         next.set(name, { branch, fingerprint });
         (old ? summary.sinks.replaced : summary.sinks.added).push(name);
@@ -319,15 +336,11 @@ export class Pipeline {
     retiring.finally(() => this.#retiring.delete(retiring));
 
     // Sources: keep the unchanged, stop the removed or changed, start the new.
-    const wanted = config.sources.map((cfg, i) => ({
-      cfg,
-      i,
-      fingerprint: resources.sourceFingerprints[i],
-    }));
+    const wanted = resources.sources;
     const keptSources: RunningSource[] = [];
     const stopping: RunningSource[] = [];
     for (const rs of this.#sources) {
-      const w = wanted.find((w) => w.cfg.name === rs.source.name);
+      const w = wanted.find((w) => w.config.name === rs.source.name);
       if (w && w.fingerprint === rs.fingerprint && !rs.ended) keptSources.push(rs);
       else stopping.push(rs);
     }
@@ -336,21 +349,28 @@ export class Pipeline {
     await Promise.allSettled(stopping.map((rs) => rs.source.stop()));
     const started: RunningSource[] = [];
     for (const w of wanted) {
-      if (keptSources.some((rs) => rs.source.name === w.cfg.name)) {
-        summary.sources.kept.push(w.cfg.name!);
+      if (keptSources.some((rs) => rs.source.name === w.config.name)) {
+        summary.sources.kept.push(w.config.name!);
         continue;
       }
-      started.push({
-        source: this.#buildSource(w.cfg, w.i, resources),
-        fingerprint: w.fingerprint,
-        ended: false,
-      });
-      summary.sources.started.push(w.cfg.name!);
+      started.push({ source: this.#buildSource(w), fingerprint: w.fingerprint, ended: false });
+      summary.sources.started.push(w.config.name!);
     }
     summary.sources.stopped.push(...stopping.map((rs) => rs.source.name));
     this.#sources = [...keptSources, ...started];
     if (this.#running) { for (const rs of started) this.#start(rs); }
     return summary;
+  }
+
+  /**
+   * Every running source and sink branch as one line each, by name (see
+   * {@linkcode describeSource} and {@linkcode describeBranch}).
+   */
+  describe(): { sources: Map<string, string>; sinks: Map<string, string> } {
+    return {
+      sources: new Map(this.#sources.map((rs) => [rs.source.name, rs.source.describe()])),
+      sinks: new Map([...this.#branches].map(([name, b]) => [name, b.branch.describe()])),
+    };
   }
 
   /** Reopens the files of every sink that has any (SIGUSR1). */

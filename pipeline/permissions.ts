@@ -89,7 +89,7 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
         break;
       case "webhook": {
         read.add(s.kubeconfig);
-        const target = resources.webhookTargets[i];
+        const target = resources.sinks[i]?.target;
         if (target) {
           for (const f of target.files) read.add(f);
           const u = target.url;

@@ -22,7 +22,7 @@ export type { Sink, SinkContext } from "../backends/sink.ts";
  *
  * @example
  * ```ts
- * const sink = await createSink(cfg, ctx, resources.webhookTargets[i], resources.nats.sinks[i]);
+ * const sink = await createSink(resolved.config, ctx, resolved.target, resolved.nats);
  * ```
  */
 export async function createSink(

@@ -4,6 +4,15 @@
  *
  * @module
  */
+import {
+  formatPath,
+  formatProblem,
+  type KeyPath,
+  type Position,
+  type Problem,
+} from "../pipeline/core/problem.ts";
+
+export { byPosition, formatProblem, type Position } from "../pipeline/core/problem.ts";
 
 /**
  * A field path into a policy document: object keys and list indexes.
@@ -13,20 +22,7 @@
  * const path: FieldPath = ["rules", 2, "level"]; // rules[2].level
  * ```
  */
-export type FieldPath = readonly (string | number)[];
-
-/**
- * A 1-based position in a source text.
- *
- * @example
- * ```ts
- * const at: Position = { line: 14, col: 7 };
- * ```
- */
-export interface Position {
-  readonly line: number;
-  readonly col: number;
-}
+export type FieldPath = KeyPath;
 
 /**
  * Maps a field path of the policy object to where it was written, or `undefined` when it is
@@ -40,22 +36,15 @@ export interface Position {
 export type PositionLookup = (path: (string | number)[]) => Position | undefined;
 
 /**
- * One thing wrong with (or, for warnings, odd about) a policy.
+ * One thing wrong with (or, for warnings, odd about) a policy: the problem type config
+ * errors use too, so a policy's problems are listed with the config's under their own file.
  *
  * @example
  * ```ts
- * const p: PolicyProblem = { file: "p.yaml", line: 3, col: 5, field: "rules[0].level", reason: "Required value" };
+ * const p: PolicyProblem = { file: "p.yaml", line: 3, col: 5, path: "rules[0].level", message: "Required value" };
  * ```
  */
-export interface PolicyProblem {
-  readonly file: string;
-  /** 1-based; 0 when the position is unknown. */
-  readonly line: number;
-  readonly col: number;
-  /** Rendered field path such as `rules[2].level`; empty for the whole document. */
-  readonly field: string;
-  readonly reason: string;
-}
+export type PolicyProblem = Problem;
 
 /**
  * Renders a field path the way Kubernetes field errors do.
@@ -65,29 +54,7 @@ export interface PolicyProblem {
  * formatField(["rules", 2, "resources", 0, "group"]); // "rules[2].resources[0].group"
  * ```
  */
-export function formatField(path: FieldPath): string {
-  let out = "";
-  for (const p of path) {
-    if (typeof p === "number") out += `[${p}]`;
-    else out += out === "" ? p : `.${p}`;
-  }
-  return out;
-}
-
-/**
- * Renders one problem as one line: `file:line:col field: reason`. The position is left out
- * when unknown (line 0) and the field when the problem is about the whole document.
- *
- * @example
- * ```ts
- * formatProblem({ file: "p.yaml", line: 3, col: 5, field: "rules[0].level", reason: "Required value" });
- * // "p.yaml:3:5 rules[0].level: Required value"
- * ```
- */
-export function formatProblem(p: PolicyProblem): string {
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
-  return p.field === "" ? `${where}: ${p.reason}` : `${where} ${p.field}: ${p.reason}`;
-}
+export const formatField: (path: FieldPath) => string = formatPath;
 
 /**
  * A policy that cannot be used. `problems` lists everything found, in document order; `file`,
@@ -107,6 +74,7 @@ export class PolicyError extends Error {
   readonly file: string;
   readonly line: number;
   readonly col: number;
+  /** The first problem's field path. */
   readonly field: string;
   readonly problems: readonly PolicyProblem[];
 
@@ -118,6 +86,6 @@ export class PolicyError extends Error {
     this.file = first.file;
     this.line = first.line;
     this.col = first.col;
-    this.field = first.field;
+    this.field = first.path;
   }
 }

@@ -10,6 +10,7 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "y
 import { AUDIT_API_VERSION } from "../pipeline/core/event.ts";
 import type { Policy } from "./types.ts";
 import {
+  byPosition,
   type FieldPath,
   formatField,
   formatProblem,
@@ -39,10 +40,6 @@ const REMOVED_VERSIONS: ReadonlySet<string> = new Set([
   "audit.k8s.io/v1alpha1",
   "audit.k8s.io/v1beta1",
 ]);
-
-function byPosition(a: PolicyProblem, b: PolicyProblem): number {
-  return a.line - b.line || a.col - b.col;
-}
 
 function typeProblems(policy: Policy, file: string, at?: PositionLookup): PolicyProblem[] {
   const out: PolicyProblem[] = [];
@@ -133,8 +130,8 @@ class PositionIndex {
             file: this.file,
             line: keyPos?.line ?? 0,
             col: keyPos?.col ?? 0,
-            field: formatField(p),
-            reason: `duplicate field "${key}" (the last one is used)`,
+            path: formatField(p),
+            message: `duplicate field "${key}" (the last one is used)`,
           });
         }
         seen.add(key);
@@ -165,12 +162,12 @@ export function parsePolicy(text: string, file: string): LoadedPolicy {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
-  const whole = (reason: string, line = 1, col = 1): PolicyProblem => ({
+  const whole = (message: string, line = 1, col = 1): PolicyProblem => ({
     file,
     line,
     col,
-    field: "",
-    reason,
+    path: "",
+    message,
   });
   if (doc.errors.length) {
     throw new PolicyError(doc.errors.map((e) => {

@@ -115,7 +115,7 @@ function checkRule(rule: PolicyRule, path: FieldPath, out: Issue[]): void {
  * const problems = validatePolicy({
  *   apiVersion: "audit.k8s.io/v1", kind: "Policy", rules: [{ level: "Loud" as Level }],
  * });
- * // [{ file: "policy", line: 0, col: 0, field: "rules[0].level", reason: 'Unsupported value: "Loud": ...' }]
+ * // [{ file: "policy", line: 0, col: 0, path: "rules[0].level", message: 'Unsupported value: "Loud": ...' }]
  * ```
  */
 export function validatePolicy(
@@ -135,7 +135,7 @@ export function validatePolicy(
  * @example
  * ```ts
  * locate("p.yaml", ["rules", 0, "level"], "Required value", () => ({ line: 4, col: 3 }));
- * // { file: "p.yaml", line: 4, col: 3, field: "rules[0].level", reason: "Required value" }
+ * // { file: "p.yaml", line: 4, col: 3, path: "rules[0].level", message: "Required value" }
  * ```
  */
 export function locate(
@@ -148,8 +148,8 @@ export function locate(
   if (positions) {
     for (let n = path.length; n >= 0; n--) {
       const pos = positions(path.slice(0, n));
-      if (pos) return { file, line: pos.line, col: pos.col, field, reason };
+      if (pos) return { file, line: pos.line, col: pos.col, path: field, message: reason };
     }
   }
-  return { file, line: 0, col: 0, field, reason };
+  return { file, line: 0, col: 0, path: field, message: reason };
 }

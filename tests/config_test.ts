@@ -75,6 +75,31 @@ Deno.test("config: broken YAML reports its position", () => {
   assert(/^pipeline\.yaml:\d+:\d+: /.test(p), p);
 });
 
+Deno.test("config: YAML syntax errors name their real line and column, not 1:1", () => {
+  const head = `sources:\n  - type: stdin\nsinks:\n`;
+  // A key indented deeper than its siblings, on line 5, makes the value on line 4 a key.
+  assertEquals(problems(head + `  - type: stdout\n     mode: batch\n`), [
+    "pipeline.yaml:4:11: Nested mappings are not allowed in compact mappings",
+    "pipeline.yaml:4:11: Implicit keys need to be on a single line",
+  ]);
+  // A key indented less than its siblings.
+  assertEquals(problems(head + `  - type: stdout\n   mode: batch\n`), [
+    "pipeline.yaml:5:1: Sequence item without - indicator",
+  ]);
+  // A quote opened on line 4 and never closed: named where it opens, not at the end.
+  assertEquals(problems(head + `  - type: "stdout\n    name: x\n`), [
+    `pipeline.yaml:4:11: Missing closing "quote: this string is never closed`,
+  ]);
+  // A tab used for indentation on line 4.
+  assertEquals(problems(head + `\t- type: stdout\n`), [
+    "pipeline.yaml:4:1: Tabs are not allowed as indentation",
+  ]);
+  // The second of two equal keys, on line 6.
+  assertEquals(problems(head + `  - type: stdout\n    name: a\n    name: b\n`), [
+    "pipeline.yaml:6:5: Map keys must be unique",
+  ]);
+});
+
 Deno.test("config: every problem is listed, not just the first", () => {
   const text =
     `sources:\n  - type: stdin\nsinks:\n  - type: stdout\n    mode: fast\n    batch: {bufferSize: -1}\nshutdownTimeout: soon\n`;
@@ -96,6 +121,51 @@ Deno.test("config: ${VAR} and ${VAR:-default} expand from the environment; unset
   assertEquals(loaded.envVars, ["CLUSTER", "TOKEN"]);
   assertEquals(problems(text), [
     "pipeline.yaml:3:25: environment variable TOKEN is not set (write ${TOKEN:-default} for a default)",
+  ]);
+});
+
+Deno.test("config: a ${VAR} where the schema wants a number or boolean is coerced to it", () => {
+  const text = `sources:
+  - type: webhook
+    maxInFlight: \${MAX:-1024}
+    auth: {bearerToken: "\${TOKEN}"}
+sinks:
+  - type: stdout
+    batch:
+      maxSize: "\${SIZE}"
+      throttle:
+        enabled: \${THROTTLE:-true}
+        qps: \${QPS}
+    truncate:
+      enabled: \${TRUNCATE}
+`;
+  const env: Record<string, string> = { TOKEN: "123", SIZE: "50", QPS: "2.5", TRUNCATE: "FALSE" };
+  const { config } = loadConfigText(text, "p.yaml", (k) => env[k]);
+  const [src, sink] = [config.sources[0], config.sinks[0]];
+  assert(src.type === "webhook");
+  assertEquals(src.maxInFlight, 1024);
+  // A string field keeps the text even when it looks like a number.
+  assertEquals(src.auth?.bearerToken, "123");
+  assertEquals(sink.batch.maxSize, 50);
+  assertEquals(sink.batch.throttle, { enabled: true, qps: 2.5, burst: 15 });
+  assertEquals(sink.truncate.enabled, false);
+});
+
+Deno.test("config: a ${VAR} that does not fit its type names its position and expanded text", () => {
+  const text = `sources:
+  - type: webhook
+    maxInFlight: \${MAX:-1024}
+sinks:
+  - type: stdout
+    truncate:
+      enabled: \${TRUNCATE}
+`;
+  assertEquals(problems(text, { MAX: "lots", TRUNCATE: "yes" }), [
+    `pipeline.yaml:3:5 sources[0].maxInFlight: must be a positive integer, got "lots" (from \${MAX:-1024})`,
+    `pipeline.yaml:7:7 sinks[0].truncate.enabled: must be true or false, got "yes" (from \${TRUNCATE})`,
+  ]);
+  assertEquals(problems(text, { MAX: "1.5", TRUNCATE: "true" }), [
+    `pipeline.yaml:3:5 sources[0].maxInFlight: must be a positive integer, got 1.5 (from \${MAX:-1024})`,
   ]);
 });
 
@@ -158,6 +228,33 @@ Deno.test("--check exits 2 naming a missing policy file and a wrong type, 0 for 
     env: { NO_COLOR: "1" },
   }).output();
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+});
+
+Deno.test("--check prints each source and sink composition after OK", async () => {
+  const ok = await check(`sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+    annotations: {cluster: prod}
+sinks:
+  - type: log
+    name: local
+    path: /var/log/kubernetes/audit.log
+    policy: {apiVersion: audit.k8s.io/v1, kind: Policy, rules: [{level: Metadata}]}
+    truncate: {enabled: true}
+    rotate: {maxBackup: 10}
+  - type: stdout
+    mode: batch
+`);
+  assertEquals(ok.code, 0, ok.stderr);
+  assertEquals(ok.stdout.split("\n").slice(1), [
+    "  source apiserver: webhook(http://127.0.0.1:0/audit, 1024 in flight) → annotate(cluster=prod)",
+    "  sink local: policy(inline, 1 rule) → truncate(100KiB/10MiB) → coalesce → " +
+    "log(/var/log/kubernetes/audit.log, json, rotate 100MB×10)",
+    "  sink stdout: buffer(10000) → batch(1, 0s) → stdout(json)",
+    "",
+  ]);
+  assert(/pipeline\.yaml: OK \(1 sources, 2 sinks\)$/.test(ok.stdout.split("\n")[0]), ok.stdout);
 });
 
 Deno.test("--check names NATS TLS and credential problems by file, line and key", async () => {

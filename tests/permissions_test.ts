@@ -152,16 +152,7 @@ Deno.test("deploy/auditpipe.service grants exactly what `auditpipe permissions` 
   const text = await Deno.readTextFile(`${ROOT}deploy/pipeline.yaml`);
   const loaded = loadConfigText(text, "/etc/auditpipe/pipeline.yaml", () => "prod");
   const flags = permissionFlags(
-    requiredPermissions(loaded, {
-      sinkPolicies: [],
-      webhookTargets: [],
-      tls: [],
-      tokens: [],
-      nats: { sinks: [], sources: [] },
-      warnings: [],
-      sinkFingerprints: [],
-      sourceFingerprints: [],
-    }),
+    requiredPermissions(loaded, { sources: [], sinks: [], warnings: [] }),
   );
   const unit = await Deno.readTextFile(`${ROOT}deploy/auditpipe.service`);
   const granted = [...unit.matchAll(/--allow-\w+=\S+/g)].map((m) => m[0]);

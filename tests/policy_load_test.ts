@@ -330,7 +330,7 @@ rules:
     nonResourceURLs: ["logs"]
 `,
   );
-  const fields = err.problems.map((p) => p.field);
+  const fields = err.problems.map((p) => p.path);
   assert.deepEqual(fields, [
     "apiVersion",
     "omitStages[0]",
@@ -520,9 +520,9 @@ Deno.test("TestValidatePolicy: every invalid upstream policy fails with its reas
   for (const [rule, want] of cases) {
     const problems = validatePolicy(policyOf([rule]));
     assert.equal(problems.length, 1, JSON.stringify(rule));
-    assert.match(`${problems[0].field}: ${problems[0].reason}`, want);
+    assert.match(`${problems[0].path}: ${problems[0].message}`, want);
     assert.equal(problems[0].line, 0);
   }
   const multi = validatePolicy(policyOf([...validRules, {} as PolicyRule]));
-  assert.deepEqual(multi.map((p) => p.field), ["rules[4].level"]);
+  assert.deepEqual(multi.map((p) => p.path), ["rules[4].level"]);
 });

@@ -4,53 +4,19 @@
  *
  * @module
  */
+import { formatProblem, type Problem } from "../core/problem.ts";
 
-/** A key path into the config: object keys and list indexes. */
-export type KeyPath = readonly (string | number)[];
-
-/** One thing wrong with a config or a file it names. */
-export interface ConfigProblem {
-  readonly file: string;
-  /** 1-based; 0 when the position is unknown. */
-  readonly line: number;
-  readonly col: number;
-  /** Rendered key path, e.g. `sinks[1].batch.maxSize`; empty for the whole file. */
-  readonly path: string;
-  readonly message: string;
-}
+export { formatPath, formatProblem, type KeyPath } from "../core/problem.ts";
 
 /**
- * Renders a key path the way users write it.
+ * One thing wrong with a config or a file it names; a policy file's problems keep that file.
  *
  * @example
  * ```ts
- * formatPath(["sinks", 1, "batch", "maxSize"]); // "sinks[1].batch.maxSize"
+ * const p: ConfigProblem = { file: "pipeline.yaml", line: 6, col: 13, path: "sinks[0].batch.maxSize", message: "must be a positive integer" };
  * ```
  */
-export function formatPath(path: KeyPath): string {
-  let out = "";
-  for (const p of path) {
-    if (typeof p === "number") out += `[${p}]`;
-    else out += out === "" ? p : `.${p}`;
-  }
-  return out;
-}
-
-/**
- * Renders one problem as a single line.
- *
- * @example
- * ```ts
- * formatProblem({ file: "p.yaml", line: 3, col: 5, path: "sinks[0].type", message: "bad" });
- * // "p.yaml:3:5 sinks[0].type: bad"
- * ```
- */
-export function formatProblem(p: ConfigProblem): string {
-  // Problems found inside another file (a policy) carry their own position in the message.
-  if (p.file === "") return p.message;
-  const where = p.line > 0 ? `${p.file}:${p.line}:${p.col}` : p.file;
-  return p.path === "" ? `${where}: ${p.message}` : `${where} ${p.path}: ${p.message}`;
-}
+export type ConfigProblem = Problem;
 
 /**
  * A config that cannot be used, with every problem found.

@@ -1,52 +1,126 @@
 /**
  * Reading what a config names: policies (compiled once each), kubeconfigs, TLS files and
- * token files. Every problem is reported with the position of the key that named the file,
- * so `--check` lists them all at once.
+ * tokens. Each source and sink is resolved into one record, its config with the files it
+ * needs, so the builder never matches parallel arrays by index. Every problem is reported
+ * with the position of the key that named the file (or, for a policy file, in that file), so
+ * `--check` lists them all at once.
  *
  * @module
  */
 import type { LoadedConfig } from "./load.ts";
-import type { ConfigProblem, KeyPath } from "./errors.ts";
-import { formatPath } from "./errors.ts";
-import {
-  type CompiledPolicy,
-  compilePolicy,
-  parsePolicy,
-  policyFromObject,
-} from "../../policy/mod.ts";
+import type { SinkConfig, SourceConfig } from "./schema.ts";
+import { formatPath, type KeyPath, type Problem } from "../core/problem.ts";
+import { PolicyCache, type ResolvedPolicy } from "./policies.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
 
-/** The files a config names, read and checked. */
+export type { ResolvedPolicy } from "./policies.ts";
+
+/**
+ * PEM texts of a webhook source's TLS files.
+ *
+ * @example
+ * ```ts
+ * const tls: WebhookTls = { cert: "-----BEGIN CERTIFICATE-----...", key: "-----BEGIN PRIVATE KEY-----..." };
+ * ```
+ */
+export interface WebhookTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCA?: string;
+}
+
+/**
+ * One sink with the files it needs, read and checked.
+ *
+ * @example
+ * ```ts
+ * for (const sink of resources.sinks) createSink(sink.config, ctx, sink.target, sink.nats);
+ * ```
+ */
+export interface ResolvedSink {
+  readonly config: SinkConfig;
+  /** Its own policy or the config's default; null passes every event. */
+  readonly policy: ResolvedPolicy | null;
+  /** A webhook sink's target, from its kubeconfig. */
+  readonly target?: WebhookTarget;
+  /** A NATS sink's TLS material and credentials. */
+  readonly nats?: NatsSecurity;
+  /**
+   * Everything that shapes the sink's branch (its config, the content of its policy and
+   * kubeconfig). A reload keeps a branch whose fingerprint did not change.
+   */
+  readonly fingerprint: string;
+}
+
+/**
+ * One source with the files it needs, read and checked.
+ *
+ * @example
+ * ```ts
+ * for (const source of resources.sources) console.log(source.config.name, source.fingerprint);
+ * ```
+ */
+export interface ResolvedSource {
+  readonly config: SourceConfig;
+  /** A webhook source's TLS material. */
+  readonly tls?: WebhookTls;
+  /** The bearer token a webhook source requires. */
+  readonly token?: string;
+  /** A NATS source's TLS material and credentials. */
+  readonly nats?: NatsSecurity;
+  /** The same as {@linkcode ResolvedSink.fingerprint}, for sources. */
+  readonly fingerprint: string;
+}
+
+/**
+ * A config's sources and sinks, resolved, in config order.
+ *
+ * @example
+ * ```ts
+ * const { resources } = await loadResources(loaded);
+ * resources.sinks[0].policy?.from; // "/etc/auditpipe/policy.yaml"
+ * ```
+ */
 export interface Resources {
-  /** Per sink index: its compiled policy, or null for pass-through. */
-  readonly sinkPolicies: (CompiledPolicy | null)[];
-  /** Per sink index: the webhook target of a webhook sink. */
-  readonly webhookTargets: (WebhookTarget | undefined)[];
-  /** Per source index: TLS PEM texts of a webhook source. */
-  readonly tls: ({ cert: string; key: string; clientCA?: string } | undefined)[];
-  /** Per source index: the bearer token of a webhook source. */
-  readonly tokens: (string | undefined)[];
-  /** Per sink and per source index: TLS material and credentials of a NATS connection. */
-  readonly nats: {
-    readonly sinks: (NatsSecurity | undefined)[];
-    readonly sources: (NatsSecurity | undefined)[];
-  };
+  readonly sources: readonly ResolvedSource[];
+  readonly sinks: readonly ResolvedSink[];
   /** Warnings (unknown policy fields and the like), already formatted. */
   readonly warnings: string[];
-  /**
-   * Per sink index: everything that shapes the sink's branch (its config, the content of its
-   * policy and kubeconfig). A reload keeps a branch whose fingerprint did not change.
-   */
-  readonly sinkFingerprints: string[];
-  /** Per source index: the same for sources (config, TLS material, token). */
-  readonly sourceFingerprints: string[];
 }
 
 function reason(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "file not found";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   return (err as Error).message;
+}
+
+/** Reads files named at key paths of one config; what cannot be read becomes a problem. */
+class Reader {
+  readonly problems: Problem[] = [];
+  constructor(readonly loaded: LoadedConfig) {}
+
+  problem(at: KeyPath, message: string): void {
+    const { file, position } = this.loaded;
+    this.problems.push({ file, ...position(at), path: formatPath(at), message });
+  }
+
+  readonly text = async (at: KeyPath, name: string): Promise<string | undefined> => {
+    try {
+      return await Deno.readTextFile(name);
+    } catch (err) {
+      this.problem(at, `${reason(err)}: ${name}`);
+      return undefined;
+    }
+  };
+
+  /** A file that must not be empty (a token, a key). */
+  async nonEmpty(at: KeyPath, name: string | undefined): Promise<string | undefined> {
+    if (name === undefined) return undefined;
+    const text = await this.text(at, name);
+    if (text !== undefined && text.trim() === "") this.problem(at, `file is empty: ${name}`);
+    return text;
+  }
 }
 
 /**
@@ -60,176 +134,134 @@ function reason(err: unknown): string {
  */
 export async function loadResources(
   loaded: LoadedConfig,
-): Promise<{ resources: Resources; problems: ConfigProblem[] }> {
-  const { config, file } = loaded;
-  const problems: ConfigProblem[] = [];
+): Promise<{ resources: Resources; problems: Problem[] }> {
+  const { config } = loaded;
+  const read = new Reader(loaded);
   const warnings: string[] = [];
-  const problem = (path: KeyPath, message: string) =>
-    problems.push({ file, ...loaded.position(path), path: formatPath(path), message });
-
-  const readText = async (path: KeyPath, name: string): Promise<string | undefined> => {
-    try {
-      return await Deno.readTextFile(name);
-    } catch (err) {
-      problem(path, `${reason(err)}: ${name}`);
-      return undefined;
-    }
-  };
-
-  const compiled = new Map<string, CompiledPolicy | null>();
-  const policyText = new Map<CompiledPolicy, string>();
-  const policyAt = async (path: KeyPath, ref: unknown): Promise<CompiledPolicy | null> => {
-    if (ref === undefined) return null;
-    const key = typeof ref === "string" ? ref : JSON.stringify(ref);
-    if (compiled.has(key)) return compiled.get(key)!;
-    let result: CompiledPolicy | null = null;
-    try {
-      if (typeof ref === "string") {
-        const text = await readText(path, ref);
-        if (text !== undefined) {
-          const p = parsePolicy(text, ref);
-          warnings.push(...p.warnings);
-          result = compilePolicy(p.policy);
-          policyText.set(result, JSON.stringify(p.policy));
-        }
-      } else {
-        const p = policyFromObject(ref, file, (sub) => loaded.position([...path, ...sub]));
-        warnings.push(...p.warnings);
-        result = compilePolicy(p.policy);
-        policyText.set(result, JSON.stringify(p.policy));
-      }
-    } catch (err) {
-      // Policy errors carry their own file:line:col.
-      problems.push({ file: "", line: 0, col: 0, path: "", message: (err as Error).message });
-    }
-    compiled.set(key, result);
-    return result;
-  };
-
-  const defaultPolicy = await policyAt(["policy"], config.policy);
-  const sinkPolicies: (CompiledPolicy | null)[] = [];
-  const webhookTargets: (WebhookTarget | undefined)[] = [];
+  const policies = new PolicyCache(loaded, read.text, read.problems, warnings);
+  const defaultPolicy = await policies.get(["policy"], config.policy);
+  const sinks: ResolvedSink[] = [];
   for (const [i, sink] of config.sinks.entries()) {
-    sinkPolicies.push(
-      sink.policy === undefined
-        ? defaultPolicy
-        : await policyAt(["sinks", i, "policy"], sink.policy),
-    );
-    if (sink.type === "webhook") {
-      try {
-        webhookTargets.push(await loadKubeconfig(sink.kubeconfig));
-      } catch (err) {
-        problem(["sinks", i, "kubeconfig"], (err as Error).message);
-        webhookTargets.push(undefined);
-      }
-    } else webhookTargets.push(undefined);
+    const policy = sink.policy === undefined
+      ? defaultPolicy
+      : await policies.get(["sinks", i, "policy"], sink.policy);
+    sinks.push(await resolveSink(read, ["sinks", i], sink, policy));
   }
-
-  /** A NATS source's or sink's `tls` and `auth` files, read. */
-  const natsSecurity = async (
-    at: KeyPath,
-    cfg: {
-      tls?: { caFile?: string; certFile?: string; keyFile?: string };
-      auth?: {
-        token?: string;
-        tokenFile?: string;
-        user?: string;
-        password?: string;
-        passwordFile?: string;
-        credsFile?: string;
-      };
-    },
-  ): Promise<NatsSecurity | undefined> => {
-    if (!cfg.tls && !cfg.auth) return undefined;
-    const file = async (key: string, name: string | undefined, trim = false) => {
-      if (name === undefined) return undefined;
-      const text = await readText([...at, ...key.split(".")], name);
-      if (text !== undefined && text.trim() === "") {
-        problem([...at, ...key.split(".")], `file is empty: ${name}`);
-      }
-      return trim ? text?.trim() : text;
-    };
-    const tls = cfg.tls && {
-      ca: await file("tls.caFile", cfg.tls.caFile),
-      cert: await file("tls.certFile", cfg.tls.certFile),
-      key: await file("tls.keyFile", cfg.tls.keyFile),
-    };
-    const a = cfg.auth;
-    return {
-      tls,
-      token: a?.token ?? await file("auth.tokenFile", a?.tokenFile, true),
-      user: a?.user,
-      pass: a?.password ?? await file("auth.passwordFile", a?.passwordFile, true),
-      creds: await file("auth.credsFile", a?.credsFile),
-    };
-  };
-  const nats: Resources["nats"] = { sinks: [], sources: [] };
-  for (const [i, sink] of config.sinks.entries()) {
-    nats.sinks.push(sink.type === "nats" ? await natsSecurity(["sinks", i], sink) : undefined);
-  }
+  const sources: ResolvedSource[] = [];
   for (const [i, source] of config.sources.entries()) {
-    nats.sources.push(
-      source.type === "nats" ? await natsSecurity(["sources", i], source) : undefined,
-    );
+    sources.push(await resolveSource(read, ["sources", i], source));
   }
+  return { resources: { sources, sinks, warnings }, problems: read.problems };
+}
 
-  const tls: Resources["tls"] = [];
-  const tokens: Resources["tokens"] = [];
-  for (const [i, source] of config.sources.entries()) {
-    let pem: Resources["tls"][number];
-    let token: string | undefined;
-    if (source.type === "webhook") {
-      if (source.tls) {
-        const at = ["sources", i, "tls"];
-        const cert = await readText([...at, "certFile"], source.tls.certFile);
-        const key = await readText([...at, "keyFile"], source.tls.keyFile);
-        const clientCA = source.tls.clientCAFile
-          ? await readText([...at, "clientCAFile"], source.tls.clientCAFile)
-          : undefined;
-        if (cert !== undefined && key !== undefined) pem = { cert, key, clientCA };
-      }
-      if (source.auth?.bearerTokenFile) {
-        token =
-          (await readText(["sources", i, "auth", "bearerTokenFile"], source.auth.bearerTokenFile))
-            ?.trim();
-        if (token === "") problem(["sources", i, "auth", "bearerTokenFile"], "token file is empty");
-      } else if (source.auth?.bearerToken !== undefined) {
-        token = source.auth.bearerToken;
-        if (token === "") problem(["sources", i, "auth", "bearerToken"], "token is empty");
-      }
+async function resolveSink(
+  read: Reader,
+  at: KeyPath,
+  config: SinkConfig,
+  policy: ResolvedPolicy | null,
+): Promise<ResolvedSink> {
+  let target: WebhookTarget | undefined;
+  if (config.type === "webhook") {
+    try {
+      target = await loadKubeconfig(config.kubeconfig);
+    } catch (err) {
+      read.problem([...at, "kubeconfig"], (err as Error).message);
     }
-    tls.push(pem);
-    tokens.push(token);
   }
-  const sinkFingerprints = config.sinks.map((sink, i) => {
-    const policy = sinkPolicies[i];
-    const target = webhookTargets[i];
-    return JSON.stringify({
-      sink,
-      policy: policy ? policyText.get(policy) : null,
-      target: target ? { ...target, url: target.url.href } : null,
-      nats: nats.sinks[i] ?? null,
-    });
+  const nats = config.type === "nats" ? await readNatsSecurity(read, at, config) : undefined;
+  const fingerprint = JSON.stringify({
+    sink: config,
+    policy: policy?.canonical ?? null,
+    target: target ? { ...target, url: target.url.href } : null,
+    nats: nats ?? null,
   });
-  const sourceFingerprints = config.sources.map((source, i) =>
-    JSON.stringify({
-      source,
-      tls: tls[i] ?? null,
-      token: tokens[i] ?? null,
-      nats: nats.sources[i] ?? null,
-    })
-  );
+  return { config, policy, target, nats, fingerprint };
+}
+
+async function resolveSource(
+  read: Reader,
+  at: KeyPath,
+  config: SourceConfig,
+): Promise<ResolvedSource> {
+  let tls: WebhookTls | undefined;
+  let token: string | undefined;
+  let nats: NatsSecurity | undefined;
+  if (config.type === "webhook") {
+    tls = await readWebhookTls(read, [...at, "tls"], config.tls);
+    token = await readBearerToken(read, [...at, "auth"], config.auth);
+  } else if (config.type === "nats") nats = await readNatsSecurity(read, at, config);
+  const fingerprint = JSON.stringify({
+    source: config,
+    tls: tls ?? null,
+    token: token ?? null,
+    nats: nats ?? null,
+  });
+  return { config, tls, token, nats, fingerprint };
+}
+
+/** A webhook source's certificate, key and client CA. */
+async function readWebhookTls(
+  read: Reader,
+  at: KeyPath,
+  tls: { certFile: string; keyFile: string; clientCAFile?: string } | undefined,
+): Promise<WebhookTls | undefined> {
+  if (!tls) return undefined;
+  const cert = await read.text([...at, "certFile"], tls.certFile);
+  const key = await read.text([...at, "keyFile"], tls.keyFile);
+  const clientCA = tls.clientCAFile
+    ? await read.text([...at, "clientCAFile"], tls.clientCAFile)
+    : undefined;
+  return cert !== undefined && key !== undefined ? { cert, key, clientCA } : undefined;
+}
+
+/** The bearer token a webhook source requires: `auth.bearerTokenFile` or `auth.bearerToken`. */
+async function readBearerToken(
+  read: Reader,
+  at: KeyPath,
+  auth: { bearerTokenFile?: string; bearerToken?: string } | undefined,
+): Promise<string | undefined> {
+  if (auth?.bearerTokenFile) {
+    const token = (await read.text([...at, "bearerTokenFile"], auth.bearerTokenFile))?.trim();
+    if (token === "") read.problem([...at, "bearerTokenFile"], "token file is empty");
+    return token;
+  }
+  if (auth?.bearerToken !== undefined) {
+    if (auth.bearerToken === "") read.problem([...at, "bearerToken"], "token is empty");
+    return auth.bearerToken;
+  }
+  return undefined;
+}
+
+/** A NATS source's or sink's `tls` and `auth` files, read. */
+async function readNatsSecurity(
+  read: Reader,
+  at: KeyPath,
+  cfg: {
+    tls?: { caFile?: string; certFile?: string; keyFile?: string };
+    auth?: {
+      token?: string;
+      tokenFile?: string;
+      user?: string;
+      password?: string;
+      passwordFile?: string;
+      credsFile?: string;
+    };
+  },
+): Promise<NatsSecurity | undefined> {
+  if (!cfg.tls && !cfg.auth) return undefined;
+  const file = (...key: string[]) => (name: string | undefined) =>
+    read.nonEmpty([...at, ...key], name);
+  const tls = cfg.tls && {
+    ca: await file("tls", "caFile")(cfg.tls.caFile),
+    cert: await file("tls", "certFile")(cfg.tls.certFile),
+    key: await file("tls", "keyFile")(cfg.tls.keyFile),
+  };
+  const a = cfg.auth;
   return {
-    resources: {
-      sinkPolicies,
-      webhookTargets,
-      tls,
-      tokens,
-      nats,
-      warnings,
-      sinkFingerprints,
-      sourceFingerprints,
-    },
-    problems,
+    tls,
+    token: a?.token ?? (await file("auth", "tokenFile")(a?.tokenFile))?.trim(),
+    user: a?.user,
+    pass: a?.password ?? (await file("auth", "passwordFile")(a?.passwordFile))?.trim(),
+    creds: await file("auth", "credsFile")(a?.credsFile),
   };
 }

@@ -6,11 +6,15 @@
  * @module
  */
 import { isMap, isScalar, LineCounter, parseDocument, visit } from "yaml";
-import type { Document, Node as YamlNode } from "yaml";
+import type { Document, Node as YamlNode, YAMLError } from "yaml";
 import type { z } from "zod";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { type Config, configSchema } from "./schema.ts";
 import { ConfigError, type ConfigProblem, formatPath, type KeyPath, suggest } from "./errors.ts";
+import { expandDocument } from "./env.ts";
+import { coerceAt, keysAt } from "./schema_at.ts";
+
+export { expandEnv } from "./env.ts";
 
 /** A loaded config and what it took from outside the file. */
 export interface LoadedConfig {
@@ -21,74 +25,6 @@ export interface LoadedConfig {
   readonly envVars: readonly string[];
   /** Where a key path sits in the file, for errors found later (missing files, policies). */
   position(path: KeyPath): { line: number; col: number };
-}
-
-/**
- * Expands `${VAR}` and `${VAR:-default}`; `$${` stays a literal `${`.
- * Returns the text and the names of unset variables without a default.
- *
- * @example
- * ```ts
- * expandEnv("Bearer ${TOKEN:-none}", (k) => undefined); // { text: "Bearer none", missing: [], used: ["TOKEN"] }
- * ```
- */
-export function expandEnv(
-  text: string,
-  lookup: (name: string) => string | undefined,
-): { text: string; missing: string[]; used: string[] } {
-  const missing: string[] = [];
-  const used: string[] = [];
-  const out = text.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (m, name, def) => {
-    if (m.startsWith("$$")) return m.slice(1);
-    used.push(name);
-    const v = lookup(name);
-    if (v !== undefined && v !== "") return v;
-    if (def !== undefined) return def;
-    if (v === undefined) missing.push(name);
-    return "";
-  });
-  return { text: out, missing, used };
-}
-
-type ZodNode = { def: Record<string, unknown> & { type: string } };
-
-function unwrap(s: ZodNode): ZodNode {
-  for (;;) {
-    const d = s.def;
-    if (d.innerType) s = d.innerType as ZodNode;
-    else if (d.type === "pipe") s = d.in as ZodNode;
-    else return s;
-  }
-}
-
-/** The keys the schema accepts for the object at `path`, for did-you-mean. */
-function keysAt(path: KeyPath, value: unknown): string[] {
-  let s = unwrap(configSchema as unknown as ZodNode);
-  let v = value;
-  const step = (node: ZodNode, val: unknown): ZodNode => {
-    node = unwrap(node);
-    if (node.def.type === "union") {
-      const type = (val as { type?: unknown } | undefined)?.type;
-      const options = node.def.options as ZodNode[];
-      const match = options.find((o) => {
-        const lit = (unwrap(o).def.shape as Record<string, ZodNode> | undefined)?.type;
-        return lit && (lit.def.values as unknown[]).includes(type);
-      });
-      return unwrap(match ?? options[0]);
-    }
-    return node;
-  };
-  s = step(s, v);
-  for (const p of path) {
-    v = (v as Record<string | number, unknown> | undefined)?.[p];
-    if (s.def.type === "array") s = step(s.def.element as ZodNode, v);
-    else if (s.def.type === "object") {
-      const next = (s.def.shape as Record<string, ZodNode>)[String(p)];
-      if (!next) return [];
-      s = step(next, v);
-    } else return [];
-  }
-  return s.def.type === "object" ? Object.keys(s.def.shape as object) : [];
 }
 
 function nodeAt(doc: Document, path: KeyPath): { node?: YamlNode; key?: YamlNode } {
@@ -106,6 +42,12 @@ function nodeAt(doc: Document, path: KeyPath): { node?: YamlNode; key?: YamlNode
     } else return { node: node as YamlNode, key };
   }
   return { node: node as YamlNode, key };
+}
+
+function setIn(root: unknown, path: KeyPath, value: unknown): void {
+  let obj = root as Record<string | number, unknown>;
+  for (const p of path.slice(0, -1)) obj = obj[p] as Record<string | number, unknown>;
+  obj[path[path.length - 1]] = value;
 }
 
 function show(v: unknown): string {
@@ -128,7 +70,7 @@ export function loadConfigText(
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
-  const at = (offset: number | undefined) =>
+  const at = (offset: number | undefined): { line: number; col: number } =>
     offset === undefined ? { line: 1, col: 1 } : lc.linePos(offset);
   const position = (path: KeyPath) => {
     const { node, key } = nodeAt(doc, path);
@@ -137,40 +79,24 @@ export function loadConfigText(
   const problem = (path: KeyPath, message: string, pos = position(path)) =>
     problems.push({ file, ...pos, path: formatPath(path), message });
 
-  for (const e of doc.errors) {
-    const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-    problems.push({
-      file,
-      line: pos.line,
-      col: pos.col,
-      path: "",
-      message: e.message.split("\n")[0],
-    });
-  }
+  for (const e of doc.errors) problems.push(syntaxProblem(doc, e, file, at));
   if (problems.length) throw new ConfigError(problems);
   if (doc.contents === null) {
     throw new ConfigError([{ file, line: 1, col: 1, path: "", message: "config is empty" }]);
   }
 
-  const used = new Set<string>();
-  visit(doc, {
-    Scalar(key, node) {
-      if (key === "key" || typeof node.value !== "string" || !node.value.includes("${")) return;
-      const r = expandEnv(node.value, env);
-      r.used.forEach((u) => used.add(u));
-      if (r.missing.length) {
-        problems.push({
-          file,
-          ...at(node.range?.[0]),
-          path: "",
-          message: `environment variable ${r.missing.join(", ")} is not set (write \${${
-            r.missing[0]
-          }:-default} for a default)`,
-        });
-      }
-      node.value = r.text;
-    },
-  });
+  const { expansions, used } = expandDocument(doc, env);
+  for (const e of expansions) {
+    if (!e.missing.length) continue;
+    problems.push({
+      file,
+      ...at(e.offset),
+      path: "",
+      message: `environment variable ${e.missing.join(", ")} is not set (write \${${
+        e.missing[0]
+      }:-default} for a default)`,
+    });
+  }
 
   const js = doc.toJS() as unknown;
   if (typeof js !== "object" || js === null || Array.isArray(js)) {
@@ -182,9 +108,19 @@ export function loadConfigText(
       message: "config must be a mapping",
     }]);
   }
+  // Expansion gives text; where the schema wants a number or boolean, read it as one.
+  const written = new Map<string, string>();
+  for (const e of expansions) {
+    written.set(formatPath(e.path), e.written);
+    setIn(js, e.path, coerceAt(e.path, e.text, js));
+  }
   const parsed = configSchema.safeParse(js);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) reportIssue(issue, js, problem, position);
+    const fromEnv = (path: KeyPath, message: string, pos?: { line: number; col: number }) => {
+      const w = written.get(formatPath(path));
+      problem(path, w === undefined ? message : `${message} (from ${w})`, pos);
+    };
+    for (const issue of parsed.error.issues) reportIssue(issue, js, fromEnv, position);
   }
   if (problems.length || !parsed.success) throw new ConfigError(problems);
 
@@ -193,6 +129,36 @@ export function loadConfigText(
   if (problems.length) throw new ConfigError(problems);
   resolvePaths(config, dirname(file));
   return { config, file, envVars: [...used].sort(), position };
+}
+
+/**
+ * A YAML syntax error where it is. With prettyErrors off npm:yaml leaves `linePos` unset, so
+ * the offset is mapped here; an unclosed quote is reported where it opens, since the parser
+ * only notices at the end of the file.
+ */
+function syntaxProblem(
+  doc: Document,
+  e: YAMLError,
+  file: string,
+  at: (offset: number) => { line: number; col: number },
+): ConfigProblem {
+  const message = e.message.split("\n")[0];
+  let offset = e.pos[0];
+  if (e.code === "MISSING_CHAR" && /quote/.test(message)) {
+    visit(doc, {
+      Scalar(_key, node) {
+        const quoted = node.type === "QUOTE_DOUBLE" || node.type === "QUOTE_SINGLE";
+        if (quoted && node.range && node.range[0] < offset && node.range[1] >= offset) {
+          offset = node.range[0];
+          return visit.BREAK;
+        }
+      },
+    });
+    if (offset !== e.pos[0]) {
+      return { file, ...at(offset), path: "", message: `${message}: this string is never closed` };
+    }
+  }
+  return { file, ...at(offset), path: "", message };
 }
 
 function reportIssue(

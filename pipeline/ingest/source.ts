@@ -27,6 +27,36 @@ export interface Source {
   stop(): Promise<void>;
 }
 
+/**
+ * A source the pipeline runs: it also says what it is, in one line, for the startup log,
+ * `--check` and reload logs (`apiserver: webhook(http://127.0.0.1:8080/audit) → annotate(...)`).
+ *
+ * @example
+ * ```ts
+ * log.info("source configured", { source: source.name, describe: source.describe() });
+ * ```
+ */
+export interface DescribedSource extends Source {
+  describe(): string;
+}
+
+/**
+ * Gives `source` a `describe()` returning `description` (made from its config, so `--check`
+ * can print the same line without building it).
+ *
+ * @example
+ * ```ts
+ * const src = describedSource(webhookSource(cfg, deps), describeSource(resolved));
+ * src.describe(); // "webhook: webhook(http://127.0.0.1:8080/audit, 1024 in flight)"
+ * ```
+ */
+export function describedSource<S extends Source>(
+  source: S,
+  description: string,
+): S & DescribedSource {
+  return Object.assign(source, { describe: () => description });
+}
+
 /** A stream of chunks that may say when it has fully shut down (tail: checkpoint written). */
 export type ChunkStream = ReadableStream<Chunk> & { readonly finished?: Promise<void> };
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type TailConfig, tailSource, type TailStream } from "../pipeline/ingest/tail.ts";
+import { type TailConfig, tailSource, type TailStream } from "../pipeline/ingest/tail/mod.ts";
 import { readCheckpoint } from "../pipeline/ingest/checkpoint.ts";
 import type { Chunk } from "../pipeline/core/envelope.ts";
 import { SourceStats } from "../pipeline/core/stats.ts";

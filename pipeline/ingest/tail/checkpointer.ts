@@ -3,10 +3,17 @@
  * to the checkpoint file at most once per interval, never two writes at once, and once more
  * at close.
  *
+ * A write that fails (the folder is gone, read-only, full) leaves events flowing, but a
+ * restart would resume from an old position or from nowhere: so it is counted
+ * (`auditpipe_tail_checkpoint_errors_total`), logged with the checkpoint's path and the OS
+ * error, and makes the source not ready (`/readyz` 503) until a write succeeds; failed
+ * writes are retried with backoff even when no new event arrives.
+ *
  * @module
  */
-import type { RateLimitedLog } from "../../core/log.ts";
-import { errorText } from "../../core/retry.ts";
+import { type Logger, RateLimitedLog } from "../../core/log.ts";
+import { Backoff, errorText } from "../../core/retry.ts";
+import type { SourceStats } from "../../core/stats.ts";
 import { type Checkpoint, fingerprint, writeCheckpoint } from "../checkpoint.ts";
 import type { Pos } from "./open_file.ts";
 
@@ -17,7 +24,7 @@ import type { Pos } from "./open_file.ts";
  * ```ts
  * const opts: CheckpointerOptions = { file: "/var/lib/auditpipe/tail.json",
  *   path: "/var/log/audit.log", interval: 100, now: () => performance.now(),
- *   sleep: (ms) => waiter.sleep(ms), stop: stop.signal, errorLog };
+ *   sleep: (ms) => waiter.sleep(ms), stop: stop.signal, log, stats };
  * ```
  */
 export interface CheckpointerOptions {
@@ -32,8 +39,14 @@ export interface CheckpointerOptions {
   readonly sleep: (ms: number) => Promise<void>;
   /** Once aborted, no more writes are scheduled (close writes the last one). */
   readonly stop: AbortSignal;
-  readonly errorLog: RateLimitedLog;
+  readonly log: Logger;
+  /** Counts failed writes; `failing` says why the source is not ready. */
+  readonly stats: SourceStats;
 }
+
+/** First wait before writing again after a failed write, ms; doubles up to the max. */
+const RETRY_MIN = 1_000;
+const RETRY_MAX = 30_000;
 
 /**
  * Keeps the checkpoint file at the acknowledged position.
@@ -55,9 +68,23 @@ export class Checkpointer {
   #last = -Infinity;
   #task: Promise<void> = Promise.resolve();
   #chain: Promise<void> = Promise.resolve();
+  readonly #failedLog: RateLimitedLog;
+  readonly #retry: Backoff;
+  #retrying = false;
 
   constructor(opts: CheckpointerOptions) {
     this.#opts = opts;
+    this.#failedLog = new RateLimitedLog(
+      opts.log,
+      "tail checkpoint write failed; not ready until a write succeeds",
+      1000,
+      "error",
+    );
+    this.#retry = new Backoff({
+      initialBackoff: Math.max(RETRY_MIN, opts.interval),
+      maxBackoff: RETRY_MAX,
+      factor: 2,
+    });
   }
 
   /** Writes the commit position after the interval since the last write, unless pending. */
@@ -91,18 +118,47 @@ export class Checkpointer {
       };
       try {
         await writeCheckpoint(file, cp);
-        this.#written = pos;
-        this.#last = this.#opts.now();
       } catch (err) {
-        this.#opts.errorLog.add(1, { checkpoint: file, error: errorText(err) });
+        this.#failed(file, err);
+        return;
+      }
+      this.#written = pos;
+      this.#last = this.#opts.now();
+      this.#retry.reset();
+      if (this.#opts.stats.failing !== null) {
+        this.#opts.stats.failing = null;
+        this.#failedLog.flush();
+        this.#opts.log.info("tail checkpoint written again; ready", { checkpoint: file });
       }
     });
     return this.#chain;
+  }
+
+  #failed(file: string, err: unknown): void {
+    const error = errorText(err);
+    const stats = this.#opts.stats;
+    stats.checkpointErrors++;
+    stats.failing = `checkpoint ${file} cannot be written: ${error}`;
+    this.#failedLog.add(1, { checkpoint: file, error });
+    this.#retryLater();
+  }
+
+  /** Writes again after a backoff, so an idle source becomes ready once the cause is fixed. */
+  #retryLater(): void {
+    if (this.#retrying || this.#opts.stop.aborted) return;
+    this.#retrying = true;
+    const delay = this.#retry.next();
+    void (async () => {
+      await this.#opts.sleep(delay);
+      this.#retrying = false;
+      if (!this.#opts.stop.aborted) await this.write();
+    })();
   }
 
   /** Waits for a scheduled write, then writes the final position. */
   async close(): Promise<void> {
     await this.#task;
     await this.write();
+    this.#failedLog.flush();
   }
 }

@@ -99,7 +99,8 @@ export class Tailer {
       now: () => this.#clock.now(),
       sleep: (ms) => this.#waiter.sleep(ms),
       stop: this.#stop.signal,
-      errorLog: this.#errorLog,
+      log: this.#log,
+      stats: this.#stats,
     });
     this.#window = new CommitWindow<Pos>({
       onCommit: (end) => this.#onCommit(end),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { realLines, startDaemon } from "./helpers/daemon.ts";
+import { startDaemon } from "./helpers/daemon.ts";
+import { testEvent } from "./helpers/events.ts";
 
 /** Polls `fn` until `pred` holds of its result, or fails after `timeoutMs` with the last one. */
 async function until<T>(
@@ -21,9 +22,7 @@ async function until<T>(
 
 Deno.test("daemon: a tail checkpoint that cannot be written fails /readyz with its path, counts auditpipe_tail_checkpoint_errors_total, and recovers once writable", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-tail-cp-" });
-  const lines = (await realLines(20)).map((l, i) =>
-    l.replace(/"auditID":"[^"]+"/, `"auditID":"cp-${i}"`)
-  );
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify(testEvent(`cp-${i}`)));
   await Deno.writeTextFile(`${dir}/audit.log`, lines.join("\n") + "\n");
   // The checkpoint's folder is a regular file: every write fails, even as root.
   await Deno.writeTextFile(`${dir}/state`, "not a folder\n");

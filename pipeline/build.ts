@@ -17,7 +17,7 @@ import type { DescribedSource, Source } from "./ingest/source.ts";
 import { type ChunkStream, describedSource, streamSource } from "./ingest/source.ts";
 import { describeSink, describeSource } from "./describe.ts";
 import { webhookSource } from "./ingest/webhook.ts";
-import { tailSource } from "./ingest/tail.ts";
+import { tailSource } from "./ingest/tail/mod.ts";
 import { stdinSource } from "./ingest/stdin.ts";
 import { natsSource } from "./ingest/nats.ts";
 import type { Chunk } from "./core/envelope.ts";

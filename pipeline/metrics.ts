@@ -124,6 +124,14 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
       for (const s of sources()) set({ source: s.name }, s.lagBytes);
     },
   );
+  counter(
+    "auditpipe_tail_checkpoint_errors_total",
+    "Tail checkpoint writes that failed; while the last one failed, /readyz fails.",
+    ["source"],
+    (set) => {
+      for (const s of sources()) set({ source: s.name }, s.checkpointErrors);
+    },
+  );
   counter("auditpipe_sink_events_total", "Events a sink branch received.", ["sink"], (set) => {
     for (const s of sinks()) set({ sink: s.name }, s.received);
   });

@@ -1,6 +1,7 @@
 /**
  * The operations endpoint: `/metrics` (Prometheus), `/healthz` (alive) and `/readyz`
- * (every source listening, no sink failing for longer than `unhealthyAfter`).
+ * (every source listening and not failing, e.g. at its checkpoint; no sink failing for
+ * longer than `unhealthyAfter`).
  *
  * @module
  */
@@ -27,6 +28,7 @@ export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: n
   const failing: Readiness["failing"] = [];
   for (const s of stats.sources.values()) {
     if (!s.ready) failing.push({ kind: "source", name: s.name, reason: "not accepting input" });
+    else if (s.failing !== null) failing.push({ kind: "source", name: s.name, reason: s.failing });
   }
   for (const s of stats.sinks.values()) {
     if (s.failingSince !== null && now - s.failingSince >= unhealthyAfterMs) {

@@ -14,7 +14,7 @@ import {
 import { sinkSchema, sourceSchema } from "../pipeline/config/schema.ts";
 import { decodeLine } from "../pipeline/core/decode.ts";
 import type { Chunk, Envelope } from "../pipeline/core/envelope.ts";
-import { silentLogger } from "../pipeline/core/log.ts";
+import { createLogger, silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats, SourceStats } from "../pipeline/core/stats.ts";
 import { systemClock } from "../pipeline/core/clock.ts";
 import type { SinkContext } from "../backends/sink.ts";
@@ -443,3 +443,35 @@ Deno.test("nats source keeps an unsettled chunk from redelivery past the consume
     await src.stop();
     await nc.drain();
   }));
+
+Deno.test("nats source retries its start with growing backoff while no server listens, and stops at once when aborted", async () => {
+  const logs: Record<string, unknown>[] = [];
+  const ac = new AbortController();
+  const stream = natsSource(sourceConfig(`nats://127.0.0.1:${freePort()}`), {
+    name: "fanin",
+    log: createLogger("debug", (l) => logs.push(JSON.parse(l))),
+    stats: new SourceStats("fanin"),
+    signal: ac.signal,
+    connectTimeout: 500,
+  });
+  const reader = stream.getReader();
+  const read = reader.read();
+  const retries = () => logs.filter((l) => l.msg === "NATS source cannot start; retrying");
+  const deadline = Date.now() + 20_000;
+  while (retries().length < 3) {
+    assert(Date.now() < deadline, `no third retry: ${JSON.stringify(logs)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const [first, second, third] = retries().map((l) => l.retryInMs as number);
+  // 0.5 s, 1 s, 2 s, each stretched by up to 20 % jitter.
+  assert(first >= 500 && first <= 600, `first delay ${first}`);
+  assert(second >= 1000 && second <= 1200, `second delay ${second}`);
+  assert(third >= 2000 && third <= 2400, `third delay ${third}`);
+  assert(String(retries()[0].error).length > 0);
+  const stopping = Date.now();
+  ac.abort();
+  assertEquals((await read).done, true);
+  await stream.finished;
+  // Not waiting out the third backoff (at least 2 s).
+  assert(Date.now() - stopping < 1900, `stop took ${Date.now() - stopping} ms`);
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FakeClock, flushMicrotasks, systemClock } from "../pipeline/core/clock.ts";
 import {
+  abortableSleep,
   Backoff,
   backoffDelays,
   errorText,
@@ -36,6 +37,31 @@ Deno.test("backoff with no cap stays a valid timer delay however many attempts",
   let d = 0;
   for (let i = 0; i < 200; i++) d = b.next();
   assert.equal(d, 2 ** 31 - 1);
+});
+
+Deno.test("backoff with factor 2 doubles up to its cap, and reset starts it over", () => {
+  const b = new Backoff({ initialBackoff: 500, maxBackoff: 3000, factor: 2, jitter: 0 });
+  assert.deepEqual([b.next(), b.next(), b.next(), b.next(), b.next()], [
+    500,
+    1000,
+    2000,
+    3000,
+    3000,
+  ]);
+  b.reset();
+  assert.deepEqual([b.next(), b.next()], [500, 1000]);
+});
+
+Deno.test("abortableSleep resolves true after the time and false, without throwing, on abort", async () => {
+  const clock = new FakeClock();
+  const ac = new AbortController();
+  const whole = abortableSleep(clock, 1000, ac.signal);
+  await clock.advance(1000);
+  assert.equal(await whole, true);
+  const cut = abortableSleep(clock, 1000, ac.signal);
+  ac.abort(new Error("stop"));
+  assert.equal(await cut, false);
+  assert.equal(await abortableSleep(clock, 1000, ac.signal), false);
 });
 
 /** Starts withRetry on a FakeClock with an fn that fails `failures` times. */

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { type TailConfig, tailSource, type TailStream } from "../pipeline/ingest/tail.ts";
+import { type TailConfig, tailSource, type TailStream } from "../pipeline/ingest/tail/mod.ts";
 import { readCheckpoint } from "../pipeline/ingest/checkpoint.ts";
 import type { Chunk } from "../pipeline/core/envelope.ts";
-import { SourceStats } from "../pipeline/core/stats.ts";
+import { PipelineStats, SourceStats } from "../pipeline/core/stats.ts";
+import { readiness } from "../pipeline/server.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 
 const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
@@ -615,3 +616,44 @@ async function waitFor(pred: () => Promise<boolean>, timeoutMs = 10_000): Promis
     await sleep(10);
   }
 }
+
+Deno.test("an unwritable checkpoint is counted, logged with its path and OS error, and fails readiness until a write succeeds", async () => {
+  const dir = await tempDir();
+  const path = `${dir}/audit.log`;
+  // The checkpoint's folder is a regular file: writes fail even for root.
+  const state = `${dir}/state`;
+  await Deno.writeTextFile(state, "not a folder\n");
+  const checkpointFile = `${state}/tail.json`;
+  const text = lines("cp", 5).join("\n") + "\n";
+  await Deno.writeTextFile(path, text);
+  const run = start({ path, checkpointFile });
+  const pipeline = new PipelineStats();
+  pipeline.sources.set("t", run.stats);
+
+  await run.consumer.count(5);
+  await run.consumer.until("a failed checkpoint write", () => run.stats.checkpointErrors > 0);
+  const r = readiness(pipeline, 60_000, performance.now());
+  assert.equal(r.ready, false);
+  assert.equal(r.failing[0].kind, "source");
+  assert.equal(r.failing[0].name, "t");
+  assert.match(r.failing[0].reason, /checkpoint/);
+  assert.ok(r.failing[0].reason.includes(checkpointFile), r.failing[0].reason);
+  const rec = run.logs.find((l) => l.checkpoint === checkpointFile);
+  assert.ok(rec, JSON.stringify(run.logs));
+  assert.match(String(rec.msg), /checkpoint/);
+  assert.doesNotMatch(String(rec.msg), /read failed/);
+  assert.match(String(rec.error), /not a directory|os error 20/i);
+
+  // Fixed while idle: the source retries by itself and is ready again once a write succeeded.
+  await Deno.remove(state);
+  await run.consumer.until("readiness back", () => run.stats.failing === null);
+  assert.equal(readiness(pipeline, 60_000, performance.now()).ready, true);
+  assert.equal(
+    (await readCheckpoint(checkpointFile))?.offset,
+    new TextEncoder().encode(text).length,
+  );
+  const errors = run.stats.checkpointErrors;
+  await run.stop();
+  assert.equal(run.stats.checkpointErrors, errors);
+  await Deno.remove(dir, { recursive: true });
+});

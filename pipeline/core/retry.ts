@@ -3,7 +3,10 @@
  * factor 1.5 and jitter 0.2, `pkg/util/webhook.WithExponentialBackoff`): after failed attempt
  * k sleep d_k x (1 + r), r uniform in [0, 0.2), d_1 = the initial backoff, d_(k+1) = 1.5 d_k;
  * a fresh schedule per batch. auditpipe adds an optional cap (`maxBackoff`), unlimited attempts
- * (`maxAttempts: 0`), and honours a server's `Retry-After` in place of the backoff.
+ * (`maxAttempts: 0`), and honours a server's `Retry-After` in place of the backoff. The same
+ * pieces serve the daemon's other waits: {@linkcode Backoff} with another `factor` (the tail
+ * and NATS sources double theirs), {@linkcode Backoff.reset} after a success, and
+ * {@linkcode abortableSleep} for a wait that stop ends early.
  *
  * @module
  */
@@ -22,6 +25,8 @@ export interface BackoffOptions {
   initialBackoff: number;
   /** Upper bound of every delay, jitter included, milliseconds; none when unset or 0. */
   maxBackoff?: number;
+  /** Growth per delay; default {@linkcode BACKOFF_FACTOR}. */
+  factor?: number;
   /** Jitter fraction; default {@linkcode BACKOFF_JITTER}. */
   jitter?: number;
   /** Uniform [0, 1) source; default `Math.random`. */
@@ -42,12 +47,15 @@ export interface BackoffOptions {
  */
 export class Backoff {
   #base: number;
+  readonly #initial: number;
+  readonly #factor: number;
   readonly #max: number;
   readonly #jitter: number;
   readonly #random: () => number;
 
   constructor(opts: BackoffOptions) {
-    this.#base = Math.max(0, opts.initialBackoff);
+    this.#base = this.#initial = Math.max(0, opts.initialBackoff);
+    this.#factor = opts.factor ?? BACKOFF_FACTOR;
     this.#max = opts.maxBackoff && opts.maxBackoff > 0 ? opts.maxBackoff : Infinity;
     this.#jitter = opts.jitter ?? BACKOFF_JITTER;
     this.#random = opts.random ?? Math.random;
@@ -57,8 +65,37 @@ export class Backoff {
   next(): number {
     const d = this.#base * (1 + this.#random() * this.#jitter);
     // Grow only while it still matters, so unlimited attempts never overflow to Infinity.
-    if (this.#base < this.#max && this.#base < MAX_TIMER_MS) this.#base *= BACKOFF_FACTOR;
+    if (this.#base < this.#max && this.#base < MAX_TIMER_MS) this.#base *= this.#factor;
     return Math.round(Math.min(d, this.#max, MAX_TIMER_MS) * 1e6) / 1e6;
+  }
+
+  /** Starts the schedule over (after a success): the next delay is d_1 again. */
+  reset(): void {
+    this.#base = this.#initial;
+  }
+}
+
+/**
+ * Sleeps `ms` on `clock`, ending early (without throwing) when `signal` aborts; resolves to
+ * whether the whole time passed.
+ *
+ * @example
+ * ```ts
+ * if (!await abortableSleep(systemClock, backoff.next(), stop.signal)) return; // stopping
+ * ```
+ */
+export async function abortableSleep(
+  clock: Clock,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  if (signal?.aborted) return false;
+  if (ms <= 0) return true;
+  try {
+    await clock.sleep(ms, signal);
+    return true;
+  } catch {
+    return false;
   }
 }
 

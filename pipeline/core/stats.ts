@@ -175,6 +175,13 @@ export class SourceStats {
   lagBytes = 0;
   /** Whether the source is accepting input (listening, following). */
   ready = false;
+  /**
+   * Why the source, though accepting input, is not ready (a tail checkpoint that cannot be
+   * written); null when nothing is wrong. `/readyz` reports it.
+   */
+  failing: string | null = null;
+  /** Checkpoint writes that failed (tail sources). */
+  checkpointErrors = 0;
   /** Seconds from a request's arrival to its answer (webhook sources), by status code. */
   readonly requestDurations: Durations = new Durations(DURATION_BUCKETS);
 

@@ -15,32 +15,20 @@
  * @module
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import {
-  AckPolicy,
-  type Consumer,
-  type ConsumerConfig,
-  type ConsumerInfo,
-  DeliverPolicy,
-  jetstream,
-  JetStreamApiCodes,
-  type JetStreamManager,
-  jetstreamManager,
-  type JsMsg,
-} from "@nats-io/jetstream";
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import { Ack, type AckOutcome } from "../core/ack.ts";
 import type { Chunk, Envelope } from "../core/envelope.ts";
 import { DecodeError, decodeLine } from "../core/decode.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { type Logger, RateLimitedLog } from "../core/log.ts";
 import type { SourceStats } from "../core/stats.ts";
-import {
-  closeNats,
-  connectNats,
-  ensureStream,
-  isApiError,
-  type NatsSecurity,
-} from "../core/nats_connect.ts";
-import { errorText } from "../core/retry.ts";
+import { closeNats, type NatsSecurity } from "../core/nats_connect.ts";
+import { abortableSleep, Backoff, errorText, withRetry } from "../core/retry.ts";
+import { systemClock } from "../core/clock.ts";
+import { type PullStream, pullStream } from "./pull_stream.ts";
+import { type OpenConsumer, openConsumer } from "./nats_consumer.ts";
+
+export { NATS_ACK_WAIT, NATS_MAX_ACK_PENDING, natsConsumerConfig } from "./nats_consumer.ts";
 
 /**
  * The config of a NATS source.
@@ -92,29 +80,8 @@ export interface NatsSourceDeps {
  * await stream.finished; // every message acked or nak'ed, connection drained
  * ```
  */
-export interface NatsStream extends ReadableStream<Chunk> {
-  /** Resolves once the source stopped, outstanding acks were sent and the connection drained. */
-  readonly finished: Promise<void>;
-}
+export type NatsStream = PullStream;
 
-/**
- * The consumer's ack wait, ms: how long JetStream waits for an ack before redelivering.
- *
- * @example
- * ```ts
- * natsConsumerConfig("auditpipe", "audit.events").ack_wait; // NATS_ACK_WAIT in ns
- * ```
- */
-export const NATS_ACK_WAIT = 30_000;
-/**
- * The consumer's bound on delivered, unacknowledged messages.
- *
- * @example
- * ```ts
- * natsConsumerConfig("auditpipe", "audit.events").max_ack_pending; // NATS_MAX_ACK_PENDING
- * ```
- */
-export const NATS_MAX_ACK_PENDING = 10_000;
 /**
  * How long one fetch waits for messages, ms: the client's minimum, so that idle polling is
  * one request a second and stopping waits at most this long for a fetch to end.
@@ -131,27 +98,10 @@ const DEFAULT_DRAIN_TIMEOUT = 10_000;
 const DEFAULT_NAK_DELAY = 1_000;
 /** A fetch that outlives its expiry by this much is stopped (heartbeats lost while disconnected). */
 const FETCH_GRACE = 5_000;
-const SETUP_RETRY_MIN = 500;
-const SETUP_RETRY_MAX = 30_000;
-
-/**
- * The durable pull consumer a source creates when it is missing.
- *
- * @example
- * ```ts
- * await jsm.consumers.add("AUDIT", natsConsumerConfig("auditpipe", "audit.events"));
- * ```
- */
-export function natsConsumerConfig(durable: string, subject: string): Partial<ConsumerConfig> {
-  return {
-    durable_name: durable,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    filter_subject: subject,
-    ack_wait: NATS_ACK_WAIT * 1_000_000, // nanoseconds
-    max_ack_pending: NATS_MAX_ACK_PENDING,
-  };
-}
+/** Backoff after a failed start or fetch: 0.5 s doubling up to 30 s, with jitter. */
+const RETRY_MIN = 500;
+const RETRY_MAX = 30_000;
+const RETRY_FACTOR = 2;
 
 /**
  * Consumes `cfg.stream` through the durable pull consumer `cfg.consumer`, one chunk of up
@@ -198,7 +148,6 @@ class NatsReader {
   readonly #cfg: NatsSourceConfig;
   readonly #log: Logger;
   readonly #stats: SourceStats;
-  readonly #signal: AbortSignal;
   readonly #batch: number;
   readonly #maxUnsettled: number;
   readonly #drainTimeout: number;
@@ -209,26 +158,25 @@ class NatsReader {
   readonly #invalidLog: RateLimitedLog;
   readonly #failedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
+  /** Delays after fetches that failed without bringing anything. */
+  readonly #fetchRetry = new Backoff({
+    initialBackoff: RETRY_MIN,
+    maxBackoff: RETRY_MAX,
+    factor: RETRY_FACTOR,
+  });
 
-  #controller!: ReadableStreamDefaultController<Chunk>;
   #nc: NatsConnection | null = null;
   #consumer: Consumer | null = null;
   readonly #setup: Promise<boolean>;
   readonly #pending = new Set<Pending>();
   #roomWaiter: (() => void) | null = null;
   #progressTimer: ReturnType<typeof setInterval> | undefined;
-
-  #stopping = false;
   readonly #stop = new AbortController();
-  #pulling: Promise<void> | null = null;
-  #finishing: Promise<void> | null = null;
-  readonly #finished: PromiseWithResolvers<void> = Promise.withResolvers();
 
   constructor(cfg: NatsSourceConfig, deps: NatsSourceDeps) {
     this.#cfg = cfg;
     this.#log = deps.log.with({ source: deps.name, stream: cfg.stream, consumer: cfg.consumer });
     this.#stats = deps.stats;
-    this.#signal = deps.signal;
     this.#batch = Math.max(1, deps.batch ?? DEFAULT_BATCH);
     this.#maxUnsettled = Math.max(1, deps.maxUnsettled ?? DEFAULT_MAX_UNSETTLED);
     this.#drainTimeout = deps.drainTimeout ?? DEFAULT_DRAIN_TIMEOUT;
@@ -242,136 +190,93 @@ class NatsReader {
       "a sink failed a chunk; its messages are nak'ed for redelivery",
     );
     this.#errorLog = new RateLimitedLog(this.#log, "NATS fetch failed; retrying", 1000, "error");
-    const rs = new ReadableStream<Chunk>({
-      start: (c) => {
-        this.#controller = c;
-      },
-      pull: (c) => {
-        const p = this.#pull(c);
-        this.#pulling = p;
-        return p;
-      },
-      cancel: () => this.#shutdown(false),
-    }, { highWaterMark: 0 });
-    this.stream = Object.assign(rs, { finished: this.#finished.promise });
+    this.#stop.signal.addEventListener("abort", () => this.#roomWaiter?.(), { once: true });
     this.#setup = this.#connect();
-    if (this.#signal.aborted) this.#onAbort();
-    else this.#signal.addEventListener("abort", this.#onAbort, { once: true });
+    this.stream = pullStream({
+      signal: deps.signal,
+      stop: this.#stop,
+      next: () => this.#next(),
+      finish: () => this.#finish(),
+    });
   }
 
-  readonly #onAbort = () => {
-    void this.#shutdown(true);
-  };
+  get #stopping(): boolean {
+    return this.#stop.signal.aborted;
+  }
 
   // ---- connecting ----
 
   /** Connects and ensures stream and consumer, retrying until it works or we stop. */
   async #connect(): Promise<boolean> {
-    let delay = SETUP_RETRY_MIN;
-    while (!this.#stopping) {
-      let nc: NatsConnection | null = null;
-      try {
-        nc = await connectNats({
+    let open: OpenConsumer;
+    try {
+      open = await withRetry(() =>
+        openConsumer({
           servers: this.#cfg.servers,
-          name: `auditpipe-source-${this.#cfg.consumer}`,
-          log: this.#log,
-          timeout: this.#connectTimeout,
+          stream: this.#cfg.stream,
+          subject: this.#cfg.subject,
+          consumer: this.#cfg.consumer,
+          connectTimeout: this.#connectTimeout,
           security: this.#security,
-        });
-        const jsm = await jetstreamManager(nc);
-        await ensureStream(jsm, this.#cfg.stream, this.#cfg.subject, this.#log);
-        const info = await this.#ensureConsumer(jsm);
-        const consumer = await jetstream(nc).consumers.get(this.#cfg.stream, this.#cfg.consumer);
-        if (this.#stopping) {
-          await closeNats(nc);
-          return false;
-        }
-        this.#nc = nc;
-        this.#consumer = consumer;
-        this.#stats.ready = true;
-        // An existing consumer may have another ack wait than the one we would create.
-        this.#startProgress(
-          info.config.ack_wait ? info.config.ack_wait / 1_000_000 : NATS_ACK_WAIT,
-        );
-        this.#log.info("consuming from JetStream", { servers: this.#cfg.servers });
-        return true;
-      } catch (err) {
-        if (nc !== null) await closeNats(nc);
-        this.#log.error("NATS source cannot start; retrying", {
-          servers: this.#cfg.servers,
-          retryInMs: delay,
-          error: errorText(err),
-        });
-        await this.#sleep(delay);
-        delay = Math.min(delay * 2, SETUP_RETRY_MAX);
-      }
+        }, this.#log), {
+        maxAttempts: 0,
+        initialBackoff: RETRY_MIN,
+        maxBackoff: RETRY_MAX,
+        factor: RETRY_FACTOR,
+        clock: systemClock,
+        signal: this.#stop.signal,
+        onRetry: (_attempt, err, delay) =>
+          this.#log.error("NATS source cannot start; retrying", {
+            servers: this.#cfg.servers,
+            retryInMs: Math.round(delay),
+            error: errorText(err),
+          }),
+      });
+    } catch {
+      return false; // only stopping ends the retrying
     }
-    return false;
-  }
-
-  /** Makes sure the durable consumer exists (an existing one is left as it is). */
-  async #ensureConsumer(jsm: JetStreamManager): Promise<ConsumerInfo> {
-    const { stream, consumer, subject } = this.#cfg;
-    try {
-      const info = await jsm.consumers.info(stream, consumer);
-      if (info.config.ack_policy !== AckPolicy.Explicit) {
-        this.#log.warn("the consumer does not use explicit acks; failed chunks may be lost", {
-          ackPolicy: info.config.ack_policy,
-        });
-      }
-      return info;
-    } catch (err) {
-      if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
+    if (this.#stopping) {
+      await closeNats(open.nc);
+      return false;
     }
-    try {
-      const info = await jsm.consumers.add(stream, natsConsumerConfig(consumer, subject));
-      this.#log.info("created durable JetStream consumer", { subject });
-      return info;
-    } catch (err) {
-      // Another instance may have created it in between; if it is there now, fine.
-      try {
-        return await jsm.consumers.info(stream, consumer);
-      } catch {
-        throw new Error(`cannot create consumer ${consumer} on ${stream}: ${errorText(err)}`, {
-          cause: err,
-        });
-      }
-    }
+    this.#nc = open.nc;
+    this.#consumer = open.consumer;
+    this.#stats.ready = true;
+    this.#startProgress(open.ackWaitMs);
+    this.#log.info("consuming from JetStream", { servers: this.#cfg.servers });
+    return true;
   }
 
   // ---- reading ----
 
-  async #pull(c: ReadableStreamDefaultController<Chunk>): Promise<void> {
-    if (!await this.#setup) return;
-    let delay = SETUP_RETRY_MIN;
-    while (!this.#stopping) {
-      await this.#room();
-      if (this.#stopping) return;
-      let msgs: JsMsg[];
-      let error: unknown;
-      try {
-        ({ msgs, error } = await this.#fetchChunk());
-      } catch (err) {
-        ({ msgs, error } = { msgs: [], error: err });
-      }
-      if (error !== undefined) {
-        this.#errorLog.add(1, { error: errorText(error), received: msgs.length });
-      }
-      if (this.#stopping) {
-        // Never handed downstream: give them back at once for another instance to take.
-        for (const m of msgs) safe(() => m.nak());
-        return;
-      }
-      if (msgs.length === 0) {
-        if (error !== undefined) {
-          await this.#sleep(delay);
-          delay = Math.min(delay * 2, SETUP_RETRY_MAX);
-        }
-        continue;
-      }
-      delay = SETUP_RETRY_MIN;
-      if (this.#emit(c, msgs)) return;
+  /** One pull's step: a chunk of what one fetch brought, or null to step again. */
+  async #next(): Promise<Chunk | null> {
+    if (!await this.#setup) return null;
+    await this.#room();
+    if (this.#stopping) return null;
+    let msgs: JsMsg[];
+    let error: unknown;
+    try {
+      ({ msgs, error } = await this.#fetchChunk());
+    } catch (err) {
+      ({ msgs, error } = { msgs: [], error: err });
     }
+    if (error !== undefined) {
+      this.#errorLog.add(1, { error: errorText(error), received: msgs.length });
+    }
+    if (this.#stopping) {
+      // Never handed downstream: give them back at once for another instance to take.
+      for (const m of msgs) safe(() => m.nak());
+      return null;
+    }
+    if (msgs.length === 0) {
+      if (error !== undefined) {
+        await abortableSleep(systemClock, this.#fetchRetry.next(), this.#stop.signal);
+      }
+      return null;
+    }
+    this.#fetchRetry.reset();
+    return this.#chunk(msgs);
   }
 
   /**
@@ -408,8 +313,8 @@ class NatsReader {
     }
   }
 
-  /** Decodes `msgs` into one chunk and enqueues it; false when none held an event. */
-  #emit(c: ReadableStreamDefaultController<Chunk>, msgs: JsMsg[]): boolean {
+  /** Decodes `msgs` into one chunk; null when none held an event. */
+  #chunk(msgs: JsMsg[]): Chunk | null {
     const items: Envelope[] = [];
     const carried: JsMsg[] = [];
     for (const m of msgs) {
@@ -441,7 +346,7 @@ class NatsReader {
       for (const e of envelopes) items.push(e);
       carried.push(m);
     }
-    if (items.length === 0) return false;
+    if (items.length === 0) return null;
     const ack = new Ack();
     const pending: Pending = {
       msgs: carried,
@@ -449,8 +354,7 @@ class NatsReader {
     };
     this.#pending.add(pending);
     this.#stats.events += items.length;
-    c.enqueue({ items, ack });
-    return true;
+    return { items, ack };
   }
 
   #settle(p: Pending, outcome: AckOutcome): void {
@@ -483,47 +387,19 @@ class NatsReader {
     Deno.unrefTimer(this.#progressTimer);
   }
 
-  /** Sleeps `ms`; ends early when we stop. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#stop.signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(t);
-        this.#stop.signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.#stop.signal.addEventListener("abort", done, { once: true });
-    });
-  }
-
   // ---- stopping ----
 
-  #shutdown(closeStream: boolean): Promise<void> {
-    this.#finishing ??= (async () => {
-      this.#stopping = true;
-      this.#stop.abort();
-      this.#roomWaiter?.();
-      this.#signal.removeEventListener("abort", this.#onAbort);
-      // A fetch in progress ends within its expiry; its messages are nak'ed by the pull.
-      if (this.#pulling) await this.#pulling.catch(() => {});
-      if (closeStream) {
-        try {
-          this.#controller.close();
-        } catch { /* already closed or cancelled */ }
-      }
-      await this.#setup;
-      await this.#drainAcks();
-      clearInterval(this.#progressTimer);
-      this.#invalidLog.flush();
-      this.#failedLog.flush();
-      this.#errorLog.flush();
-      // Draining sends the acks and naks still buffered before the connection closes.
-      if (this.#nc !== null) await closeNats(this.#nc);
-      this.#stats.ready = false;
-      this.#finished.resolve();
-    })();
-    return this.#finishing;
+  /** After the last fetch: settles what is outstanding (bounded), drains, closes. */
+  async #finish(): Promise<void> {
+    await this.#setup;
+    await this.#drainAcks();
+    clearInterval(this.#progressTimer);
+    this.#invalidLog.flush();
+    this.#failedLog.flush();
+    this.#errorLog.flush();
+    // Draining sends the acks and naks still buffered before the connection closes.
+    if (this.#nc !== null) await closeNats(this.#nc);
+    this.#stats.ready = false;
   }
 
   /** Waits (bounded) for outstanding chunks to settle; gives back what is still out. */

@@ -12,6 +12,7 @@ import { decodeLine } from "../pipeline/core/decode.ts";
 import { encodeEvent, encodeItem, itemBytes, jsonBytes } from "../pipeline/core/encode.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import { decodeUtf8, toWellFormedUtf8 } from "../pipeline/core/utf8.ts";
+import { startDaemon } from "./helpers/daemon.ts";
 import { testEvent } from "./helpers/events.ts";
 
 const enc = new TextEncoder();
@@ -105,5 +106,41 @@ Deno.test("a webhook EventList with invalid UTF-8 keeps every item's bytes right
       assert.equal(strict.decode(out.line), want[i] + "\n");
       assert.equal(strict.decode(out.item), encodeItem(env.event));
     });
+  }
+});
+
+Deno.test("daemon: audit.log lines with invalid UTF-8 come out valid and identical on stdout and in the log file", async () => {
+  const lines = ["a", "b", "c"].map((id, i) =>
+    withBytes(encodeEvent(testEvent(id, { userAgent: "ua-#" })), [[0xff], [0xe2, 0x82], [0xc3]][i])
+  );
+  const input = new Uint8Array(lines.reduce((n, l) => n + l.length + 1, 0));
+  let off = 0;
+  for (const l of lines) {
+    input.set(l, off);
+    off += l.length;
+    input[off++] = 0x0a;
+  }
+  const d = await startDaemon((dir) => `
+sources:
+  - type: stdin
+sinks:
+  - type: stdout
+    name: console
+  - type: log
+    name: local
+    path: ${dir}/out.log
+`, { stdin: input });
+  try {
+    const { code, stdout } = await d.exited();
+    assert.equal(code, 0);
+    const file = await Deno.readFile(`${d.dir}/out.log`);
+    assertValidUtf8(file, "the log file");
+    const expected = ["\uFFFD", "\uFFFD\uFFFD", "\uFFFD"].map((r, i) =>
+      encodeEvent(testEvent(["a", "b", "c"][i], { userAgent: `ua-${r}` })) + "\n"
+    ).join("");
+    assert.equal(strict.decode(file), expected);
+    assert.equal(stdout, expected);
+  } finally {
+    await Deno.remove(d.dir, { recursive: true });
   }
 });

@@ -200,6 +200,7 @@ export class RotatingFile {
   #closed = false;
   #timer: ReturnType<typeof setInterval> | undefined;
   #checking = false;
+  #checkFailing = false;
   #queue: Promise<unknown> = Promise.resolve();
   #milling: Promise<void> | null = null;
   #millAgain = false;
@@ -480,8 +481,13 @@ export class RotatingFile {
     this.#serial(async () => {
       try {
         if (!this.#closed) await this.#reopenIfGone();
+        this.#checkFailing = false;
       } catch (e) {
-        this.#log.warn("log file check failed", { path: this.path, error: e });
+        // Once per run of failures: the check repeats every interval.
+        if (!this.#checkFailing) {
+          this.#log.warn("log file check failed", { path: this.path, error: e });
+        }
+        this.#checkFailing = true;
       } finally {
         this.#checking = false;
       }

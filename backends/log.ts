@@ -5,9 +5,9 @@
  * @module
  */
 import type { Envelope } from "../pipeline/core/envelope.ts";
-import type { Sink, SinkContext } from "./sink.ts";
+import type { DroppedEvent, Sink, SinkContext, WriteResult } from "./sink.ts";
 import { encodeLines, type Format } from "./lines.ts";
-import { RotatingFile } from "./rotate.ts";
+import { RotatingFile, type RotatingFileOptions } from "./rotate.ts";
 import { createStdoutSink } from "./stdout.ts";
 
 /**
@@ -46,7 +46,12 @@ function failure(op: string, path: string, e: unknown): Error {
  * Each batch is encoded into one buffer and written with one write call; a batch that would
  * cross the rotation limit is split at the line where kube-apiserver, writing one event per
  * call, would have rotated, so files and backups hold the same lines as its. An event longer
- * than the limit is not written and fails the batch (the others are written).
+ * than the limit is left out as `too_large` (the write resolves with a
+ * {@linkcode WriteResult} naming it) and the others are written.
+ *
+ * A failed write leaves no partial line behind, and a file removed or replaced under the
+ * sink is noticed within `checkInterval` (or at the next write error), created again,
+ * logged and counted in `ctx.stats` (see {@linkcode RotatingFile}).
  *
  * `fsync`: `never` leaves flushing to the kernel; `batch` and `always` both fsync once per
  * batch after its write and before a file is closed for rotation, reopen or close: the sink
@@ -54,6 +59,8 @@ function failure(op: string, path: string, e: unknown): Error {
  * default batch size of 1, once per event).
  *
  * Errors name the path: `write /var/log/audit.log: No space left on device (os error 28)`.
+ *
+ * `testing` overrides how often the path is checked and how files are opened (tests only).
  *
  * @example
  * ```ts
@@ -67,7 +74,11 @@ function failure(op: string, path: string, e: unknown): Error {
  * await sink.close();
  * ```
  */
-export async function createLogSink(cfg: LogSinkConfig, ctx: SinkContext): Promise<Sink> {
+export async function createLogSink(
+  cfg: LogSinkConfig,
+  ctx: SinkContext,
+  testing: Pick<RotatingFileOptions, "checkInterval" | "openFile"> = {},
+): Promise<Sink> {
   if (cfg.path === "-") return createStdoutSink({ format: cfg.format }, ctx);
   const path = cfg.path;
   const sync = cfg.fsync !== "never";
@@ -81,20 +92,35 @@ export async function createLogSink(cfg: LogSinkConfig, ctx: SinkContext): Promi
       clock: ctx.clock,
       log: ctx.log,
       syncBeforeClose: sync,
+      onReopen: (reason) => ctx.stats.fileReopened(reason),
+      ...testing,
     });
+    ctx.stats.writesFile();
   } catch (e) {
     throw failure("open", path, e);
   }
   return {
-    async write(items: readonly Envelope[]): Promise<void> {
+    async write(items: readonly Envelope[]): Promise<WriteResult | void> {
       if (items.length === 0) return;
       const { lines } = encodeLines(items, cfg.format);
+      let skipped: number[];
       try {
-        await file.writeRecords(lines);
+        skipped = await file.writeRecords(lines);
         if (sync) await file.sync();
       } catch (e) {
         throw failure("write", path, e);
       }
+      if (skipped.length === 0) return;
+      const dropped: DroppedEvent[] = skipped.map((index) => ({
+        index,
+        reason: "too_large",
+        error: new Error(
+          `write ${path}: write length ${
+            lines[index].length
+          } exceeds maximum file size ${file.limit}`,
+        ),
+      }));
+      return { dropped };
     },
     async reopen(): Promise<void> {
       try {

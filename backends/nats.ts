@@ -13,7 +13,13 @@ import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jets
 import { jsonBytes } from "../pipeline/core/encode.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import { RateLimitedLog } from "../pipeline/core/log.ts";
-import { type Sink, type SinkContext, SinkError } from "./sink.ts";
+import {
+  type DroppedEvent,
+  type Sink,
+  type SinkContext,
+  SinkError,
+  type WriteResult,
+} from "./sink.ts";
 import {
   closeNats,
   connectNats,
@@ -129,7 +135,9 @@ export function natsMsgId(envelope: Envelope): string {
  * are retried (only those; the msg-id would make the others duplicates anyway) on a short
  * backoff, each retry counted in `ctx.stats.retries`; after the last attempt it rejects with
  * a {@linkcode SinkError} `retries_exhausted`, and with `shutdown` as soon as `ctx.signal`
- * aborts. `close` drains the connection.
+ * aborts. An event larger than the server's `max_payload` is never retried: the write
+ * resolves with it as dropped `too_large`, the others published. `close` drains the
+ * connection.
  *
  * @example
  * ```ts
@@ -175,13 +183,19 @@ export async function createNatsSink(
   const failures = new RateLimitedLog(log, "nats publish attempt failed", 1000, "warn");
 
   return {
-    async write(items: readonly Envelope[]): Promise<void> {
+    async write(items: readonly Envelope[]): Promise<WriteResult | void> {
       if (items.length === 0) return;
-      // Which events JetStream has acknowledged, across attempts of this batch.
+      // Which events JetStream has acknowledged (ACKED) or the client refused as larger
+      // than max_payload (TOO_LARGE), across attempts of this batch.
       const acked = new Uint8Array(items.length);
+      const tooLarge = new Map<number, Error>();
       try {
         await withRetry(
-          () => abortable(publishAll(js, cfg.subject, items, acked, maxOutstanding), ctx.signal),
+          () =>
+            abortable(
+              publishAll(js, cfg.subject, items, acked, tooLarge, maxOutstanding),
+              ctx.signal,
+            ),
           {
             maxAttempts,
             initialBackoff: opts.initialBackoff ?? NATS_INITIAL_BACKOFF,
@@ -204,7 +218,7 @@ export async function createNatsSink(
         const aborted = ctx.signal.aborted || (e instanceof RetryError && e.aborted);
         const attempts = e instanceof RetryError ? e.attempts : 1;
         const last = e instanceof RetryError ? e.cause : e;
-        const missing = acked.length - acked.reduce((n, a) => n + a, 0);
+        const missing = acked.length - acked.reduce((n, a) => n + a, 0) - tooLarge.size;
         if (!aborted) {
           failures.add(1, { events: items.length, attempt: attempts, error: errorText(last) });
         }
@@ -217,6 +231,15 @@ export async function createNatsSink(
           { cause: last },
         );
       }
+      if (tooLarge.size === 0) return;
+      const dropped: DroppedEvent[] = [...tooLarge].sort(([a], [b]) => a - b).map((
+        [index, error],
+      ) => ({
+        index,
+        reason: "too_large",
+        error: new Error(`nats sink ${ctx.name}: ${error.message}`, { cause: error }),
+      }));
+      return { dropped };
     },
     async close(): Promise<void> {
       failures.flush();
@@ -225,22 +248,30 @@ export async function createNatsSink(
   };
 }
 
+/** The client's refusal of a message over the server's `max_payload`: no retry can help. */
+function isTooLarge(err: unknown): err is Error {
+  return err instanceof Error && err.name === "InvalidArgumentError" &&
+    err.message.includes("max_payload");
+}
+
 /**
- * Publishes every event not yet in `acked`, at most `max` awaiting their PubAck at once,
- * and marks each one acknowledged. Rejects with the first failure once the publishes it
- * started have settled (so none is left unobserved), without starting more.
+ * Publishes every event not yet in `acked` or `tooLarge`, at most `max` awaiting their
+ * PubAck at once, and marks each one acknowledged, or too large with its error. Rejects with
+ * the first other failure once the publishes it started have settled (so none is left
+ * unobserved), without starting more.
  */
 async function publishAll(
   js: JetStreamClient,
   subject: string,
   items: readonly Envelope[],
   acked: Uint8Array,
+  tooLarge: Map<number, Error>,
   max: number,
 ): Promise<void> {
   const inFlight = new Set<Promise<void>>();
   let failure: { err: unknown } | null = null;
   for (let i = 0; i < items.length && failure === null; i++) {
-    if (acked[i]) continue;
+    if (acked[i] || tooLarge.has(i)) continue;
     const p: Promise<void> = js.publish(subject, jsonBytes(items[i]), {
       msgID: natsMsgId(items[i]),
     }).then(
@@ -248,7 +279,8 @@ async function publishAll(
         acked[i] = 1;
       },
       (err) => {
-        failure ??= { err };
+        if (isTooLarge(err)) tooLarge.set(i, err);
+        else failure ??= { err };
       },
     ).finally(() => inFlight.delete(p));
     inFlight.add(p);

@@ -10,6 +10,7 @@ import { concatBytes } from "../pipeline/core/bytes.ts";
 import { basename, dirname, join } from "node:path";
 import { type Clock, systemClock } from "../pipeline/core/clock.ts";
 import { type Logger, silentLogger } from "../pipeline/core/log.ts";
+import type { FileReopenReason } from "../pipeline/core/stats.ts";
 
 const MEGABYTE = 1024 * 1024;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -44,6 +45,32 @@ export interface RotatingFileOptions {
   readonly maxSizeBytes?: number;
   /** fsync a file before closing it for rotation, reopen or close. */
   readonly syncBeforeClose?: boolean;
+  /**
+   * Milliseconds between checks that the path still names the open file (default 1000;
+   * 0 = only on write errors). A file removed or replaced under the writer is reopened.
+   */
+  readonly checkInterval?: number;
+  /** Called after the file was found removed or replaced and was reopened, for a metric. */
+  readonly onReopen?: (reason: FileReopenReason) => void;
+  /** Opens files; a test seam for short writes and full disks (default `Deno.open`). */
+  readonly openFile?: (path: string, options: Deno.OpenOptions) => Promise<LogFileHandle>;
+}
+
+/**
+ * The calls a {@linkcode RotatingFile} makes on an open file: what `Deno.FsFile` has.
+ *
+ * @example
+ * ```ts
+ * const handle: LogFileHandle = await Deno.open("audit.log", { append: true });
+ * ```
+ */
+export interface LogFileHandle {
+  /** Writes some of `p` and resolves with how many bytes it took. */
+  write(p: Uint8Array): Promise<number>;
+  truncate(len?: number): Promise<void>;
+  sync(): Promise<void>;
+  stat(): Promise<Deno.FileInfo>;
+  close(): void;
 }
 
 /** A backup found in the directory, with the time its name carries. */
@@ -88,16 +115,19 @@ async function exists(path: string): Promise<boolean> {
 
 /** Writes all of `p`, looping on short writes; calls `wrote` with each count. */
 async function writeFull(
-  file: Deno.FsFile,
+  file: LogFileHandle,
   p: Uint8Array,
   wrote: (n: number) => void = () => {},
 ): Promise<void> {
   for (let off = 0; off < p.length;) {
     const n = await file.write(p.subarray(off));
+    if (!(n > 0)) throw new Error(`short write: ${off} of ${p.length} bytes`);
     off += n;
     wrote(n);
   }
 }
+
+const NEWLINE = new Uint8Array([0x0a]);
 
 /** Joins records; views that lie back to back in one buffer are joined without a copy. */
 function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
@@ -131,6 +161,15 @@ function message(e: unknown): string {
  *   by the time in their name, keeps at most `maxBackup`, removes those older than `maxAge`
  *   days and gzips the rest if `compress` is on. {@linkcode RotatingFile.idle} waits for it.
  *
+ * A write that fails part way (a full disk) leaves no partial line: the file is cut back to
+ * where the failed write call began, or, if that fails, the partial line is ended with `\n`;
+ * until one of them works, nothing more is written to it.
+ *
+ * Every `checkInterval` and after a write error the path is checked to still name the open
+ * file (device and inode). When the file was removed or replaced, it is closed, the path is
+ * created again (with the old file's mode) if nothing is there, a warning is logged and
+ * `onReopen` called; after a write error the write is then tried once more on the new file.
+ *
  * Calls are serialized: a write never interleaves with a rotation or another write.
  *
  * @example
@@ -154,9 +193,14 @@ export class RotatingFile {
   readonly #clock: Clock;
   readonly #log: Logger;
   readonly #mode: number;
-  #file: Deno.FsFile | null = null;
+  #file: LogFileHandle | null = null;
   #size = 0;
+  /** Where the open file last ended at a line boundary, while it ends in a partial line. */
+  #torn: number | null = null;
   #closed = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #checking = false;
+  #checkFailing = false;
   #queue: Promise<unknown> = Promise.resolve();
   #milling: Promise<void> | null = null;
   #millAgain = false;
@@ -189,8 +233,13 @@ export class RotatingFile {
    */
   static async open(path: string, opts: RotatingFileOptions): Promise<RotatingFile> {
     const f = new RotatingFile(path, opts);
-    await f.#ensureFile();
+    await f.#ensureFile(f.#mode);
     f.#mill();
+    const every = opts.checkInterval ?? 1000;
+    if (every > 0) {
+      f.#timer = setInterval(() => f.#scheduleCheck(), every);
+      Deno.unrefTimer(f.#timer);
+    }
     return f;
   }
 
@@ -228,21 +277,26 @@ export class RotatingFile {
    * ```
    */
   write(bytes: Uint8Array): Promise<void> {
-    return this.#serial(() => this.#writeRecords([bytes]));
+    return this.#serial(async () => {
+      if ((await this.#writeRecords([bytes])).length > 0) {
+        throw new Error(`write length ${bytes.length} exceeds maximum file size ${this.#max}`);
+      }
+    });
   }
 
   /**
    * Appends records (whole lines) in order so that the files end up exactly as if each had
    * been written on its own, as kube-apiserver writes one event per call, while using as few
-   * write calls as that allows: usually one. A record longer than the limit is skipped and
-   * the call rejects after writing the others; an I/O error rejects at once.
+   * write calls as that allows: usually one. A record longer than the limit is skipped, the
+   * others are written, and the call resolves with the indices of the skipped ones; an I/O
+   * error rejects at once.
    *
    * @example
    * ```ts
-   * await f.writeRecords([line1, line2, line3]);
+   * const skipped = await f.writeRecords([line1, line2, line3]); // [] when all fit
    * ```
    */
-  writeRecords(records: readonly Uint8Array[]): Promise<void> {
+  writeRecords(records: readonly Uint8Array[]): Promise<number[]> {
     return this.#serial(() => this.#writeRecords(records));
   }
 
@@ -274,7 +328,7 @@ export class RotatingFile {
     return this.#serial(async () => {
       this.#checkOpen();
       await this.#closeFile();
-      await this.#ensureFile();
+      await this.#ensureFile(this.#mode);
       this.#mill();
     });
   }
@@ -319,6 +373,7 @@ export class RotatingFile {
     return this.#serial(async () => {
       if (this.#closed) return;
       this.#closed = true;
+      clearInterval(this.#timer);
       await this.#closeFile();
       await this.idle();
     });
@@ -334,19 +389,19 @@ export class RotatingFile {
     if (this.#closed) throw new Error("file already closed");
   }
 
-  async #writeRecords(records: readonly Uint8Array[]): Promise<void> {
+  async #writeRecords(records: readonly Uint8Array[]): Promise<number[]> {
     this.#checkOpen();
     const max = this.#max;
-    let skipped = 0;
-    let firstSkip = "";
+    const skipped: number[] = [];
+    let retried = false;
     for (let i = 0; i < records.length;) {
       const len = records[i].length;
       if (len > max) {
-        if (skipped++ === 0) firstSkip = `write length ${len} exceeds maximum file size ${max}`;
-        i++;
+        skipped.push(i++);
         continue;
       }
       if (!this.#file) await this.#openExistingOrNew(len);
+      if (this.#torn !== null) await this.#repair();
       if (this.#size + len > max) await this.#rotate();
       // Take every following record that would have gone into this same file by itself.
       let j = i + 1;
@@ -355,17 +410,127 @@ export class RotatingFile {
         total += records[j].length;
         j++;
       }
-      await writeFull(this.#file!, concat(records.slice(i, j), total), (n) => this.#size += n);
+      try {
+        await this.#append(concat(records.slice(i, j), total));
+      } catch (e) {
+        // A file removed under us can fail writes (ESTALE on NFS): try once on a new one.
+        if (!retried && await this.#reopenIfGone().catch(() => false)) {
+          retried = true;
+          continue;
+        }
+        throw e;
+      }
       i = j;
     }
-    if (skipped === 1) throw new Error(firstSkip);
-    if (skipped > 1) throw new Error(`${firstSkip} (${skipped} records not written)`);
+    return skipped;
   }
 
-  async #ensureFile(): Promise<void> {
+  /** Writes `bytes` whole, or leaves the file ending where it did (see `#repair`). */
+  async #append(bytes: Uint8Array): Promise<void> {
+    const start = this.#size;
+    try {
+      await writeFull(this.#file!, bytes, (n) => this.#size += n);
+    } catch (e) {
+      if (this.#size !== start) {
+        this.#torn = start;
+        await this.#repair().catch((r) => {
+          this.#log.error("log file ends in a partial line; later writes will retry to end it", {
+            path: this.path,
+            error: r,
+          });
+        });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Ends the file at a line boundary again after a failed write: cut back to the last one,
+   * or, where truncation fails, end the partial line (its event was reported unwritten, so
+   * the line is garbage either way, but the next one starts clean).
+   */
+  async #repair(): Promise<void> {
+    const good = this.#torn;
+    const file = this.#file;
+    if (good === null || file === null) return;
+    let cut: unknown;
+    try {
+      await file.truncate(good);
+      this.#size = good;
+      this.#torn = null;
+      return;
+    } catch (e) {
+      cut = e;
+    }
+    try {
+      await writeFull(file, NEWLINE);
+      this.#size++;
+      this.#torn = null;
+    } catch (e) {
+      throw new Error(
+        `log file ends in a partial line: truncate: ${message(cut)}; newline: ${message(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
+  /** Queues a check of the path, unless one is queued already. */
+  #scheduleCheck(): void {
+    if (this.#checking || this.#closed) return;
+    this.#checking = true;
+    this.#serial(async () => {
+      try {
+        if (!this.#closed) await this.#reopenIfGone();
+        this.#checkFailing = false;
+      } catch (e) {
+        // Once per run of failures: the check repeats every interval.
+        if (!this.#checkFailing) {
+          this.#log.warn("log file check failed", { path: this.path, error: e });
+        }
+        this.#checkFailing = true;
+      } finally {
+        this.#checking = false;
+      }
+    });
+  }
+
+  /**
+   * Whether the path still names the open file; if not, reopens it (see the class) and
+   * returns true.
+   */
+  async #reopenIfGone(): Promise<boolean> {
+    let reason: FileReopenReason | null = null;
+    let mode = this.#mode;
+    let atPath: Deno.FileInfo | null = null;
+    try {
+      atPath = await Deno.stat(this.path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      reason = "removed";
+    }
+    if (this.#file) {
+      const open = await this.#file.stat();
+      if (open.mode !== null) mode = open.mode & 0o7777;
+      if (atPath && (atPath.dev !== open.dev || atPath.ino !== open.ino)) reason = "replaced";
+    }
+    if (reason === null) return false;
+    await this.#closeFile().catch((e) => {
+      this.#log.warn("closing the old log file failed", { path: this.path, error: e });
+    });
+    await this.#ensureFile(mode);
+    this.#log.warn("log file was removed or replaced; reopened", { path: this.path, reason });
+    this.#opts.onReopen?.(reason);
+    return true;
+  }
+
+  async #ensureFile(mode: number): Promise<void> {
     await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    const f = await Deno.open(this.path, { create: true, append: true, mode: this.#mode });
+    const f = await this.#open(this.path, { create: true, append: true, mode });
     f.close();
+  }
+
+  #open(path: string, options: Deno.OpenOptions): Promise<LogFileHandle> {
+    return this.#opts.openFile ? this.#opts.openFile(path, options) : Deno.open(path, options);
   }
 
   /** lumberjack `openExistingOrNew`. */
@@ -379,7 +544,7 @@ export class RotatingFile {
     }
     if (info.size + len >= this.#max) return await this.#rotate();
     try {
-      this.#file = await Deno.open(this.path, { append: true });
+      this.#file = await this.#open(this.path, { append: true });
     } catch {
       // As lumberjack: a file that cannot be opened for append is moved aside.
       return await this.#openNew();
@@ -416,12 +581,16 @@ export class RotatingFile {
       }
     }
     try {
-      this.#file = await Deno.open(this.path, {
-        write: true,
-        create: true,
-        truncate: true,
-        mode,
-      });
+      // Append, so that cutting back a partial line (ftruncate) also moves where the next
+      // write goes; O_APPEND excludes O_TRUNC, hence the explicit truncate.
+      const file = await this.#open(this.path, { append: true, create: true, mode });
+      try {
+        await file.truncate(0);
+      } catch (e) {
+        file.close();
+        throw e;
+      }
+      this.#file = file;
     } catch (e) {
       throw new Error(`can't open new logfile: ${message(e)}`, { cause: e });
     }
@@ -439,6 +608,9 @@ export class RotatingFile {
   async #closeFile(): Promise<void> {
     const f = this.#file;
     if (!f) return;
+    // A file closed with a partial line (rotation, reopen) keeps it only if it must.
+    await this.#repair().catch(() => {});
+    this.#torn = null;
     this.#file = null;
     try {
       if (this.#opts.syncBeforeClose) await f.sync();

@@ -30,8 +30,17 @@ export interface ByteWriter {
 const queues = new WeakMap<ByteWriter, Promise<unknown>>();
 
 /**
+ * Writers a write failed on part way through, so their output ends in a partial line. A
+ * stream cannot be cut back: the next write ends that line first, so its own lines are
+ * whole.
+ */
+const torn = new WeakSet<ByteWriter>();
+const NEWLINE = new Uint8Array([0x0a]);
+
+/**
  * Writes all of `p` to `out`, looping on partial writes, after every earlier call for the
- * same writer has finished.
+ * same writer has finished. After a call that failed part way, the next call first ends the
+ * partial line with `\n` (and fails without writing `p` if it cannot).
  *
  * @example
  * ```ts
@@ -40,14 +49,31 @@ const queues = new WeakMap<ByteWriter, Promise<unknown>>();
  */
 export function writeWhole(out: ByteWriter, p: Uint8Array): Promise<void> {
   const run = (queues.get(out) ?? Promise.resolve()).then(async () => {
-    for (let off = 0; off < p.length;) {
-      const n = await out.write(p.subarray(off));
-      if (!(n > 0)) throw new Error(`short write: ${off} of ${p.length} bytes`);
-      off += n;
+    if (torn.has(out)) {
+      await writeAll(out, NEWLINE);
+      torn.delete(out);
     }
+    await writeAll(out, p);
   });
   queues.set(out, run.catch(() => {}));
   return run;
+}
+
+async function writeAll(out: ByteWriter, p: Uint8Array): Promise<void> {
+  for (let off = 0; off < p.length;) {
+    let n: number;
+    try {
+      n = await out.write(p.subarray(off));
+    } catch (e) {
+      if (off > 0) torn.add(out);
+      throw e;
+    }
+    if (!(n > 0)) {
+      if (off > 0) torn.add(out);
+      throw new Error(`short write: ${off} of ${p.length} bytes`);
+    }
+    off += n;
+  }
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   type Rejected,
 } from "./core/decode.ts";
 import { compactItemRanges, type ItemRange, itemRanges } from "./core/scan.ts";
+import { decodeUtf8 } from "./core/utf8.ts";
 
 /**
  * Events per piece: about what one 64 KiB read of an audit.log holds.
@@ -32,7 +33,6 @@ import { compactItemRanges, type ItemRange, itemRanges } from "./core/scan.ts";
  */
 export const PART_SIZE = 64;
 
-const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 let scratch = new Uint8Array(64 * 1024);
 
@@ -78,9 +78,11 @@ export class BodyParts {
   #slices: Decoded[] = [];
   #viewsOfBody = false;
 
-  constructor(bytes: Uint8Array, readonly partSize: number = PART_SIZE) {
+  constructor(input: Uint8Array, readonly partSize: number = PART_SIZE) {
+    // Invalid UTF-8 made valid as Go decodes it, so kept item bytes match the parsed events.
+    const { text, bytes } = decodeUtf8(input);
     this.#bytes = bytes;
-    this.#text = decoder.decode(bytes);
+    this.#text = text;
     const found = compactItemRanges(this.#text);
     const header = found && parseHeader(found.head);
     if (found && header) {

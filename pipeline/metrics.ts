@@ -9,7 +9,12 @@
  */
 import client from "prom-client";
 import { LEVELS } from "./core/event.ts";
-import { DROP_REASONS, DURATION_BUCKETS, type PipelineStats } from "./core/stats.ts";
+import {
+  DROP_REASONS,
+  DURATION_BUCKETS,
+  FILE_REOPEN_REASONS,
+  type PipelineStats,
+} from "./core/stats.ts";
 
 /**
  * A registry exposing `stats`.
@@ -148,6 +153,17 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
     (set) => {
       for (const s of sinks()) {
         for (const r of DROP_REASONS) set({ sink: s.name, reason: r }, s.dropped[r]);
+      }
+    },
+  );
+  counter(
+    "auditpipe_sink_file_reopened_total",
+    "Times a log sink found its file removed or replaced and reopened it, by reason.",
+    ["sink", "reason"],
+    (set) => {
+      for (const s of sinks()) {
+        const n = s.fileReopens;
+        if (n) { for (const r of FILE_REOPEN_REASONS) set({ sink: s.name, reason: r }, n[r]); }
       }
     },
   );

@@ -209,22 +209,21 @@ Deno.test("each backup holds exactly what one event per write would have put the
   });
 });
 
-Deno.test("an event longer than maxSize fails the batch; the others are written", async () => {
+Deno.test("an event longer than maxSize is reported dropped as too_large; the others are written", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "audit.log");
     const cfg = config(path, { rotate: { maxSize: 1, maxBackup: 0, maxAge: 0, compress: false } });
     const sink = await createLogSink(cfg, ctx());
     const big = built("big");
     big.event.annotations = { pad: "x".repeat(1024 * 1024) };
-    await assert.rejects(
-      sink.write([built("a"), big, built("b")]),
-      (e: Error) => {
-        assert.match(
-          e.message,
-          new RegExp(`^write ${path}: write length \\d+ exceeds maximum file size 1048576$`),
-        );
-        return true;
-      },
+    const result = await sink.write([built("a"), big, built("b")]);
+    assert.ok(result);
+    assert.equal(result.dropped.length, 1);
+    assert.equal(result.dropped[0].index, 1);
+    assert.equal(result.dropped[0].reason, "too_large");
+    assert.match(
+      result.dropped[0].error.message,
+      new RegExp(`^write ${path}: write length \\d+ exceeds maximum file size 1048576$`),
     );
     await sink.close();
     const text = await Deno.readTextFile(path);

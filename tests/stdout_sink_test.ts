@@ -160,3 +160,26 @@ Deno.test("an empty batch writes nothing", async () => {
   await sink.close();
   assert.equal(out.calls.length, 0);
 });
+
+Deno.test("after a write fails part way, the next batch ends the partial line first, so its lines are whole", async () => {
+  const calls: Uint8Array[] = [];
+  let failNext = false;
+  const out: ByteWriter = {
+    write(p) {
+      if (failNext) return Promise.reject(new Error("No space left on device (os error 28)"));
+      const n = Math.min(p.length, 10);
+      calls.push(p.slice(0, n));
+      failNext = calls.length === 1; // the first call takes 10 bytes, the second fails
+      return Promise.resolve(n);
+    },
+  };
+  const sink = createStdoutSink({ format: "json" }, ctx, out);
+  await assert.rejects(sink.write([built("a")]), /write stdout: No space left/);
+  failNext = false;
+  await sink.write([built("b"), built("c")]);
+  await sink.close();
+  const lines = dec.decode(new Uint8Array(calls.flatMap((c) => [...c]))).split("\n");
+  assert.equal(lines.length, 4); // the torn line, b, c, and "" after the last newline
+  assert.deepEqual(lines.slice(1, 3).map((l) => JSON.parse(l).auditID), ["b", "c"]);
+  assert.equal(lines[3], "");
+});

@@ -9,6 +9,7 @@ import { asEvent, AUDIT_API_VERSION, eventProblem } from "./event.ts";
 import type { Envelope } from "./envelope.ts";
 import { isTopLevelLine } from "./encode.ts";
 import { type ItemRange, itemRanges } from "./scan.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** An input item that is not a valid event. */
 export interface Rejected {
@@ -108,16 +109,16 @@ export function decodeBody(text: string): Decoded {
   return decodeDocument(doc);
 }
 
-const decoder = new TextDecoder();
-
 /**
  * Decodes a JSON body (webhook request, stdin document) given as its `text` and `bytes`: one
  * `JSON.parse` of the whole, and a structural scan of the bytes for the items' ranges. Items
  * of an `EventList` or array keep their original bytes (`item`) when they are single-line
  * objects without a type of their own, so sinks write them without serializing again.
+ * `bytes` must be valid UTF-8 and `text` their decoding (see `decodeUtf8`).
  *
  * @example
  * ```ts
+ * const { text, bytes } = decodeUtf8(body);
  * decodeWholeBody(text, bytes);
  * ```
  */
@@ -167,7 +168,8 @@ export function attachItemBytes(
 
 /**
  * Decodes one line of an audit log (without its line end). A line that is a top-level v1
- * Event keeps its bytes as `raw`, so JSON sinks write it unchanged. A line holding an
+ * Event keeps its bytes as `raw`, so JSON sinks write it unchanged; bytes that are not valid
+ * UTF-8 are replaced by U+FFFD first, as Go decodes them (see `toWellFormedUtf8`). A line holding an
  * `EventList` or array yields all its items. Throws {@linkcode DecodeError} for a line that is
  * not JSON or not an event container; returns rejected items otherwise.
  *
@@ -176,10 +178,11 @@ export function attachItemBytes(
  * const { envelopes } = decodeLine(new TextEncoder().encode(line));
  * ```
  */
-export function decodeLine(line: Uint8Array): Decoded {
+export function decodeLine(input: Uint8Array): Decoded {
+  const { text, bytes: line } = decodeUtf8(input);
   let doc: unknown;
   try {
-    doc = JSON.parse(decoder.decode(line));
+    doc = JSON.parse(text);
   } catch (err) {
     throw new DecodeError(`not JSON: ${(err as Error).message}`);
   }

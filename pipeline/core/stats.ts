@@ -30,6 +30,27 @@ export const DROP_REASONS: readonly DropReason[] = [
 ];
 
 /**
+ * Why a file sink reopened its path on its own: nothing was there any more (`removed`, or
+ * moved away), or another file was (`replaced`).
+ *
+ * @example
+ * ```ts
+ * const reason: FileReopenReason = "removed";
+ * ```
+ */
+export type FileReopenReason = "removed" | "replaced";
+
+/**
+ * Every file reopen reason, for exposing zeros too.
+ *
+ * @example
+ * ```ts
+ * for (const r of FILE_REOPEN_REASONS) console.log(r, stats.fileReopens?.[r]);
+ * ```
+ */
+export const FILE_REOPEN_REASONS: readonly FileReopenReason[] = ["removed", "replaced"];
+
+/**
  * Cumulative durations in fixed buckets, as Prometheus histograms count them: a few numbers
  * per label value however many observations, and none lost between scrapes.
  *
@@ -119,6 +140,11 @@ export class SinkStats {
   lastError: string | null = null;
   /** Where the branch's events are. */
   readonly ledger: Ledger = new Ledger();
+  /**
+   * Times the sink found its file removed or replaced under it and reopened it, by reason;
+   * null for sinks that write no file (set by {@linkcode SinkStats.writesFile}).
+   */
+  fileReopens: Record<FileReopenReason, number> | null = null;
 
   constructor(readonly name: string) {}
 
@@ -150,6 +176,17 @@ export class SinkStats {
     this.batches++;
     this.sendDurations.observe("", seconds);
     this.failingSince = null;
+  }
+
+  /** Marks the sink as one writing a file, so its reopen counts are exposed (as zeros). */
+  writesFile(): void {
+    this.fileReopens ??= { removed: 0, replaced: 0 };
+  }
+
+  /** Counts one reopen of the sink's file for `reason`. */
+  fileReopened(reason: FileReopenReason): void {
+    this.writesFile();
+    this.fileReopens![reason]++;
   }
 
   /** Records a failed write. */

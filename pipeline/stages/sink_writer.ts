@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Sink, SinkError } from "../../backends/sink.ts";
+import { type Sink, SinkError, type WriteResult } from "../../backends/sink.ts";
 import type { Clock } from "../core/clock.ts";
 import type { Batch } from "../core/envelope.ts";
 import { type Logger, RateLimitedLog } from "../core/log.ts";
@@ -26,7 +26,11 @@ export interface SinkWriterDeps {
 /**
  * A WritableStream of batches into `sink`. A failed batch is counted as dropped; in
  * `blocking-strict` mode it also fails the acks, so sources tell their senders (503) or
- * retry (tail). The stream closes the sink when it closes.
+ * retry (tail). Events a sink reports it left out of a batch it wrote (a
+ * {@linkcode WriteResult}, e.g. one event over the log's size limit) are counted as dropped
+ * by their reason and logged, the rest as written, and the acks are released in every mode:
+ * such a drop is final, and a replay would only write the others again. The stream closes
+ * the sink when it closes.
  *
  * @example
  * ```ts
@@ -37,13 +41,24 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
   const { stats, clock, mode } = deps;
   const maxInFlight = Math.max(1, deps.maxInFlight ?? 1);
   const failures = new RateLimitedLog(deps.log, "sink write failed; events dropped", 1000, "error");
+  const partial = new RateLimitedLog(deps.log, "sink left events out of a batch", 1000, "error");
   const inFlight = new Set<Promise<void>>();
+
+  /** Counts what a sink reported leaving out; returns how many events that was. */
+  const countDropped = (result: WriteResult | void): number => {
+    if (!result || result.dropped.length === 0) return 0;
+    for (const d of result.dropped) {
+      stats.drop(d.reason, 1);
+      partial.add(1, { reason: d.reason, index: d.index, error: d.error });
+    }
+    return result.dropped.length;
+  };
 
   const writeOne = async (batch: Batch): Promise<void> => {
     const start = clock.now();
     try {
-      await sink.write(batch.items);
-      stats.wrote(batch.items.length, (clock.now() - start) / 1000);
+      const dropped = countDropped(await sink.write(batch.items));
+      stats.wrote(batch.items.length - dropped, (clock.now() - start) / 1000);
       for (const ack of batch.acks) ack.release();
       stats.ledger.take(batch);
     } catch (err) {
@@ -73,11 +88,13 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
     async close() {
       await Promise.all(inFlight);
       failures.flush();
+      partial.flush();
       await sink.close();
     },
     async abort() {
       await Promise.allSettled(inFlight);
       failures.flush();
+      partial.flush();
       await sink.close();
     },
   });

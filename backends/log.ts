@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { errorMessage } from "../pipeline/core/errors.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import type { DroppedEvent, Sink, SinkContext, WriteResult } from "./sink.ts";
 import { encodeLines, type Format } from "./lines.ts";
@@ -36,7 +37,7 @@ export interface LogSinkConfig {
 }
 
 function failure(op: string, path: string, e: unknown): Error {
-  return new Error(`${op} ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  return new Error(`${op} ${path}: ${errorMessage(e)}`, { cause: e });
 }
 
 /**

@@ -26,7 +26,8 @@ import {
   ensureStream,
   type NatsSecurity,
 } from "../pipeline/core/nats_connect.ts";
-import { errorText, RetryError, withRetry } from "../pipeline/core/retry.ts";
+import { RetryError, withRetry } from "../pipeline/core/retry.ts";
+import { errorText } from "../pipeline/core/errors.ts";
 
 /**
  * The NATS sink's settings.

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { concatBytes } from "../pipeline/core/bytes.ts";
+import { concatBytes, writeAll } from "../pipeline/core/bytes.ts";
+import { errorMessage } from "../pipeline/core/errors.ts";
 import { basename, dirname, join } from "node:path";
 import { type Clock, systemClock } from "../pipeline/core/clock.ts";
 import { type Logger, silentLogger } from "../pipeline/core/log.ts";
@@ -113,20 +114,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Writes all of `p`, looping on short writes; calls `wrote` with each count. */
-async function writeFull(
-  file: LogFileHandle,
-  p: Uint8Array,
-  wrote: (n: number) => void = () => {},
-): Promise<void> {
-  for (let off = 0; off < p.length;) {
-    const n = await file.write(p.subarray(off));
-    if (!(n > 0)) throw new Error(`short write: ${off} of ${p.length} bytes`);
-    off += n;
-    wrote(n);
-  }
-}
-
 const NEWLINE = new Uint8Array([0x0a]);
 
 /** Joins records; views that lie back to back in one buffer are joined without a copy. */
@@ -141,10 +128,6 @@ function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   }
   if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, total);
   return concatBytes(parts, total);
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }
 
 /**
@@ -429,7 +412,7 @@ export class RotatingFile {
   async #append(bytes: Uint8Array): Promise<void> {
     const start = this.#size;
     try {
-      await writeFull(this.#file!, bytes, (n) => this.#size += n);
+      await writeAll(this.#file!, bytes, (n) => this.#size += n);
     } catch (e) {
       if (this.#size !== start) {
         this.#torn = start;
@@ -463,12 +446,14 @@ export class RotatingFile {
       cut = e;
     }
     try {
-      await writeFull(file, NEWLINE);
+      await writeAll(file, NEWLINE);
       this.#size++;
       this.#torn = null;
     } catch (e) {
       throw new Error(
-        `log file ends in a partial line: truncate: ${message(cut)}; newline: ${message(e)}`,
+        `log file ends in a partial line: truncate: ${errorMessage(cut)}; newline: ${
+          errorMessage(e)
+        }`,
         { cause: e },
       );
     }
@@ -540,7 +525,7 @@ export class RotatingFile {
       info = await Deno.stat(this.path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return await this.#openNew();
-      throw new Error(`error getting log file info: ${message(e)}`, { cause: e });
+      throw new Error(`error getting log file info: ${errorMessage(e)}`, { cause: e });
     }
     if (info.size + len >= this.#max) return await this.#rotate();
     try {
@@ -563,7 +548,7 @@ export class RotatingFile {
     try {
       await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     } catch (e) {
-      throw new Error(`can't make directories for new logfile: ${message(e)}`, { cause: e });
+      throw new Error(`can't make directories for new logfile: ${errorMessage(e)}`, { cause: e });
     }
     let mode = this.#mode;
     let old: Deno.FileInfo | null = null;
@@ -577,7 +562,7 @@ export class RotatingFile {
       try {
         await Deno.rename(this.path, await this.#freeBackupName());
       } catch (e) {
-        throw new Error(`can't rename log file: ${message(e)}`, { cause: e });
+        throw new Error(`can't rename log file: ${errorMessage(e)}`, { cause: e });
       }
     }
     try {
@@ -592,7 +577,7 @@ export class RotatingFile {
       }
       this.#file = file;
     } catch (e) {
-      throw new Error(`can't open new logfile: ${message(e)}`, { cause: e });
+      throw new Error(`can't open new logfile: ${errorMessage(e)}`, { cause: e });
     }
     this.#size = 0;
   }
@@ -728,12 +713,12 @@ export async function gzipFile(src: string, dst: string): Promise<void> {
     });
   } catch (e) {
     input.close();
-    throw new Error(`failed to open compressed log file: ${message(e)}`, { cause: e });
+    throw new Error(`failed to open compressed log file: ${errorMessage(e)}`, { cause: e });
   }
   try {
     // Reading input.readable to its end closes the input file.
     for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
-      await writeFull(output, chunk);
+      await writeAll(output, chunk);
     }
     await output.sync();
   } catch (e) {
@@ -741,7 +726,7 @@ export async function gzipFile(src: string, dst: string): Promise<void> {
       output.close();
     } catch { /* already closed */ }
     await Deno.remove(dst).catch(() => {});
-    throw new Error(`failed to compress log file: ${message(e)}`, { cause: e });
+    throw new Error(`failed to compress log file: ${errorMessage(e)}`, { cause: e });
   }
   output.close();
   await Deno.remove(src);

@@ -8,19 +8,10 @@ import type { Format } from "./lines.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import type { Sink, SinkContext } from "./sink.ts";
 import { encodeLines } from "./lines.ts";
+import { type ByteWriter, writeAll } from "../pipeline/core/bytes.ts";
+import { errorMessage } from "../pipeline/core/errors.ts";
 
-/**
- * Something bytes can be written to that may take fewer than it was given, as `Deno.stdout`.
- *
- * @example
- * ```ts
- * const collect: ByteWriter = { write: (p) => Promise.resolve(p.length) };
- * ```
- */
-export interface ByteWriter {
-  /** Writes some of `p` and resolves with how many bytes it took. */
-  write(p: Uint8Array): Promise<number>;
-}
+export type { ByteWriter } from "../pipeline/core/bytes.ts";
 
 /**
  * Per-writer queues, shared by every sink writing to the same writer (a stdout sink and a
@@ -50,29 +41,23 @@ const NEWLINE = new Uint8Array([0x0a]);
 export function writeWhole(out: ByteWriter, p: Uint8Array): Promise<void> {
   const run = (queues.get(out) ?? Promise.resolve()).then(async () => {
     if (torn.has(out)) {
-      await writeAll(out, NEWLINE);
+      await writeMarkingTorn(out, NEWLINE);
       torn.delete(out);
     }
-    await writeAll(out, p);
+    await writeMarkingTorn(out, p);
   });
   queues.set(out, run.catch(() => {}));
   return run;
 }
 
-async function writeAll(out: ByteWriter, p: Uint8Array): Promise<void> {
-  for (let off = 0; off < p.length;) {
-    let n: number;
-    try {
-      n = await out.write(p.subarray(off));
-    } catch (e) {
-      if (off > 0) torn.add(out);
-      throw e;
-    }
-    if (!(n > 0)) {
-      if (off > 0) torn.add(out);
-      throw new Error(`short write: ${off} of ${p.length} bytes`);
-    }
-    off += n;
+/** {@linkcode writeAll}, remembering a writer left with part of `p` written. */
+async function writeMarkingTorn(out: ByteWriter, p: Uint8Array): Promise<void> {
+  let off = 0;
+  try {
+    await writeAll(out, p, (n) => off += n);
+  } catch (e) {
+    if (off > 0) torn.add(out);
+    throw e;
   }
 }
 
@@ -101,9 +86,7 @@ export function createStdoutSink(
       if (items.length === 0) return Promise.resolve();
       const { bytes } = encodeLines(items, cfg.format);
       const run = writeWhole(out, bytes).catch((e: unknown) => {
-        throw new Error(`write stdout: ${e instanceof Error ? e.message : String(e)}`, {
-          cause: e,
-        });
+        throw new Error(`write stdout: ${errorMessage(e)}`, { cause: e });
       });
       last = run.catch(() => {});
       return run;

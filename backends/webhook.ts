@@ -14,7 +14,8 @@ import { AUDIT_API_VERSION } from "../pipeline/core/event.ts";
 import { RateLimitedLog } from "../pipeline/core/log.ts";
 import { type Sink, type SinkContext, SinkError } from "./sink.ts";
 import { loadKubeconfig, readTokenFile, type WebhookTarget } from "./kubeconfig.ts";
-import { errorText, RetryError, withRetry } from "../pipeline/core/retry.ts";
+import { RetryError, withRetry } from "../pipeline/core/retry.ts";
+import { errorText } from "../pipeline/core/errors.ts";
 import { createNodeFetch, type FetchLike } from "./node_fetch.ts";
 
 /**

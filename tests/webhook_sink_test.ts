@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { stringify } from "yaml";
 import { createWebhookSink, eventListBody, type WebhookSinkConfig } from "../backends/webhook.ts";
-import { errorText } from "../pipeline/core/retry.ts";
+import { errorText } from "../pipeline/core/errors.ts";
 import type { WebhookTarget } from "../backends/kubeconfig.ts";
 import type { SinkContext } from "../backends/sink.ts";
 import { type Clock, FakeClock, systemClock } from "../pipeline/core/clock.ts";

@@ -13,7 +13,7 @@ import {
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Logger } from "./log.ts";
-import { errorText } from "./retry.ts";
+import { errorText } from "./errors.ts";
 
 /**
  * How long the first connection may take before creation fails, ms.

@@ -11,6 +11,7 @@
  * @module
  */
 import type { Clock } from "./clock.ts";
+import { errorText } from "./errors.ts";
 
 /** kube-apiserver's backoff factor. */
 export const BACKOFF_FACTOR = 1.5;
@@ -152,26 +153,6 @@ export class RetryError extends Error {
   ) {
     super(message, options);
   }
-}
-
-/**
- * A one-line description of an error, with its `cause` chain (where `fetch` says why).
- *
- * @example
- * ```ts
- * errorText(new Error("fetch failed", { cause: new Error("invalid peer certificate") }));
- * // "fetch failed: invalid peer certificate"
- * ```
- */
-export function errorText(err: unknown): string {
-  const parts: string[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e !== undefined && depth < 5; depth++) {
-    const msg = e instanceof Error ? e.message : String(e);
-    if (!parts.some((p) => p.includes(msg))) parts.push(msg);
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return parts.join(": ");
 }
 
 /**

@@ -1,5 +1,6 @@
 import { type Level, LEVELS } from "./event.ts";
 import { Ledger } from "./ledger.ts";
+import { errorMessage } from "./errors.ts";
 
 /**
  * Counters kept by the data path, read by `/metrics` and `/readyz`. Plain numbers on the hot
@@ -192,7 +193,7 @@ export class SinkStats {
   /** Records a failed write. */
   failed(err: unknown, now: number): void {
     this.failingSince ??= now;
-    this.lastError = err instanceof Error ? err.message : String(err);
+    this.lastError = errorMessage(err);
   }
 }
 

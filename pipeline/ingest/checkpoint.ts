@@ -6,6 +6,7 @@
  * @module
  */
 import type { AckOutcome } from "../core/ack.ts";
+import { dirname } from "node:path";
 
 /**
  * How many leading bytes of a file its fingerprint covers.
@@ -151,20 +152,6 @@ export async function writeCheckpoint(file: string, cp: Checkpoint): Promise<voi
       d.close();
     }
   } catch { /* best effort */ }
-}
-
-/**
- * The directory part of a path (`.` for a bare name).
- *
- * @example
- * ```ts
- * dirname("/var/log/audit.log"); // "/var/log"
- * ```
- */
-export function dirname(path: string): string {
-  const i = path.lastIndexOf("/");
-  if (i < 0) return ".";
-  return i === 0 ? "/" : path.slice(0, i);
 }
 
 /** One read's range in the commit window, from `start` to `end` (positions of any kind). */

@@ -25,7 +25,7 @@ import {
   isApiError,
   type NatsSecurity,
 } from "../core/nats_connect.ts";
-import { errorText } from "../core/retry.ts";
+import { errorText } from "../core/errors.ts";
 
 /**
  * The consumer's ack wait, ms: how long JetStream waits for an ack before redelivering.

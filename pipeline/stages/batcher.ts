@@ -11,6 +11,7 @@ import type { Batch, Chunk, Envelope } from "../core/envelope.ts";
 import type { Clock } from "../core/clock.ts";
 import type { BatchConfig } from "../config/schema.ts";
 import { type Ledger, NO_LEDGER } from "../core/ledger.ts";
+import { asError } from "../core/errors.ts";
 
 /** What {@linkcode batcher} needs besides its config. */
 export interface BatcherDeps {
@@ -22,12 +23,6 @@ export interface BatcherDeps {
 
 /** The batch settings the batcher reads. */
 export type BatcherConfig = Pick<BatchConfig, "maxSize" | "maxWait">;
-
-/** Turns whatever a stream was cancelled or aborted with into the Error an ack fails with. */
-function asError(reason: unknown, fallback: string): Error {
-  if (reason instanceof Error) return reason;
-  return new Error(reason === undefined ? fallback : `${fallback}: ${String(reason)}`);
-}
 
 /**
  * The batching stage.

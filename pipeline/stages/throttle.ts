@@ -9,6 +9,7 @@ import type { Batch } from "../core/envelope.ts";
 import type { Clock } from "../core/clock.ts";
 import type { SinkStats } from "../core/stats.ts";
 import type { BatchConfig } from "../config/schema.ts";
+import { asError } from "../core/errors.ts";
 
 /** The throttle settings of a sink. */
 export type ThrottleConfig = BatchConfig["throttle"];
@@ -69,11 +70,6 @@ export class TokenBucket {
     this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.qps);
     this.#last = now;
   }
-}
-
-function asError(reason: unknown, fallback: string): Error {
-  if (reason instanceof Error) return reason;
-  return new Error(reason === undefined ? fallback : `${fallback}: ${String(reason)}`);
 }
 
 /**

@@ -12,7 +12,8 @@
  * @module
  */
 import { type Logger, RateLimitedLog } from "../../core/log.ts";
-import { Backoff, errorText } from "../../core/retry.ts";
+import { Backoff } from "../../core/retry.ts";
+import { errorText } from "../../core/errors.ts";
 import type { SourceStats } from "../../core/stats.ts";
 import { type Checkpoint, fingerprint, writeCheckpoint } from "../checkpoint.ts";
 import type { Pos } from "./open_file.ts";

@@ -169,15 +169,3 @@ export async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
     throw err;
   }
 }
-
-/**
- * The last part of a path.
- *
- * @example
- * ```ts
- * basename("/var/log/audit.log"); // "audit.log"
- * ```
- */
-export function basename(path: string): string {
-  return path.slice(path.lastIndexOf("/") + 1);
-}

@@ -11,7 +11,8 @@ import { DecodeError, decodeLine } from "../../core/decode.ts";
 import { type Logger, RateLimitedLog } from "../../core/log.ts";
 import type { SourceStats } from "../../core/stats.ts";
 import { type Clock, systemClock } from "../../core/clock.ts";
-import { Backoff, errorText } from "../../core/retry.ts";
+import { Backoff } from "../../core/retry.ts";
+import { errorText } from "../../core/errors.ts";
 import { LineSplitter } from "../lines.ts";
 import { CommitWindow } from "../checkpoint.ts";
 import { type PullStream, pullStream } from "../pull_stream.ts";
@@ -21,6 +22,7 @@ import { startPosition } from "./start.ts";
 import { ChangeWaiter } from "./waiter.ts";
 import { Checkpointer } from "./checkpointer.ts";
 import type { TailConfig, TailDeps } from "./mod.ts";
+import { isBlank } from "../../core/bytes.ts";
 
 /** Where reading is: a file, the next byte to read and the lines being assembled. */
 interface Cursor {
@@ -31,13 +33,7 @@ interface Cursor {
   replaced: boolean;
 }
 
-const WHITESPACE = new Set([0x20, 0x09, 0x0d, 0x0a]);
 const MAX_RETRY_DELAY = 30_000;
-
-function isBlank(line: Uint8Array): boolean {
-  for (const b of line) if (!WHITESPACE.has(b)) return false;
-  return true;
-}
 
 /**
  * Follows one path; {@linkcode Tailer.stream} is what the source returns.

@@ -5,8 +5,9 @@
  *
  * @module
  */
-import { type Checkpoint, dirname, fingerprintMatches } from "../checkpoint.ts";
-import { basename, type OpenFile, type OpenFiles, statOrNull } from "./open_file.ts";
+import { basename, dirname } from "node:path";
+import { type Checkpoint, fingerprintMatches } from "../checkpoint.ts";
+import { type OpenFile, type OpenFiles, statOrNull } from "./open_file.ts";
 
 /** lumberjack's backup time stamp, `2006-01-02T15-04-05.000`. */
 const BACKUP_STAMP = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}$/;

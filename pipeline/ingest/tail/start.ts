@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "../../core/log.ts";
-import { errorText } from "../../core/retry.ts";
+import { errorText } from "../../core/errors.ts";
 import { type Checkpoint, fingerprintMatches, readCheckpoint } from "../checkpoint.ts";
 import { type OpenFile, type OpenFiles, statOrNull } from "./open_file.ts";
 import { findRotated } from "./rotation.ts";

@@ -6,8 +6,7 @@
  */
 import type { Clock } from "../../core/clock.ts";
 import { abortableSleep } from "../../core/retry.ts";
-import { dirname } from "../checkpoint.ts";
-import { basename } from "./open_file.ts";
+import { basename, dirname } from "node:path";
 
 /**
  * Waits for changes to one path, or a poll interval; every wait ends early once `stop`

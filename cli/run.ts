@@ -9,8 +9,11 @@ import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
 import { createLogger, type LogLevel } from "../pipeline/core/log.ts";
-import { Pipeline } from "../pipeline/build.ts";
+import { Pipeline, PipelineStoppingError } from "../pipeline/build.ts";
 import { serveOps } from "../pipeline/server.ts";
+import { preflight } from "../pipeline/config/preflight.ts";
+import { ReloadStats } from "../pipeline/reloads.ts";
+import { configAt, StartError, startError } from "../pipeline/start_error.ts";
 import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
@@ -29,6 +32,9 @@ function namedFiles(loaded: LoadedConfig): string[] {
 
 /** Signals this close after the first are the same stop delivered twice, not a second one. */
 const DUPLICATE_SIGNAL_MS = 500;
+
+/** How long the ops server may take to answer its last scrapes once the pipeline stopped. */
+const OPS_SHUTDOWN_MS = 500;
 
 /** Options of the daemon command. */
 export interface RunOptions {
@@ -56,7 +62,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   } catch (err) {
     return reportConfigError(err, opts.check, bootLog);
   }
-  const { resources, problems } = await loadResources(loaded);
+  const { resources, problems: found } = await loadResources(loaded);
+  const problems = opts.check ? [...found, ...await preflight(loaded)] : found;
   if (problems.length) return reportConfigError(new ConfigError(problems), opts.check, bootLog);
   const log = createLogger(opts.logLevel ?? loaded.config.logLevel);
   for (const w of resources.warnings) log.warn("policy warning", { warning: w });
@@ -68,19 +75,27 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
 
   log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
+  const reloads = new ReloadStats();
   let pipeline: Pipeline;
   try {
     pipeline = await Pipeline.create(loaded, resources, { log });
   } catch (err) {
-    log.error("cannot start pipeline", { error: err });
+    if (err instanceof StartError) log.error(`cannot start ${err.component}`, err.fields);
+    else log.error("cannot start pipeline", { error: err });
     return 1;
   }
-  const ops = loaded.config.server.listen
-    ? serveOps(loaded.config.server.listen, pipeline.stats, {
-      unhealthyAfterMs: loaded.config.server.unhealthyAfter,
-      log,
-    })
-    : null;
+  let ops: Deno.HttpServer | null = null;
+  const { listen: opsListen, unhealthyAfter } = loaded.config.server;
+  if (opsListen) {
+    try {
+      ops = serveOps(opsListen, pipeline.stats, { unhealthyAfterMs: unhealthyAfter, log, reloads });
+    } catch (err) {
+      const e = startError("server", "", configAt(loaded, ["server", "listen"]), err);
+      log.error("cannot start ops server", { ...e.fields, address: opsListen });
+      await pipeline.stop();
+      return 1;
+    }
+  }
 
   let unwatch = () => {};
   const reload = async (why: string) => {
@@ -91,13 +106,28 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       if (problems.length) throw new ConfigError(problems);
       const summary = await pipeline.reload(next, resources);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
-      log.info("config reloaded", { trigger: why, ...summary });
+      if (summary.sources.failed.length) {
+        reloads.failed();
+        log.error("reload applied in part: sources failed to start with their new config", {
+          trigger: why,
+          ...summary,
+        });
+      } else {
+        reloads.succeeded();
+        log.info("config reloaded", { trigger: why, ...summary });
+      }
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined;
-      log.error("reload refused; the running pipeline is kept", {
-        trigger: why,
-        ...(problems ? { problems } : { error: err }),
-      });
+      if (err instanceof PipelineStoppingError) {
+        log.info("reload abandoned: the pipeline is stopping", { trigger: why });
+        return;
+      }
+      reloads.failed();
+      const fields = err instanceof ConfigError
+        ? { problems: err.problems.map(formatProblem) }
+        : err instanceof StartError
+        ? err.fields
+        : { error: err };
+      log.error("reload refused; the running pipeline is kept", { trigger: why, ...fields });
       return;
     }
     if (opts.watchConfig) {
@@ -138,7 +168,15 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   await pipeline.run();
   unwatch();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-  await ops?.shutdown();
+  if (ops) {
+    // A scrape under way may finish; a client that holds its connection does not hold the exit.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      ops.shutdown(),
+      new Promise((r) => timer = setTimeout(r, OPS_SHUTDOWN_MS)),
+    ]);
+    clearTimeout(timer);
+  }
   log.info("auditpipe stopped", { failed: pipeline.failed });
   return pipeline.failed ? 1 : 0;
 }

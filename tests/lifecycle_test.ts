@@ -4,7 +4,7 @@
  * one JSON line naming what failed and where it is configured.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { type Daemon, eventList, startDaemon } from "./helpers/daemon.ts";
+import { type Daemon, eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { createTestPki } from "./helpers/tls.ts";
 
 const json = { "content-type": "application/json" };
@@ -265,4 +265,82 @@ sinks:
   assertEquals(line.source, "apiserver");
   assert(String(line.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(line.at));
   assert(String(line.error).includes("EADDRINUSE"), String(line.error));
+});
+
+Deno.test("SIGTERM while a stdout write blocks (nobody reads the pipe) exits within shutdownTimeout, counting what it held", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-test-" });
+  await Deno.writeTextFile(
+    `${dir}/pipeline.yaml`,
+    `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: stdout
+    name: out
+shutdownTimeout: 2s
+`,
+  );
+  // Spawned here rather than with startDaemon, which reads stdout: this pipe must fill up.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "--config", `${dir}/pipeline.yaml`],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const logs: Record<string, unknown>[] = [];
+  let listening!: (port: number) => void;
+  const port = new Promise<number>((r) => listening = r);
+  const stderrDone = (async () => {
+    let buf = "";
+    for await (const part of child.stderr.pipeThrough(new TextDecoderStream())) {
+      buf += part;
+      let i;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const rec = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        logs.push(rec);
+        if (rec.msg === "webhook source listening") listening(rec.port);
+      }
+    }
+  })();
+  const p = await port;
+  // Far more than a pipe holds (64 KiB); each request waits for its write, so do not await.
+  const big = "x".repeat(4000);
+  const posts = Array.from({ length: 20 }, (_, k) =>
+    fetch(`http://127.0.0.1:${p}/audit`, {
+      method: "POST",
+      headers: json,
+      body: eventList(events(k * 10, 10).map((e) => ({ ...e, annotations: { big } }))),
+    }).then(async (r) => (await r.body?.cancel(), r.status), () => "reset"));
+  // Wait until the sink has taken events it cannot write.
+  await new Promise((r) => setTimeout(r, 500));
+  const t0 = performance.now();
+  child.kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const status = await Promise.race([
+    child.status,
+    new Promise<null>((r) => timer = setTimeout(() => r(null), 4_500)),
+  ]);
+  clearTimeout(timer);
+  if (status === null) child.kill("SIGKILL");
+  const elapsed = performance.now() - t0;
+  await child.stdout.cancel();
+  await stderrDone;
+  await Promise.all(posts);
+  assert(status !== null, `still running 4.5 s after SIGTERM:\n${JSON.stringify(logs)}`);
+  assert(elapsed < 4_500, `exited after ${elapsed} ms`);
+  const final = logs.find((r) => r.msg === "pipeline stopped")!;
+  assertEquals(final.outcome, "timeout", JSON.stringify(logs));
+  const s = (final.sinks as Record<string, {
+    received: number;
+    written: number;
+    dropped: Record<string, number>;
+    buffered: number;
+  }>).out;
+  assert(s.dropped.shutdown > 0, JSON.stringify(s));
+  assertEquals(s.received, s.written + s.dropped.shutdown);
+  await Deno.remove(dir, { recursive: true });
 });

@@ -72,7 +72,7 @@ sinks:
   await Deno.remove(r.dir, { recursive: true });
 });
 
-Deno.test("--check names output paths under a file: a log sink, a dead-letter file and a tail checkpoint", async () => {
+Deno.test("--check names output paths that cannot be created: under a file, a folder in the way, a dead-letter folder missing", async () => {
   const r = await check((dir) => {
     Deno.writeTextFileSync(`${dir}/afile`, "");
     Deno.writeTextFileSync(`${dir}/audit.log`, "");
@@ -85,6 +85,10 @@ sources:
   - type: tail
     path: audit.log
     checkpointFile: afile/deeper/tail.pos
+  - type: webhook
+    name: other
+    listen: 127.0.0.1:0
+    deadLetterFile: missing/dead.jsonl
 sinks:
   - type: log
     path: afile/out.log
@@ -112,12 +116,19 @@ sinks:
   assert(
     hasLine(
       r.stderr,
-      `pipeline.yaml:11:5 sinks[0].path: cannot create ${file}/out.log: ${file} is a file, not a folder`,
+      `pipeline.yaml:15:5 sinks[0].path: cannot create ${file}/out.log: ${file} is a file, not a folder`,
     ),
     r.stderr,
   );
   assert(
-    hasLine(r.stderr, `pipeline.yaml:14:5 sinks[1].path: ${r.dir}/adir is a directory, not a file`),
+    hasLine(
+      r.stderr,
+      `pipeline.yaml:12:5 sources[2].deadLetterFile: cannot create ${r.dir}/missing/dead.jsonl: folder ${r.dir}/missing does not exist`,
+    ),
+    r.stderr,
+  );
+  assert(
+    hasLine(r.stderr, `pipeline.yaml:18:5 sinks[1].path: ${r.dir}/adir is a directory, not a file`),
     r.stderr,
   );
   await Deno.remove(r.dir, { recursive: true });
@@ -139,19 +150,22 @@ sinks:
   assert(
     hasLine(
       r.stderr,
-      `pipeline.yaml:7:5 sinks[0].path: cannot create ${r.dir}/locked/sub/out.log: ${r.dir} is not writable: Deno's --allow-write does not include it`,
+      `pipeline.yaml:7:5 sinks[0].path: cannot write ${r.dir}/locked/sub/out.log: Deno's --allow-write does not include it`,
     ),
     r.stderr,
   );
   await Deno.remove(r.dir, { recursive: true });
 });
 
-Deno.test("--check creates nothing: a missing output folder is reported OK and still missing after", async () => {
+Deno.test("--check creates nothing: output folders the daemon would make are OK and still missing after", async () => {
   const r = await check((dir) => `
 sources:
   - type: webhook
     listen: 127.0.0.1:0
-    deadLetterFile: ${dir}/dead/letters.jsonl
+    deadLetterFile: ${dir}/dead-letters.jsonl
+  - type: tail
+    path: ${dir}/pipeline.yaml
+    checkpointFile: ${dir}/state/tail.pos
 sinks:
   - type: log
     path: ${dir}/not/yet/out.log

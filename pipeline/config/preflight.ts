@@ -67,20 +67,26 @@ export async function preflight(
   }
 
   // Files the daemon creates or appends to.
-  const outputs: { path: KeyPath; file: string }[] = [];
+  // Files the daemon creates or appends to; dead letters are appended to a folder that must
+  // exist, the others make their folders.
+  const outputs: { path: KeyPath; file: string; makesFolders: boolean }[] = [];
   config.sources.forEach((s, i) => {
     if (s.type === "webhook" && s.deadLetterFile) {
-      outputs.push({ path: ["sources", i, "deadLetterFile"], file: s.deadLetterFile });
+      const path = ["sources", i, "deadLetterFile"];
+      outputs.push({ path, file: s.deadLetterFile, makesFolders: false });
     }
     if (s.type === "tail" && s.checkpointFile) {
-      outputs.push({ path: ["sources", i, "checkpointFile"], file: s.checkpointFile });
+      const path = ["sources", i, "checkpointFile"];
+      outputs.push({ path, file: s.checkpointFile, makesFolders: true });
     }
   });
   config.sinks.forEach((s, i) => {
-    if (s.type === "log") outputs.push({ path: ["sinks", i, "path"], file: s.path });
+    if (s.type === "log") {
+      outputs.push({ path: ["sinks", i, "path"], file: s.path, makesFolders: true });
+    }
   });
-  for (const { path, file } of outputs) {
-    const why = await unwritable(file, ids);
+  for (const { path, file, makesFolders } of outputs) {
+    const why = await unwritable(file, makesFolders, ids);
     if (why) problem(path, why);
   }
   return problems;
@@ -109,45 +115,46 @@ async function statOf(path: string): Promise<Deno.FileInfo | null | undefined> {
 }
 
 /**
- * Why `file` could not be created or appended to, or null when nothing says so. Walks up to
- * the first ancestor that exists: it must be a folder the daemon may write in.
+ * Why `file` could not be created or appended to, or null when nothing says so. Deno checks
+ * its permission on the path written; the system checks the first ancestor that exists,
+ * which must be a folder the daemon may write in.
  */
-async function unwritable(file: string, ids: ProcessIds | null): Promise<string | null> {
+async function unwritable(
+  file: string,
+  makesFolders: boolean,
+  ids: ProcessIds | null,
+): Promise<string | null> {
+  if (Deno.permissions.querySync({ name: "write", path: file }).state !== "granted") {
+    return `cannot write ${file}: Deno's --allow-write does not include it`;
+  }
   const st = await statOf(file);
   if (st === undefined) return null;
   if (st) {
     if (st.isDirectory) return `${file} is a directory, not a file`;
-    const why = denied(file, st, 0o2, ids);
+    const why = denied(st, 0o2, ids);
     return why && `${file} is not writable: ${why}`;
   }
   for (let dir = dirname(file);; dir = dirname(dir)) {
     const d = await statOf(dir);
     if (d === undefined) return null;
     if (d === null) {
+      if (!makesFolders) return `cannot create ${file}: folder ${dir} does not exist`;
       if (dirname(dir) === dir) return null;
       continue;
     }
     if (!d.isDirectory) return `cannot create ${file}: ${dir} is a file, not a folder`;
     // Creating an entry needs write and search permission on the folder.
-    const why = denied(dir, d, 0o3, ids);
+    const why = denied(d, 0o3, ids);
     return why && `cannot create ${file}: ${dir} is not writable: ${why}`;
   }
 }
 
 /**
- * Why writing at `path` is denied, by Deno's permissions or the permission bits `bits` (of
- * rwx: 2 write, 1 search) for `ids`, or null. Says "denied" only when sure: the groups the
- * process holds besides its own are not known, so group bits that allow never deny.
+ * Why the permission bits `bits` (of rwx: 2 write, 1 search) deny `ids`, or null. Says so
+ * only when sure: the groups the process holds besides its own are not known, so group bits
+ * that allow never deny.
  */
-function denied(
-  path: string,
-  st: Deno.FileInfo,
-  bits: number,
-  ids: ProcessIds | null,
-): string | null {
-  if (Deno.permissions.querySync({ name: "write", path }).state !== "granted") {
-    return "Deno's --allow-write does not include it";
-  }
+function denied(st: Deno.FileInfo, bits: number, ids: ProcessIds | null): string | null {
   if (ids === null || st.mode === null || st.uid === null || ids.uid === 0) return null;
   const mode = st.mode;
   const has = (shift: number) => ((mode >> shift) & bits) === bits;

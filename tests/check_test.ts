@@ -213,3 +213,49 @@ sinks:
   assertEquals(await preflight(loaded, { ids: null }), [], "bits unknown: nothing denied");
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("--check under the least permissions 'auditpipe permissions' prints finds nothing wrong with folders still to be made", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-check-" });
+  await Deno.writeTextFile(`${dir}/audit.log`, "");
+  await Deno.writeTextFile(
+    `${dir}/pipeline.yaml`,
+    `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+    deadLetterFile: dead.jsonl
+  - type: tail
+    path: audit.log
+    checkpointFile: state/tail.pos
+sinks:
+  - type: log
+    path: out/sub/audit.log
+`,
+  );
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), { args, env: { NO_COLOR: "1" } }).output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  };
+  const perms = await run([
+    "run",
+    "-A",
+    `${ROOT}main.ts`,
+    "permissions",
+    "--config",
+    `${dir}/pipeline.yaml`,
+  ]);
+  assertEquals(perms.code, 0, perms.stderr);
+  const flags = perms.stdout.trim().split("\n").at(-1)!.split(" ");
+  assert(flags.some((f) => f.startsWith("--allow-write=")), perms.stdout);
+  const r = await run([
+    "run",
+    ...flags,
+    `${ROOT}main.ts`,
+    "--config",
+    `${dir}/pipeline.yaml`,
+    "--check",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  await Deno.remove(dir, { recursive: true });
+});

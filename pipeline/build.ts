@@ -412,11 +412,12 @@ export class Pipeline {
     // New branches first: a sink that cannot be opened aborts the reload with nothing changed.
     const next = new Map<string, { branch: Branch; fingerprint: string }>();
     const created: Branch[] = [];
-    // A new branch that replaces one closes only after it (see `after`): not awaited, or
-    // giving up would wait for the running branch.
-    const discard = () => {
-      for (const b of created) b.writer.close().catch(() => {});
-    };
+    // A replacing branch's sink closes only once the branch it replaces has (see `after`).
+    const discard = () =>
+      Promise.allSettled(created.map((b) => {
+        b.done.catch((err) => this.#log.warn("closing an unused sink failed", { error: err }));
+        return b.writer.close();
+      }));
     for (const [i, cfg] of config.sinks.entries()) {
       const name = cfg.name!;
       const fingerprint = resources.sinkFingerprints[i];
@@ -430,7 +431,7 @@ export class Pipeline {
       try {
         branch = await this.#buildBranch(cfg, i, resources, old?.branch.done);
       } catch (err) {
-        discard();
+        await discard();
         throw startError("sink", name, componentAt(loaded, "sink", i), err);
       }
       created.push(branch);
@@ -438,7 +439,7 @@ export class Pipeline {
       (old ? summary.sinks.replaced : summary.sinks.added).push(name);
     }
     if (this.#stopAsked) {
-      discard();
+      await discard();
       throw new PipelineStoppingError();
     }
     for (const name of this.#branches.keys()) {
@@ -475,7 +476,7 @@ export class Pipeline {
       const failure = results.find((r) => r.status === "rejected");
       if (failure || this.#stopAsked) {
         await Promise.allSettled(early.map((rs) => rs.source.stop()));
-        discard();
+        await discard();
         throw failure ? (failure as PromiseRejectedResult).reason : new PipelineStoppingError();
       }
     }

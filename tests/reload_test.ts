@@ -281,3 +281,24 @@ Deno.test("a changed source that must wait for its predecessor's port and then c
   assertEquals((await readIDs(`${d.dir}/all.log`)).length, 2);
   await Deno.remove(d.dir, { recursive: true });
 });
+
+Deno.test("a reload whose new sink cannot open is refused naming the sink and its config position, and the sink it would have replaced keeps writing", async () => {
+  const d = await startDaemon(listenerConfig("127.0.0.1:0"));
+  const port = await d.webhookPort();
+  await Deno.writeTextFile(`${d.dir}/afile`, "");
+  const cfg = await Deno.readTextFile(`${d.dir}/pipeline.yaml`);
+  // "all" changes (its replacement is built first, then given up) and "broken" cannot open.
+  await Deno.writeTextFile(
+    `${d.dir}/pipeline.yaml`,
+    cfg + `    fsync: always\n  - type: log\n    name: broken\n    path: ${d.dir}/afile/x.log\n`,
+  );
+  d.process.kill("SIGHUP");
+  const refused = await d.waitLog((r) => r.msg === "reload refused; the running pipeline is kept");
+  assertEquals(refused.sink, "broken");
+  assert(String(refused.at).endsWith("pipeline.yaml:15:5 sinks[1].path"), String(refused.at));
+  assert(String(refused.error).includes("File exists"), String(refused.error));
+  assertEquals(await post(port, 0, 2), 200);
+  assertEquals((await d.stop()).code, 0);
+  assertEquals((await readIDs(`${d.dir}/all.log`)).length, 2);
+  await Deno.remove(d.dir, { recursive: true });
+});

@@ -9,10 +9,13 @@ import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
 import { createLogger, type LogLevel } from "../pipeline/core/log.ts";
-import { branchSpec, Pipeline } from "../pipeline/build.ts";
+import { branchSpec, Pipeline, PipelineStoppingError } from "../pipeline/build.ts";
 import { describeBranch } from "../pipeline/branch.ts";
 import { describeSource } from "../pipeline/describe.ts";
 import { serveOps } from "../pipeline/server.ts";
+import { preflight } from "../pipeline/config/preflight.ts";
+import { ReloadStats } from "../pipeline/reloads.ts";
+import { configAt, StartError, startError } from "../pipeline/start_error.ts";
 import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
@@ -31,6 +34,9 @@ function namedFiles(loaded: LoadedConfig): string[] {
 
 /** Signals this close after the first are the same stop delivered twice, not a second one. */
 const DUPLICATE_SIGNAL_MS = 500;
+
+/** How long the ops server may take to answer its last scrapes once the pipeline stopped. */
+const OPS_SHUTDOWN_MS = 500;
 
 /** Options of the daemon command. */
 export interface RunOptions {
@@ -58,7 +64,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   } catch (err) {
     return reportConfigError(err, opts.check, bootLog);
   }
-  const { resources, problems } = await loadResources(loaded);
+  const { resources, problems: found } = await loadResources(loaded);
+  const problems = opts.check ? [...found, ...await preflight(loaded)] : found;
   if (problems.length) return reportConfigError(new ConfigError(problems), opts.check, bootLog);
   const log = createLogger(opts.logLevel ?? loaded.config.logLevel);
   for (const w of resources.warnings) log.warn("policy warning", { warning: w });
@@ -72,11 +79,13 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
 
   log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
+  const reloads = new ReloadStats();
   let pipeline: Pipeline;
   try {
     pipeline = await Pipeline.create(loaded, resources, { log });
   } catch (err) {
-    log.error("cannot start pipeline", { error: err });
+    if (err instanceof StartError) log.error(`cannot start ${err.component}`, err.fields);
+    else log.error("cannot start pipeline", { error: err });
     return 1;
   }
   const built = pipeline.describe();
@@ -84,12 +93,18 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     log.info("source configured", { source, describe });
   }
   for (const [sink, describe] of built.sinks) log.info("sink configured", { sink, describe });
-  const ops = loaded.config.server.listen
-    ? serveOps(loaded.config.server.listen, pipeline.stats, {
-      unhealthyAfterMs: loaded.config.server.unhealthyAfter,
-      log,
-    })
-    : null;
+  let ops: Deno.HttpServer | null = null;
+  const { listen: opsListen, unhealthyAfter } = loaded.config.server;
+  if (opsListen) {
+    try {
+      ops = serveOps(opsListen, pipeline.stats, { unhealthyAfterMs: unhealthyAfter, log, reloads });
+    } catch (err) {
+      const e = startError("server", "", configAt(loaded, ["server", "listen"]), err);
+      log.error("cannot start ops server", { ...e.fields, address: opsListen });
+      await pipeline.stop();
+      return 1;
+    }
+  }
 
   let unwatch = () => {};
   const reload = async (why: string) => {
@@ -100,21 +115,36 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       if (problems.length) throw new ConfigError(problems);
       const summary = await pipeline.reload(next, resources);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
-      // What was started, replaced or added, as it now runs.
-      const now = pipeline.describe();
-      const changed = [
-        ...summary.sources.started.map((n) => `source ${now.sources.get(n)}`),
-        ...[...summary.sinks.replaced, ...summary.sinks.added].map((n) =>
-          `sink ${now.sinks.get(n)}`
-        ),
-      ];
-      log.info("config reloaded", { trigger: why, ...summary, changed });
+      if (summary.sources.failed.length) {
+        reloads.failed();
+        log.error("reload applied in part: sources failed to start with their new config", {
+          trigger: why,
+          ...summary,
+        });
+      } else {
+        reloads.succeeded();
+        // What was started, replaced or added, as it now runs.
+        const now = pipeline.describe();
+        const changed = [
+          ...summary.sources.started.map((n) => `source ${now.sources.get(n)}`),
+          ...[...summary.sinks.replaced, ...summary.sinks.added].map((n) =>
+            `sink ${now.sinks.get(n)}`
+          ),
+        ];
+        log.info("config reloaded", { trigger: why, ...summary, changed });
+      }
     } catch (err) {
-      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : undefined;
-      log.error("reload refused; the running pipeline is kept", {
-        trigger: why,
-        ...(problems ? { problems } : { error: err }),
-      });
+      if (err instanceof PipelineStoppingError) {
+        log.info("reload abandoned: the pipeline is stopping", { trigger: why });
+        return;
+      }
+      reloads.failed();
+      const fields = err instanceof ConfigError
+        ? { problems: err.problems.map(formatProblem) }
+        : err instanceof StartError
+        ? err.fields
+        : { error: err };
+      log.error("reload refused; the running pipeline is kept", { trigger: why, ...fields });
       return;
     }
     if (opts.watchConfig) {
@@ -155,7 +185,15 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   await pipeline.run();
   unwatch();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
-  await ops?.shutdown();
+  if (ops) {
+    // A scrape under way may finish; a client that holds its connection does not hold the exit.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      ops.shutdown(),
+      new Promise((r) => timer = setTimeout(r, OPS_SHUTDOWN_MS)),
+    ]);
+    clearTimeout(timer);
+  }
   log.info("auditpipe stopped", { failed: pipeline.failed });
   return pipeline.failed ? 1 : 0;
 }

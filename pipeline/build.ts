@@ -9,8 +9,10 @@ import { Branch, type BranchSpec } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts";
+import type { SourceConfig } from "./config/schema.ts";
 import type { Logger } from "./core/log.ts";
-import { PipelineStats } from "./core/stats.ts";
+import { PipelineStats, type SinkStats } from "./core/stats.ts";
+import { componentAt, type StartError, startError } from "./start_error.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
 import type { DescribedSource, Source } from "./ingest/source.ts";
@@ -35,6 +37,11 @@ export interface PipelineDeps {
 interface RunningSource {
   readonly source: DescribedSource;
   readonly fingerprint: string;
+  readonly cfg: SourceConfig;
+  /** Where it is configured (`pipeline.yaml:4:13 sources[0].listen`), for errors. */
+  readonly at: string;
+  /** Builds it again from the same config: a reload brings it back when its successor fails. */
+  readonly rebuild: () => DescribedSource;
   ended: boolean;
 }
 
@@ -63,10 +70,55 @@ export function branchSpec(resolved: ResolvedSink): BranchSpec {
   };
 }
 
+/** A source a reload could not start with its new config, and what runs instead. */
+export interface ReloadFailure {
+  readonly source: string;
+  readonly at: string;
+  readonly error: string;
+  /** `previous`: it runs with its previous config; `none`: nothing listens for it. */
+  readonly running: "previous" | "none";
+}
+
 /** What a reload changed. */
 export interface ReloadSummary {
-  readonly sources: { kept: string[]; started: string[]; stopped: string[] };
+  readonly sources: {
+    kept: string[];
+    started: string[];
+    stopped: string[];
+    /** Sources that could not start after their predecessor stopped: the reload is partial. */
+    failed: ReloadFailure[];
+  };
   readonly sinks: { kept: string[]; replaced: string[]; added: string[]; removed: string[] };
+}
+
+/**
+ * A reload that began while the pipeline was stopping, or was overtaken by a stop: what it
+ * had not done yet is left undone.
+ *
+ * @example
+ * ```ts
+ * try { await pipeline.reload(next, resources); } catch (e) {
+ *   if (e instanceof PipelineStoppingError) log.info("reload abandoned: stopping");
+ * }
+ * ```
+ */
+export class PipelineStoppingError extends Error {
+  override name = "PipelineStoppingError";
+  constructor() {
+    super("pipeline is stopping");
+  }
+}
+
+/**
+ * How long before the shutdown deadline sinks are told to give up (their retries, their
+ * requests): long enough for them to fail what they hold and count it themselves, so the
+ * daemon still exits by the deadline.
+ */
+const ABORT_LEAD_MS = 250;
+
+/** The port of a `host:port` listen address. */
+function listenPort(listen: string): number {
+  return Number(listen.slice(listen.lastIndexOf(":") + 1));
 }
 
 /**
@@ -94,8 +146,11 @@ export class Pipeline {
   readonly #clock: Clock;
   readonly #deps: PipelineDeps;
   #shutdownTimeout: number;
+  /** Aborted shortly before the shutdown deadline: sinks stop retrying and fail what they hold. */
   readonly #abort = new AbortController();
   #stopping: Promise<void> | null = null;
+  /** Set as soon as a stop is asked for, so a reload under way leaves the rest undone. */
+  #stopAsked = false;
   #running = false;
   #allEnded!: () => void;
   readonly #ended = new Promise<void>((r) => this.#allEnded = r);
@@ -118,23 +173,32 @@ export class Pipeline {
   ): Promise<Pipeline> {
     const p = new Pipeline(deps, loaded.config.shutdownTimeout);
     const branches: Branch[] = [];
-    try {
-      for (const sink of resources.sinks) {
+    for (const [i, sink] of resources.sinks.entries()) {
+      try {
         const branch = await p.#buildBranch(sink);
         branches.push(branch);
         p.#branches.set(sink.config.name!, { branch, fingerprint: sink.fingerprint });
+      } catch (err) {
+        await Promise.allSettled(branches.map((b) => b.writer.close()));
+        throw startError("sink", sink.config.name!, componentAt(loaded, "sink", i), err);
       }
-    } catch (err) {
-      await Promise.allSettled(branches.map((b) => b.writer.close()));
-      throw err;
     }
     p.#fanout = new FanOut(branches, deps.log);
-    p.#sources = resources.sources.map((src) => ({
-      source: p.#buildSource(src),
-      fingerprint: src.fingerprint,
-      ended: false,
-    }));
+    p.#sources = resources.sources.map((src, i) => p.#prepare(src, i, loaded));
     return p;
+  }
+
+  /** A source built from `resolved` (the `i`th of `loaded`), not started. */
+  #prepare(resolved: ResolvedSource, i: number, loaded: LoadedConfig): RunningSource {
+    const rebuild = () => this.#buildSource(resolved);
+    return {
+      source: rebuild(),
+      fingerprint: resolved.fingerprint,
+      cfg: resolved.config,
+      at: componentAt(loaded, "source", i),
+      rebuild,
+      ended: false,
+    };
   }
 
   async #buildBranch(resolved: ResolvedSink, after?: Promise<unknown>): Promise<Branch> {
@@ -205,25 +269,59 @@ export class Pipeline {
 
   readonly #dispatch = (chunk: Chunk) => this.#fanout.dispatch(chunk);
 
-  #start(rs: RunningSource): void {
-    rs.source.run(this.#dispatch).catch((err) => {
+  /**
+   * Starts `rs`; resolves once it accepts input (a webhook source has bound its socket), or
+   * rejects with a {@linkcode StartError} when it could not start: the caller reports that
+   * (startup exits, a reload keeps what ran). A failure after that stops the pipeline.
+   */
+  #start(rs: RunningSource): Promise<void> {
+    let started = false;
+    let running: Promise<void>;
+    try {
+      running = rs.source.run(this.#dispatch);
+    } catch (err) {
+      // Deno.serve throws at once for a port in use or out of range.
+      running = Promise.reject(err);
+    }
+    running.catch((err) => {
+      if (!started) return;
       this.failed = true;
-      this.#log.error("source failed; stopping", { source: rs.source.name, error: err });
+      this.#log.error("source failed; stopping", {
+        source: rs.source.name,
+        at: rs.at,
+        error: err,
+      });
       this.stop();
     }).finally(() => {
       rs.ended = true;
       // Sources a reload stopped are no longer listed and do not end the pipeline.
       if (this.#sources.includes(rs) && this.#sources.every((s) => s.ended)) this.#allEnded();
     });
+    return Promise.race([rs.source.listening ?? Promise.resolve(), running]).then(
+      () => {
+        started = true;
+      },
+      (err) => {
+        throw startError("source", rs.source.name, rs.at, err);
+      },
+    );
   }
 
   /**
    * Starts every source; resolves when the pipeline has stopped: every source ended by itself
-   * (stdin at EOF) or {@linkcode Pipeline.stop} was called, and the sinks drained.
+   * (stdin at EOF) or {@linkcode Pipeline.stop} was called, and the sinks drained. A source
+   * that cannot start (its port in use) is logged once, with where it is configured, and
+   * stops the pipeline with {@linkcode Pipeline.failed} set.
    */
   async run(): Promise<void> {
     this.#running = true;
-    for (const rs of this.#sources) this.#start(rs);
+    for (const rs of this.#sources) {
+      this.#start(rs).catch((err: StartError) => {
+        this.failed = true;
+        this.#log.error("cannot start source", err.fields);
+        this.stop();
+      });
+    }
     if (this.#sources.length === 0) this.#allEnded();
     await Promise.race([this.#ended, this.#stopRequested]);
     await this.stop();
@@ -233,41 +331,59 @@ export class Pipeline {
   readonly #stopRequested = new Promise<void>((r) => this.#requestStop = r);
 
   /**
-   * Stops intake and drains every branch through its sink (still throttled) within the
-   * shutdown timeout; what is left then is counted as dropped for `shutdown` and logged.
+   * Stops intake and drains every branch through its sink (still throttled). One deadline,
+   * `shutdownTimeout` from this call, bounds all of it: a reload under way, sources waiting
+   * for their requests' acks, sinks retrying or blocked in a write. Shortly before it the
+   * sinks are aborted (retries end); at it, what is still held is counted as dropped for
+   * `shutdown` and logged, and this resolves.
    */
   stop(): Promise<void> {
     this.#requestStop();
-    return this.#stopping ??= this.#reloading.then(() => this.#drain());
+    this.#stopAsked = true;
+    return this.#stopping ??= this.#drain();
   }
 
   async #drain(): Promise<void> {
     const started = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((r) =>
-      timer = setTimeout(() => r("timeout"), this.#shutdownTimeout)
-    );
-    // The timeout covers stopping the sources too: a webhook request waits for its ack, and
-    // an ack waits for a blocking sink that may be stuck retrying.
-    const drained = (async () => {
-      await Promise.allSettled(this.#sources.map((s) => s.source.stop()));
-      await Promise.all([this.#fanout.close(), ...this.#retiring]);
-    })();
-    const outcome = await Promise.race([drained.then(() => "drained" as const), timedOut]);
-    clearTimeout(timer);
-    if (outcome === "timeout") {
+    const timeout = this.#shutdownTimeout;
+    const shutdownDropsAtAbort = new Map<SinkStats, number>();
+    const abortTimer = setTimeout(() => {
+      for (const s of this.stats.sinks.values()) shutdownDropsAtAbort.set(s, s.dropped.shutdown);
       this.#abort.abort(new Error("shutdown timeout"));
+    }, Math.max(0, timeout - Math.min(ABORT_LEAD_MS, timeout / 10)));
+    let deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"timeout">((r) =>
+      deadlineTimer = setTimeout(() => r("timeout"), timeout)
+    );
+    const drained = (async () => {
+      const stopSources = () => Promise.allSettled(this.#sources.map((s) => s.source.stop()));
+      // Intake stops now, also while a reload runs; the reload sees the stop, leaves the rest
+      // undone, and sources it started meanwhile are stopped after it.
+      const first = stopSources();
+      await this.#reloading;
+      await first;
+      await stopSources();
+      await Promise.all([this.#fanout.close(), ...this.#retiring]);
+    })().catch((err) => this.#log.error("draining failed", { error: err }));
+    const outcome = await Promise.race([drained.then(() => "drained" as const), deadline]);
+    clearTimeout(deadlineTimer);
+    clearTimeout(abortTimer);
+    const aborted = this.#abort.signal.aborted;
+    if (outcome === "timeout" && !aborted) this.#abort.abort(new Error("shutdown timeout"));
+    if (outcome === "timeout" || aborted) {
       for (const s of this.stats.sinks.values()) {
-        // The branch is abandoned: what it holds will not be written.
+        // The branch is abandoned: what it still holds will not be written.
         const left = s.ledger.clear();
-        if (left > 0) {
-          s.drop("shutdown", left);
-          this.#log.error("shutdown timeout; events not delivered", { sink: s.name, count: left });
+        if (left > 0) s.drop("shutdown", left);
+        const lost = s.dropped.shutdown -
+          (shutdownDropsAtAbort.get(s) ?? s.dropped.shutdown - left);
+        if (lost > 0) {
+          this.#log.error("shutdown timeout; events not delivered", { sink: s.name, count: lost });
         }
       }
     }
     this.#log.info("pipeline stopped", {
-      outcome,
+      outcome: outcome === "timeout" || aborted ? "timeout" : "drained",
       seconds: Math.round(performance.now() - started) / 1000,
       sinks: Object.fromEntries(
         [...this.stats.sinks.values()].map((s) => [s.name, {
@@ -285,6 +401,13 @@ export class Pipeline {
    * nothing: sources whose config did not change keep running (sockets, tail positions);
    * sinks whose branch did not change are kept; a changed sink gets a new branch that
    * writes only after the old one has drained, so its events stay in order.
+   *
+   * A changed webhook source on another port starts before its predecessor stops; one that
+   * cannot start (its new port in use) or a sink that cannot open rejects the reload with a
+   * {@linkcode StartError} and nothing changed. A source that must wait for its predecessor
+   * (same port, same file) and then cannot start is run again with its previous config and
+   * listed in `sources.failed`. Rejects with {@linkcode PipelineStoppingError} when a stop
+   * came first.
    */
   reload(loaded: LoadedConfig, resources: Resources): Promise<ReloadSummary> {
     const next = this.#reloading.then(() => this.#reload(loaded, resources));
@@ -293,37 +416,83 @@ export class Pipeline {
   }
 
   async #reload(loaded: LoadedConfig, resources: Resources): Promise<ReloadSummary> {
-    if (this.#stopping) throw new Error("pipeline is stopping");
+    if (this.#stopAsked) throw new PipelineStoppingError();
     const { config } = loaded;
     const summary: ReloadSummary = {
-      sources: { kept: [], started: [], stopped: [] },
+      sources: { kept: [], started: [], stopped: [], failed: [] },
       sinks: { kept: [], replaced: [], added: [], removed: [] },
     };
 
     // New branches first: a sink that cannot be opened aborts the reload with nothing changed.
     const next = new Map<string, { branch: Branch; fingerprint: string }>();
     const created: Branch[] = [];
-    try {
-      for (const sink of resources.sinks) {
-        const name = sink.config.name!;
-        const fingerprint = sink.fingerprint;
-        const old = this.#branches.get(name);
-        if (old && old.fingerprint === fingerprint) {
-          next.set(name, old);
-          summary.sinks.kept.push(name);
-          continue;
-        }
-        const branch = await this.#buildBranch(sink, old?.branch.done);
-        created.push(branch);
-        next.set(name, { branch, fingerprint });
-        (old ? summary.sinks.replaced : summary.sinks.added).push(name);
+    // A replacing branch's sink closes only once the branch it replaces has (see `after`).
+    const discard = () =>
+      Promise.allSettled(created.map((b) => {
+        b.done.catch((err) => this.#log.warn("closing an unused sink failed", { error: err }));
+        return b.writer.close();
+      }));
+    for (const [i, sink] of resources.sinks.entries()) {
+      const name = sink.config.name!;
+      const fingerprint = sink.fingerprint;
+      const old = this.#branches.get(name);
+      if (old && old.fingerprint === fingerprint) {
+        next.set(name, old);
+        summary.sinks.kept.push(name);
+        continue;
       }
-    } catch (err) {
-      await Promise.allSettled(created.map((b) => b.writer.close()));
-      throw err;
+      let branch: Branch;
+      try {
+        branch = await this.#buildBranch(sink, old?.branch.done);
+      } catch (err) {
+        await discard();
+        throw startError("sink", name, componentAt(loaded, "sink", i), err);
+      }
+      created.push(branch);
+      next.set(name, { branch, fingerprint });
+      (old ? summary.sinks.replaced : summary.sinks.added).push(name);
+    }
+    if (this.#stopAsked) {
+      await discard();
+      throw new PipelineStoppingError();
     }
     for (const name of this.#branches.keys()) {
       if (!next.has(name)) summary.sinks.removed.push(name);
+    }
+
+    // Sources: keep the unchanged, stop the removed or changed, start the new.
+    const keptSources: RunningSource[] = [];
+    const stopping: RunningSource[] = [];
+    for (const rs of this.#sources) {
+      const w = resources.sources.find((w) => w.config.name === rs.source.name);
+      if (w && w.fingerprint === rs.fingerprint && !rs.ended) {
+        keptSources.push(rs);
+        summary.sources.kept.push(rs.source.name);
+      } else stopping.push(rs);
+    }
+    const fresh = resources.sources.flatMap((src, i) =>
+      keptSources.some((rs) => rs.source.name === src.config.name)
+        ? []
+        : [this.#prepare(src, i, loaded)]
+    );
+    // A webhook source on a port no stopping source holds starts first, so a port in use
+    // refuses the reload while the old listener still serves. The rest (same port, same
+    // file, stdin) must wait for their predecessor to let go.
+    const holdsPort = (port: number) =>
+      stopping.some((o) => o.cfg.type === "webhook" && listenPort(o.cfg.listen) === port);
+    const early = fresh.filter((rs) =>
+      rs.cfg.type === "webhook" &&
+      (listenPort(rs.cfg.listen) === 0 || !holdsPort(listenPort(rs.cfg.listen)))
+    );
+    const late = fresh.filter((rs) => !early.includes(rs));
+    if (this.#running) {
+      const results = await Promise.allSettled(early.map((rs) => this.#start(rs)));
+      const failure = results.find((r) => r.status === "rejected");
+      if (failure || this.#stopAsked) {
+        await Promise.allSettled(early.map((rs) => rs.source.stop()));
+        await discard();
+        throw failure ? (failure as PromiseRejectedResult).reason : new PipelineStoppingError();
+      }
     }
 
     const oldFanout = this.#fanout;
@@ -335,30 +504,46 @@ export class Pipeline {
     this.#retiring.add(retiring);
     retiring.finally(() => this.#retiring.delete(retiring));
 
-    // Sources: keep the unchanged, stop the removed or changed, start the new.
-    const wanted = resources.sources;
-    const keptSources: RunningSource[] = [];
-    const stopping: RunningSource[] = [];
-    for (const rs of this.#sources) {
-      const w = wanted.find((w) => w.config.name === rs.source.name);
-      if (w && w.fingerprint === rs.fingerprint && !rs.ended) keptSources.push(rs);
-      else stopping.push(rs);
-    }
-    // A changed source must release its socket or file before its successor takes it.
-    this.#sources = keptSources;
-    await Promise.allSettled(stopping.map((rs) => rs.source.stop()));
-    const started: RunningSource[] = [];
-    for (const w of wanted) {
-      if (keptSources.some((rs) => rs.source.name === w.config.name)) {
-        summary.sources.kept.push(w.config.name!);
-        continue;
-      }
-      started.push({ source: this.#buildSource(w), fingerprint: w.fingerprint, ended: false });
-      summary.sources.started.push(w.config.name!);
-    }
+    this.#sources = [...keptSources, ...early];
+    summary.sources.started.push(...early.map((rs) => rs.source.name));
     summary.sources.stopped.push(...stopping.map((rs) => rs.source.name));
-    this.#sources = [...keptSources, ...started];
-    if (this.#running) { for (const rs of started) this.#start(rs); }
+    await Promise.allSettled(stopping.map((rs) => rs.source.stop()));
+    // The predecessor's stop marked the shared stats not ready; its successor listens.
+    for (const rs of early) {
+      if (!rs.ended) this.stats.source(rs.source.name).ready = true;
+    }
+    if (!this.#running) {
+      this.#sources.push(...late);
+      summary.sources.started.push(...late.map((rs) => rs.source.name));
+      return summary;
+    }
+    if (this.#stopAsked) throw new PipelineStoppingError();
+    for (const rs of late) {
+      try {
+        await this.#start(rs);
+        this.#sources.push(rs);
+        summary.sources.started.push(rs.source.name);
+        continue;
+      } catch (err) {
+        const failed = err as StartError;
+        const prev = stopping.find((o) => o.source.name === rs.source.name);
+        let running: ReloadFailure["running"] = "none";
+        if (prev && !this.#stopAsked) {
+          const back: RunningSource = { ...prev, source: prev.rebuild(), ended: false };
+          try {
+            await this.#start(back);
+            this.#sources.push(back);
+            running = "previous";
+          } catch { /* reported below: nothing runs for it */ }
+        }
+        summary.sources.failed.push({
+          source: rs.source.name,
+          at: failed.at,
+          error: failed.reason,
+          running,
+        });
+      }
+    }
     return summary;
   }
 

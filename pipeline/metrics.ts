@@ -15,17 +15,21 @@ import {
   FILE_REOPEN_REASONS,
   type PipelineStats,
 } from "./core/stats.ts";
+import { ReloadStats } from "./reloads.ts";
 
 /**
- * A registry exposing `stats`.
+ * A registry exposing `stats`, and the outcomes of config reloads.
  *
  * @example
  * ```ts
- * const registry = metricsRegistry(stats);
+ * const registry = metricsRegistry(stats, reloads);
  * const text = await registry.metrics();
  * ```
  */
-export function metricsRegistry(stats: PipelineStats): client.Registry {
+export function metricsRegistry(
+  stats: PipelineStats,
+  reloads: ReloadStats = new ReloadStats(stats.startedAt),
+): client.Registry {
   const registers = [new client.Registry()];
   const [reg] = registers;
   const sinks = () => [...stats.sinks.values()];
@@ -192,6 +196,28 @@ export function metricsRegistry(stats: PipelineStats): client.Registry {
   gauge("auditpipe_uptime_seconds", "Seconds since the daemon started.", [], (set) => {
     set({}, (Date.now() - stats.startedAt) / 1000);
   });
+  // Named as Prometheus names its own, so the same alerts work.
+  counter(
+    "auditpipe_config_reload_total",
+    "Config reloads (SIGHUP, --watch-config), by result: failure when refused or applied in part.",
+    ["result"],
+    (set) => {
+      set({ result: "success" }, reloads.success);
+      set({ result: "failure" }, reloads.failure);
+    },
+  );
+  gauge(
+    "auditpipe_config_last_reload_successful",
+    "Whether the last config reload succeeded (1) or not (0); 1 before any reload.",
+    [],
+    (set) => set({}, reloads.lastSucceeded ? 1 : 0),
+  );
+  gauge(
+    "auditpipe_config_last_reload_success_timestamp_seconds",
+    "Unix time of the last successful config load: startup, then each successful reload.",
+    [],
+    (set) => set({}, reloads.lastSuccessAt / 1000),
+  );
   // prom-client's process_resident_memory_bytes reads /proc, which least-privilege runs
   // cannot; Deno reports memory without any permission.
   gauge(

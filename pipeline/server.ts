@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { PipelineStats } from "./core/stats.ts";
 import { metricsRegistry } from "./metrics.ts";
 import type { Logger } from "./core/log.ts";
+import type { ReloadStats } from "./reloads.ts";
 
 /** What `/readyz` found. */
 export interface Readiness {
@@ -43,7 +44,8 @@ export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: n
 }
 
 /**
- * Starts the operations server on `listen` (`host:port`).
+ * Starts the operations server on `listen` (`host:port`). Throws at once when it cannot
+ * bind (`AddrInUse`, a port out of range).
  *
  * @example
  * ```ts
@@ -54,9 +56,9 @@ export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: n
 export function serveOps(
   listen: string,
   stats: PipelineStats,
-  opts: { unhealthyAfterMs: number; log: Logger },
+  opts: { unhealthyAfterMs: number; log: Logger; reloads?: ReloadStats },
 ): Deno.HttpServer {
-  const registry = metricsRegistry(stats);
+  const registry = metricsRegistry(stats, opts.reloads);
   const app = new Hono();
   app.get("/metrics", async (c) => {
     c.header("Content-Type", registry.contentType);

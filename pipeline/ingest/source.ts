@@ -25,6 +25,8 @@ export interface Source {
   run(dispatch: Dispatch): Promise<void>;
   /** Stops intake; afterwards no chunk is dispatched. */
   stop(): Promise<void>;
+  /** Sources that bind a socket: resolves once bound, so a failure to bind is told apart. */
+  readonly listening?: Promise<void>;
 }
 
 /**

@@ -269,7 +269,8 @@ async function serveMutualTls(
   const https = await import("node:https");
   const { Buffer } = await import("node:buffer");
   let closed!: () => void;
-  const finished = new Promise<void>((r) => closed = r);
+  let failed!: (err: Error) => void;
+  const finished = new Promise<void>((r, j) => (closed = r, failed = j));
   const server = https.createServer({
     cert: tls.cert,
     key: tls.key,
@@ -300,6 +301,8 @@ async function serveMutualTls(
     }
   });
   server.on("close", () => closed());
+  // A port in use is an "error" event: it fails the source, not the process.
+  server.on("error", (err) => failed(err));
   setServer({
     shutdown: () =>
       new Promise<void>((resolve) => {

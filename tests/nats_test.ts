@@ -2,7 +2,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { freePort, type NatsServer, startNatsServer } from "./helpers/nats.ts";
-import { REAL } from "./helpers/daemon.ts";
+import { auditLogLines } from "./data/corpus.ts";
 import { createNatsSink, natsMsgId, type NatsSinkConfig } from "../backends/nats.ts";
 import { SinkError } from "../backends/sink.ts";
 import {
@@ -20,9 +20,8 @@ import { systemClock } from "../pipeline/core/clock.ts";
 import type { SinkContext } from "../backends/sink.ts";
 
 const LINES: Uint8Array[] = (() => {
-  const text = Deno.readTextFileSync(`${REAL}codenotary_immudb-log-audit/k8s.log`);
   const enc = new TextEncoder();
-  return text.split("\n").filter((l) => l.trim() !== "").map((l) => enc.encode(l));
+  return auditLogLines().map((l) => enc.encode(l));
 })();
 const dec = new TextDecoder();
 

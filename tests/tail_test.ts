@@ -5,10 +5,11 @@ import type { Chunk } from "../pipeline/core/envelope.ts";
 import { SourceStats } from "../pipeline/core/stats.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 
-const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
-const realLines = Deno.readTextFileSync(REAL).split("\n").filter((l) => l !== "");
+import { auditLogLines } from "./data/corpus.ts";
 
-/** Real kube-apiserver lines, each with a unique auditID `<prefix><i>` so delivery is checkable. */
+const realLines = auditLogLines();
+
+/** kube-apiserver audit.log lines (generated), each with a unique auditID `<prefix><i>` so delivery is checkable. */
 function lines(prefix: string, n: number, from = 0): string[] {
   const out: string[] = [];
   for (let i = from; i < from + n; i++) {

@@ -5,11 +5,10 @@
  * @module
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { auditLogLines, sampleEvents } from "../data/corpus.ts";
 
 /** Where the repository is. */
 export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
-/** The real test data. */
-export const REAL = fromFileUrl(new URL("../../../shared/testdata/real/", import.meta.url));
 
 /** A running daemon. */
 export interface Daemon {
@@ -143,28 +142,30 @@ export async function startDaemon(
   };
 }
 
-/** Real kube-apiserver audit.log lines (top-level events). */
-export async function realLines(limit = Infinity): Promise<string[]> {
-  const text = await Deno.readTextFile(`${REAL}codenotary_immudb-log-audit/k8s.log`);
-  return text.split("\n").filter((l) => l.trim() !== "").slice(0, limit);
+/**
+ * Lines of a kube-apiserver audit.log (top-level events, no line ends), made by the project's
+ * generator (tests/data/): nothing is read from outside the repository.
+ *
+ * @example
+ * ```ts
+ * const lines = await realLines(5);
+ * ```
+ */
+export function realLines(limit = Infinity): Promise<string[]> {
+  return Promise.resolve(auditLogLines(limit));
 }
 
-/** Real events from several projects, as parsed objects: falco's first, then audit.log lines. */
-export async function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
-  const out: Record<string, unknown>[] = [];
-  for await (const f of Deno.readDir(`${REAL}falcosecurity_falco`)) {
-    if (!f.name.endsWith(".json")) continue;
-    const text = await Deno.readTextFile(`${REAL}falcosecurity_falco/${f.name}`);
-    try {
-      out.push(JSON.parse(text));
-    } catch {
-      // One file holds several events, one per line.
-      for (const l of text.split("\n")) if (l.trim()) out.push(JSON.parse(l));
-    }
-  }
-  out.sort((a, b) => String(a.auditID).localeCompare(String(b.auditID)));
-  for (const l of await realLines(limit)) out.push(JSON.parse(l));
-  return out.slice(0, limit);
+/**
+ * Events of varied shapes, parsed: generated rule-test fixtures first (request and response
+ * objects, sorted keys, v1beta1 fields), then audit.log lines. See tests/data/corpus.ts.
+ *
+ * @example
+ * ```ts
+ * const events = await realEvents(20);
+ * ```
+ */
+export function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
+  return Promise.resolve(sampleEvents(limit));
 }
 
 /** An EventList body of `events`, with items stripped of kind/apiVersion as Go writes them. */

@@ -4,6 +4,7 @@ import { createTestPki } from "./helpers/tls.ts";
 import { type Daemon, eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startNatsServer } from "./helpers/nats.ts";
 import { needs } from "./helpers/external.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 async function post(d: Daemon, events: Record<string, unknown>[]): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${await d.webhookPort()}/audit`, {
@@ -15,14 +16,14 @@ async function post(d: Daemon, events: Record<string, unknown>[]): Promise<void>
   await res.body?.cancel();
 }
 
-/** The whole lines of `path` once it has `want` of them (or after 10 s). */
+/** The whole lines of `path` once it has `want` of them; fails when they do not come. */
 async function linesOf(path: string, want: number): Promise<string[]> {
   let lines: string[] = [];
-  for (let i = 0; i < 200 && lines.length < want; i++) {
-    await new Promise((r) => setTimeout(r, 50));
+  await waitFor(`${want} lines in ${path}`, async () => {
     const text = await Deno.readTextFile(path).catch(() => "");
     lines = text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l !== "");
-  }
+    return lines.length >= want;
+  }, { intervalMs: 50, detail: () => `${lines.length} there` });
   return lines;
 }
 

@@ -8,6 +8,7 @@ import { startReceiver } from "./helpers/receiver.ts";
 import { createTestPki } from "./helpers/tls.ts";
 import { startNatsServer } from "./helpers/nats.ts";
 import { needs } from "./helpers/external.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dec = new TextDecoder();
 
@@ -113,14 +114,11 @@ Deno.test(
     client.close();
     const logFile = `${dir}/out/audit.log`;
     const want = lines.length + stdinEvents.length + webhookEvents.length;
-    for (let i = 0; i < 200; i++) {
-      const n = await Deno.readTextFile(logFile).then(
-        (t) => t.trimEnd().split("\n").length,
-        () => 0,
-      );
-      if (n >= want && recv.received.length >= want) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    let n = 0;
+    await waitFor(`${want} events in out/audit.log and at the receiver`, async () => {
+      n = await Deno.readTextFile(logFile).then((t) => t.trimEnd().split("\n").length, () => 0);
+      return n >= want && recv.received.length >= want;
+    }, { intervalMs: 50, detail: () => `${n} in the file, ${recv.received.length} received` });
     const { code, stdout } = await d.stop();
     const logText = d.logs.map((l) => JSON.stringify(l)).join("\n");
     assertEquals(code, 0, logText);

@@ -612,7 +612,9 @@ Deno.test("kill -9 during a burst and restart: every line delivered at least onc
 async function waitFor(pred: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!await pred()) {
-    if (Date.now() > deadline) throw new Error("timed out");
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${pred}`);
+    }
     await sleep(10);
   }
 }

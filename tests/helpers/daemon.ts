@@ -25,11 +25,18 @@ export interface Daemon {
   webhookPort(): Promise<number>;
   /** The ops server's port. */
   opsPort(): Promise<number>;
-  /** Sends a signal and waits for exit; returns the exit status and everything on stdout. */
-  stop(signal?: Deno.Signal): Promise<{ code: number; stdout: string }>;
-  /** Waits for the process to exit by itself. */
-  exited(): Promise<{ code: number; stdout: string }>;
+  /**
+   * Sends a signal and waits for exit; returns the exit status and everything on stdout. A
+   * daemon still running after `timeoutMs` (default {@linkcode EXIT_MS}) is killed with
+   * SIGKILL and the call rejects, with the daemon's last logs.
+   */
+  stop(signal?: Deno.Signal, timeoutMs?: number): Promise<{ code: number; stdout: string }>;
+  /** Waits for the process to exit by itself, under the same deadline as `stop`. */
+  exited(timeoutMs?: number): Promise<{ code: number; stdout: string }>;
 }
+
+/** How long `stop()` and `exited()` wait for the daemon to exit before killing it. */
+export const EXIT_MS = 60_000;
 
 /** Starts `deno run -A <entry> --config <dir>/pipeline.yaml` with `config` (a function of dir). */
 export async function startDaemon(
@@ -101,12 +108,28 @@ export async function startDaemon(
   })();
   const stdoutText = new Response(process.stdout).text();
   let status: Promise<{ code: number; stdout: string }> | null = null;
-  const exited = () =>
+  const exit = () =>
     status ??= (async () => {
       const s = await process.status;
       await stderrDone;
       return { code: s.code, stdout: await stdoutText };
     })();
+  const exited = async (timeoutMs = EXIT_MS, after = "") => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((r) => timer = setTimeout(() => r(null), timeoutMs));
+    const got = await Promise.race([exit(), late]);
+    clearTimeout(timer);
+    if (got !== null) return got;
+    try {
+      process.kill("SIGKILL");
+    } catch { /* gone meanwhile */ }
+    await exit();
+    throw new Error(
+      `the daemon did not exit within ${timeoutMs} ms${after}; killed it with SIGKILL; last logs:\n${
+        logs.slice(-20).map((l) => JSON.stringify(l)).join("\n")
+      }`,
+    );
+  };
 
   const waitLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
     const found = logs.find(pred);
@@ -115,7 +138,7 @@ export async function startDaemon(
       const t = setTimeout(() => {
         reject(
           new Error(
-            `timed out waiting for a log line; logs:\n${
+            `timed out after ${timeoutMs} ms waiting for a log line matching ${pred}; logs:\n${
               logs.map((l) => JSON.stringify(l)).join("\n")
             }`,
           ),
@@ -132,13 +155,13 @@ export async function startDaemon(
     webhookPort: async () =>
       (await waitLog((r) => r.msg === "webhook source listening")).port as number,
     opsPort: async () => (await waitLog((r) => r.msg === "ops server listening")).port as number,
-    async stop(signal = "SIGTERM") {
+    async stop(signal = "SIGTERM", timeoutMs = EXIT_MS) {
       try {
         process.kill(signal);
       } catch { /* already gone */ }
-      return await exited();
+      return await exited(timeoutMs, ` of ${signal}`);
     },
-    exited,
+    exited: (timeoutMs = EXIT_MS) => exited(timeoutMs),
   };
 }
 

@@ -178,14 +178,15 @@ Deno.test(
     }),
 );
 
-Deno.test("nats sink creation fails within seconds naming the server when none listens", async () => {
+Deno.test("nats sink creation fails naming the server when none listens, instead of retrying on", async () => {
   const url = `nats://127.0.0.1:${freePort()}`;
-  const started = performance.now();
-  const err = await assertRejects(
-    () => createNatsSink(sinkConfig(url, "AUDIT"), sinkContext("siem")),
-    new RegExp(`nats sink siem: cannot connect to NATS at ${url.replaceAll(".", "\\.")}`),
+  const err = await deadline(
+    assertRejects(
+      () => createNatsSink(sinkConfig(url, "AUDIT"), sinkContext("siem")),
+      new RegExp(`nats sink siem: cannot connect to NATS at ${url.replaceAll(".", "\\.")}`),
+    ),
+    "the sink's creation to fail",
   );
-  assert(performance.now() - started < 6000, "took too long");
   assert(!(err instanceof SinkError));
 });
 
@@ -221,15 +222,20 @@ Deno.test(
   async () => {
     const srv = await startNatsServer();
     const ac = new AbortController();
-    const sink = await createNatsSink(sinkConfig(srv.url, "AUDIT"), sinkContext("s", ac.signal));
+    // An attempt that would wait ten minutes: only the abort can end the write within the
+    // deadline below, however slow the machine.
+    const sink = await createNatsSink(sinkConfig(srv.url, "AUDIT"), sinkContext("s", ac.signal), {
+      publishTimeout: 600_000,
+    });
     await srv.stop();
     const writing = sink.write(envelopes(LINES.slice(0, 2)));
     setTimeout(() => ac.abort(new Error("shutdown timeout")), 100);
-    const started = performance.now();
-    const err = await assertRejects(() => writing, /aborted after 1 attempt/);
+    const err = await deadline(
+      assertRejects(() => writing, /aborted after 1 attempt/),
+      "the write to reject once the signal aborted",
+    );
     assert(err instanceof SinkError);
     assertEquals(err.reason, "shutdown");
-    assert(performance.now() - started < 1000, "did not reject promptly");
     await sink.close();
   },
 );

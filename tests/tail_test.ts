@@ -209,7 +209,7 @@ Deno.test("startAt end skips what is there and delivers what is appended", async
   const path = `${dir}/audit.log`;
   await Deno.writeTextFile(path, lines("old", 5).join("\n") + "\n");
   const run = start({ path, startAt: "end" });
-  await sleep(80);
+  await run.consumer.until("the tail to open the file at its end", () => run.stats.ready);
   await append(path, lines("new", 3).join("\n") + "\n");
   await run.consumer.count(3);
   await sleep(50);
@@ -310,7 +310,7 @@ Deno.test("checkpoint resume continues where the last run stopped, without gap o
   const checkpointFile = `${dir}/state/tail.ckpt`;
   await Deno.writeTextFile(path, lines("k", 100).join("\n") + "\n");
   const first = start({ path, checkpointFile, startAt: "end" });
-  await sleep(50);
+  await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
   await append(path, lines("k", 100, 100).join("\n") + "\n");
   await first.consumer.count(100);
   await first.stop();
@@ -337,7 +337,7 @@ Deno.test("startAt end records its starting point, so a quick restart skips noth
   const checkpointFile = `${dir}/tail.ckpt`;
   await Deno.writeTextFile(path, lines("q", 10).join("\n") + "\n");
   const first = start({ path, checkpointFile, startAt: "end" });
-  await sleep(50);
+  await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
   await first.stop();
   await append(path, lines("q", 5, 10).join("\n") + "\n");
   const second = start({ path, checkpointFile, startAt: "end" });

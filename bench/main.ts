@@ -125,7 +125,7 @@ async function main(): Promise<void> {
   const data = await ensureData({ seed, sizeMb, log });
   log(
     `data: ${data.path}: ${data.events} events, ${(data.bytes / 1e6).toFixed(1)} MB ` +
-      `(levels ${JSON.stringify(data.levels)}, ${data.realEvents} from the real log)`,
+      `(levels ${JSON.stringify(data.levels)}, ${data.auditLogEvents} from the start-up audit.log)`,
   );
   // Warm the page cache so neither the floor nor the daemon pays for the first disk read.
   await Deno.readFile(data.path);

@@ -7,6 +7,9 @@
  * @module
  */
 
+/** The repository's root as a file URL, so that its files print as repository paths. */
+const ROOT_URL = new URL("../", import.meta.url).href;
+
 interface CallFrame {
   functionName: string;
   url: string;
@@ -44,8 +47,7 @@ export interface ProfileSummary {
 
 function shortUrl(url: string): string {
   if (url === "") return "(native)";
-  const i = url.indexOf("/work/main/");
-  if (i >= 0) return url.slice(i + "/work/main/".length);
+  if (url.startsWith(ROOT_URL)) return url.slice(ROOT_URL.length);
   const npm = url.indexOf("/npm/registry.npmjs.org/");
   if (npm >= 0) return `npm:${url.slice(npm + "/npm/registry.npmjs.org/".length)}`;
   return url.replace(/^.*\/(ext:|node:)/, "$1");
@@ -123,7 +125,11 @@ export async function newestProfile(dir: string): Promise<string> {
 }
 
 if (import.meta.main) {
-  const path = await newestProfile(Deno.args[0] ?? "/tmp/prof");
+  if (Deno.args.length === 0) {
+    console.error("usage: deno run -A bench/profile.ts DIR_OR_FILE [TOP]");
+    Deno.exit(2);
+  }
+  const path = await newestProfile(Deno.args[0]);
   const profile = JSON.parse(await Deno.readTextFile(path)) as Profile;
   console.log(path);
   console.log(formatSummary(summarizeProfile(profile, Number(Deno.args[1] ?? 25))));

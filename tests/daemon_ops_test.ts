@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -70,14 +71,10 @@ sinks:
   d.process.kill("SIGUSR1");
   await d.waitLog((r) => r.msg === "reopening log files");
   // The reopen runs after the signal is logged; wait for the new file.
-  for (let i = 0; i < 100; i++) {
-    try {
-      await Deno.stat(`${d.dir}/audit.log`);
-      break;
-    } catch {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  await waitFor(
+    "the reopened audit.log",
+    () => Deno.stat(`${d.dir}/audit.log`).then(() => true, () => false),
+  );
   await post(port, events.slice(2));
   assertEquals((await d.stop()).code, 0);
   const old = (await Deno.readTextFile(`${d.dir}/audit.log.1`)).trimEnd().split("\n");
@@ -105,11 +102,13 @@ shutdownTimeout: 1m
 `;
   });
   await post(await d.webhookPort(), await realEvents(3));
-  while (recv.requests === 0) await new Promise((r) => setTimeout(r, 10));
+  await waitFor("the stalled sink's first request", () => recv.requests > 0);
   d.process.kill("SIGTERM");
   d.process.kill("SIGTERM");
   await d.waitLog((r) => r.msg === "stopping: draining every sink");
-  // The same stop delivered twice at once (process group and task runner) is one signal.
+  // The same stop delivered twice at once (process group and task runner) is one signal. There
+  // is nothing to wait for here: the third signal must come after the daemon's 500 ms window
+  // for duplicates, and no "second signal" line must have appeared by then.
   await new Promise((r) => setTimeout(r, 700));
   assert(!d.logs.some((r) => String(r.msg).startsWith("second signal")));
   d.process.kill("SIGTERM");

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { realLines, startDaemon } from "./helpers/daemon.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** The whole lines of a file the daemon may be writing: the last one is done at its "\n". */
 function completeLines(text: string): string[] {
@@ -83,12 +84,11 @@ sinks:
   const want = all.map((l) => JSON.parse(l).auditID as string);
   const out = `${dir}/out/audit.log`;
   let got: string[] = [];
-  for (let i = 0; i < 300; i++) {
+  await waitFor(`all ${want.length} lines in out/audit.log`, async () => {
     const text = await Deno.readTextFile(out).catch(() => "");
     got = completeLines(text).map((l) => JSON.parse(l).auditID);
-    if (new Set(got).size >= want.length) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return new Set(got).size >= want.length;
+  }, { timeoutMs: 30_000, intervalMs: 50, detail: () => `${new Set(got).size} there` });
   assertEquals((await d.stop()).code, 0);
   const seen = new Set(got);
   const missing = want.filter((id) => !seen.has(id));
@@ -127,7 +127,7 @@ sinks:
   for (let i = 0; i < all.length; i += 100) {
     // The tail starts at the beginning of the file it finds; make sure that is the first
     // one before rotating it away.
-    if (i === 100) { while (await delivered() === 0) await new Promise((r) => setTimeout(r, 10)); }
+    if (i === 100) await waitFor("the first delivered line", async () => await delivered() > 0);
     await file.write(enc.encode(all.slice(i, i + 100).join("\n") + "\n"));
     if (i === 1000 || i === 2000) {
       // lumberjack: rename to audit-<time>.log, then open a new audit.log.
@@ -140,11 +140,11 @@ sinks:
   file.close();
   const want = all.map((l) => JSON.parse(l).auditID as string);
   let got: string[] = [];
-  for (let i = 0; i < 200 && got.length < want.length; i++) {
-    await new Promise((r) => setTimeout(r, 50));
+  await waitFor(`all ${want.length} lines in out/audit.log`, async () => {
     got = completeLines(await Deno.readTextFile(`${dir}/out/audit.log`).catch(() => ""))
       .map((l) => JSON.parse(l).auditID);
-  }
+    return got.length >= want.length;
+  }, { timeoutMs: 30_000, intervalMs: 50, detail: () => `${got.length} there` });
   assertEquals((await d.stop()).code, 0);
   assertEquals(got, want);
   await Deno.remove(dir, { recursive: true });

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { goQuote, isGoPrint, legacyLine, rfc3339Nano } from "../backends/legacy.ts";
 import type { Event } from "../pipeline/core/event.ts";
-
-const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
+import { auditLogLines, ruleFixtureEvents } from "./data/corpus.ts";
+import { legacyLog } from "./data/samples.ts";
 
 /** The example event of spec sec. 9. */
 const SPEC_EVENT = JSON.parse(
@@ -201,10 +201,14 @@ Deno.test("null, missing and undecodable timestamps print as Go's zero time", ()
   assert.equal(rfc3339Nano("0099-05-06T07:08:09Z"), "0099-05-06T07:08:09Z");
 });
 
-Deno.test("legacy lines of real kube-apiserver events are one well-formed line each", async () => {
-  const text = await Deno.readTextFile(K8S_LOG);
+Deno.test("legacy lines of kube-apiserver, v1beta1 and rule-fixture events are one well-formed line each", () => {
+  const text = [
+    ...auditLogLines(),
+    ...legacyLog().split("\n"),
+    ...ruleFixtureEvents().map((e) => JSON.stringify(e)),
+  ].join("\n");
   const shape =
-    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z AUDIT: id="[^"]*" stage="\w+" ip="[^"]*" method="\w*" user="[^"]*" groups="(<none>|(\\"[^"\\]*\\",?)+)" as="[^"]*" asgroups="[^"]*" user-agent="(?:[^"\\]|\\.)*" namespace="[^"]*" uri="(?:[^"\\]|\\.)*" response="(\d+|<deferred>)"$/;
+    /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z AUDIT: id="[^"]*" stage="\w+" ip="[^"]*" method="\w*" user="[^"]*" groups="(<none>|(\\"[^"\\]*\\",?)+)" as="[^"]*" asgroups="(<lookup>|(\\"[^"\\]*\\",?)*)" user-agent="(?:[^"\\]|\\.)*" namespace="[^"]*" uri="(?:[^"\\]|\\.)*" response="(\d+|<deferred>)"$/;
   let n = 0;
   for (const raw of text.split("\n")) {
     if (raw === "") continue;
@@ -217,10 +221,10 @@ Deno.test("legacy lines of real kube-apiserver events are one well-formed line e
   assert.ok(n > 10);
 });
 
-Deno.test("legacy line of the first real event", async () => {
-  const first = (await Deno.readTextFile(K8S_LOG)).split("\n")[0];
+Deno.test("legacy line of the first audit.log event", () => {
+  const [first] = auditLogLines(1);
   assert.equal(
     legacyLine(JSON.parse(first)),
-    `2023-03-10T22:38:26.382098Z AUDIT: id="d4652481-193e-42f6-9b78-f8651cab5dfe" stage="RequestReceived" ip="127.0.0.1" method="get" user="admin" groups="\\"system:masters\\",\\"system:authenticated\\"" as="<self>" asgroups="<lookup>" user-agent="kubectl/v1.25.6 (linux/amd64) kubernetes/ff2c119" namespace="<none>" uri="/api?timeout=32s" response="<deferred>"`,
+    `2023-03-10T22:38:26.382971Z AUDIT: id="4b2cadd1-f965-4072-b8b6-c681f958c2c2" stage="RequestReceived" ip="127.0.0.1" method="get" user="admin" groups="\\"system:masters\\",\\"system:authenticated\\"" as="<self>" asgroups="<lookup>" user-agent="kubectl/v1.25.6 (linux/amd64) kubernetes/ff2c119" namespace="<none>" uri="/api?timeout=32s" response="<deferred>"`,
   );
 });

@@ -11,7 +11,8 @@ import type { Envelope } from "../pipeline/core/envelope.ts";
 import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 
-const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
+import { auditLogLines } from "./data/corpus.ts";
+
 const enc = new TextEncoder();
 
 function ctx(clock = new FakeClock()): SinkContext {
@@ -43,9 +44,9 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-/** The real log's lines, and envelopes decoded from them (with `raw`). */
-async function realEvents(): Promise<{ lines: string[]; envelopes: Envelope[] }> {
-  const lines = (await Deno.readTextFile(K8S_LOG)).split("\n").filter((l) => l !== "");
+/** The generated audit.log's lines, and envelopes decoded from them (with `raw`). */
+function realEvents(): { lines: string[]; envelopes: Envelope[] } {
+  const lines = auditLogLines();
   const envelopes = lines.flatMap((l) => decodeLine(enc.encode(l)).envelopes);
   return { lines, envelopes };
 }
@@ -82,7 +83,7 @@ Deno.test("json output is the original bytes of events that have them", async ()
   await withDir(async (dir) => {
     const path = join(dir, "audit.log");
     const sink = await createLogSink(config(path), ctx());
-    const { lines, envelopes } = await realEvents();
+    const { lines, envelopes } = realEvents();
     assert.ok(envelopes.every((e) => e.raw !== undefined));
     for (let i = 0; i < envelopes.length; i += 100) await sink.write(envelopes.slice(i, i + 100));
     await sink.close();
@@ -107,7 +108,7 @@ Deno.test("legacy output is one legacy line per event", async () => {
   await withDir(async (dir) => {
     const path = join(dir, "audit.log");
     const sink = await createLogSink(config(path, { format: "legacy" }), ctx());
-    const { envelopes } = await realEvents();
+    const { envelopes } = realEvents();
     const batch = envelopes.slice(0, 50);
     await sink.write(batch);
     await sink.write([]);
@@ -121,7 +122,7 @@ Deno.test("legacy output is one legacy line per event", async () => {
 
 Deno.test("every fsync mode writes the same bytes", async () => {
   await withDir(async (dir) => {
-    const { envelopes } = await realEvents();
+    const { envelopes } = realEvents();
     const batch = envelopes.slice(0, 20);
     const outputs: string[] = [];
     for (const fsync of ["never", "batch", "always"] as const) {
@@ -154,7 +155,7 @@ Deno.test("batches crossing maxSize rotate between whole lines, none over the li
     const clock = new FakeClock();
     const cfg = config(path, { rotate: { maxSize: 1, maxBackup: 0, maxAge: 0, compress: false } });
     const sink = await createLogSink(cfg, ctx(clock));
-    const { lines, envelopes } = await realEvents();
+    const { lines, envelopes } = realEvents();
     const written: string[] = [];
     // About 3 MiB in batches of 400, so some batches straddle a rotation.
     while (written.length * 700 < 3 * 1024 * 1024) {
@@ -185,7 +186,7 @@ Deno.test("each backup holds exactly what one event per write would have put the
     const path = join(dir, "audit.log");
     const cfg = config(path, { rotate: { maxSize: 1, maxBackup: 0, maxAge: 0, compress: false } });
     const sink = await createLogSink(cfg, ctx());
-    const { lines, envelopes } = await realEvents();
+    const { lines, envelopes } = realEvents();
     await sink.write(envelopes); // ~2 MiB in one batch
     await sink.close();
     // Simulate lumberjack: a line goes to a new file when size + len > 1 MiB.

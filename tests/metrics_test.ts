@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import { PipelineStats } from "../pipeline/core/stats.ts";
 
@@ -101,9 +102,18 @@ shutdownTimeout: 1s
     await res.body?.cancel();
     await new Promise((r) => setTimeout(r, 15));
   }
-  await new Promise((r) => setTimeout(r, 200));
-  const m = parseMetrics(await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text());
-  for (const sink of ["policy", "small", "failing", "stuck"]) {
+  let m = new Map<string, number>();
+  const names = ["policy", "small", "failing", "stuck"];
+  await waitFor(
+    "all 300 events at every sink and the failing sink's retries exhausted",
+    async () => {
+      m = parseMetrics(await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text());
+      return names.every((s) => m.get(`auditpipe_sink_events_total{sink="${s}"}`) === 300) &&
+        (m.get(`auditpipe_sink_dropped_total{sink="failing",reason="retries_exhausted"}`) ?? 0) > 0;
+    },
+    { intervalMs: 50, detail: () => JSON.stringify([...m].filter(([k]) => k.includes("sink_"))) },
+  );
+  for (const sink of names) {
     const s = checkIdentity(m, sink);
     assertEquals(s.received, 300);
   }
@@ -192,21 +202,19 @@ server:
   assertEquals((await readyz()).status, 200);
   await recv.close();
   let r = await readyz();
-  for (let i = 0; i < 100 && r.status === 200; i++) {
+  await waitFor("/readyz to answer 503 while the sink fails", async () => {
     await post();
-    await new Promise((res) => setTimeout(res, 20));
     r = await readyz();
-  }
-  assertEquals(r.status, 503);
+    return r.status === 503;
+  }, { intervalMs: 20 });
   assertEquals(r.body.failing[0].name, "siem");
   assertEquals(r.body.failing[0].kind, "sink");
   recv = await startReceiver(recvPort);
-  for (let i = 0; i < 100 && r.status === 503; i++) {
+  await waitFor("/readyz to answer 200 once the sink recovers", async () => {
     await post();
-    await new Promise((res) => setTimeout(res, 20));
     r = await readyz();
-  }
-  assertEquals(r.status, 200);
+    return r.status === 200;
+  }, { intervalMs: 20 });
   assertEquals((await d.stop()).code, 0);
   await recv.close();
   await Deno.remove(d.dir, { recursive: true });

@@ -7,6 +7,8 @@ import { eventList, realEvents, realLines, ROOT, startDaemon } from "./helpers/d
 import { startReceiver } from "./helpers/receiver.ts";
 import { createTestPki } from "./helpers/tls.ts";
 import { startNatsServer } from "./helpers/nats.ts";
+import { needs } from "./helpers/external.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const dec = new TextDecoder();
 
@@ -68,83 +70,91 @@ server:
   return { pki, recv, dir, lines, nats };
 }
 
-Deno.test("the daemon runs under exactly the printed permissions, and fails without any one of them", async () => {
-  const { pki, recv, dir, lines, nats } = await setup();
-  const cfg = `${dir}/etc/pipeline.yaml`;
-  const env = { AUDIT_CLUSTER: "prod" };
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "permissions", "--config", cfg],
-    env: { NO_COLOR: "1", ...env },
-  }).output();
-  assertEquals(out.code, 0, dec.decode(out.stderr));
-  const flags = dec.decode(out.stdout).trim().split(" ");
-  assertEquals(flags.map((f) => f.split("=")[0]), [
-    "--allow-read",
-    "--allow-write",
-    "--allow-net",
-    "--allow-env",
-  ]);
-  assert(flags[3].includes("AUDIT_CLUSTER"), flags[3]);
+Deno.test(
+  needs(
+    ["nats-server", "openssl"],
+    "the daemon runs under exactly the printed permissions, and fails without any one of them",
+  ),
+  async () => {
+    const { pki, recv, dir, lines, nats } = await setup();
+    const cfg = `${dir}/etc/pipeline.yaml`;
+    const env = { AUDIT_CLUSTER: "prod" };
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "permissions", "--config", cfg],
+      env: { NO_COLOR: "1", ...env },
+    }).output();
+    assertEquals(out.code, 0, dec.decode(out.stderr));
+    const flags = dec.decode(out.stdout).trim().split(" ");
+    assertEquals(flags.map((f) => f.split("=")[0]), [
+      "--allow-read",
+      "--allow-write",
+      "--allow-net",
+      "--allow-env",
+    ]);
+    assert(flags[3].includes("AUDIT_CLUSTER"), flags[3]);
 
-  const stdinEvents = (await realEvents(60)).slice(57);
-  const stdin = new TextEncoder().encode(
-    stdinEvents.map((e) => JSON.stringify(e)).join("\n") + "\n",
-  );
-  const webhookEvents = (await realEvents(120)).slice(100);
-  const opts = { permissions: flags, configFile: cfg, dir, env, stdin };
+    const stdinEvents = (await realEvents(60)).slice(57);
+    const stdin = new TextEncoder().encode(
+      stdinEvents.map((e) => JSON.stringify(e)).join("\n") + "\n",
+    );
+    const webhookEvents = (await realEvents(120)).slice(100);
+    const opts = { permissions: flags, configFile: cfg, dir, env, stdin };
 
-  // With exactly the printed flags: every source delivers to every sink.
-  const d = await startDaemon(() => "", opts);
-  const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
-  const res = await fetch(`https://127.0.0.1:${await d.webhookPort()}/audit`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer t0ken" },
-    body: eventList(webhookEvents),
-    client,
-  });
-  assertEquals(res.status, 200);
-  await res.body?.cancel();
-  client.close();
-  const logFile = `${dir}/out/audit.log`;
-  const want = lines.length + stdinEvents.length + webhookEvents.length;
-  for (let i = 0; i < 200; i++) {
-    const n = await Deno.readTextFile(logFile).then((t) => t.trimEnd().split("\n").length, () => 0);
-    if (n >= want && recv.received.length >= want) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const { code, stdout } = await d.stop();
-  const logText = d.logs.map((l) => JSON.stringify(l)).join("\n");
-  assertEquals(code, 0, logText);
-  assert(!logText.includes("Requires"), logText);
-  const logged = (await Deno.readTextFile(logFile)).trimEnd().split("\n").map((l) => JSON.parse(l));
-  assertEquals(logged.length, want);
-  const fromWebhook = new Set(webhookEvents.map((e) => e.auditID));
-  const annotated = logged.filter((e) => e.annotations?.["example.com/cluster"] === "prod");
-  assertEquals(annotated.length, webhookEvents.length);
-  assert(annotated.every((e) => fromWebhook.has(e.auditID)));
-  assertEquals(recv.received.length, want);
-  assertEquals(stdout.trimEnd().split("\n").length, want);
-  assert((await Deno.stat(`${dir}/state/tail.json`)).isFile);
-
-  // Without any one flag: Deno's permission error, and a non-zero exit.
-  for (const missing of flags) {
-    const q = await startDaemon(() => "", {
-      ...opts,
-      permissions: flags.filter((f) => f !== missing),
+    // With exactly the printed flags: every source delivers to every sink.
+    const d = await startDaemon(() => "", opts);
+    const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
+    const res = await fetch(`https://127.0.0.1:${await d.webhookPort()}/audit`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer t0ken" },
+      body: eventList(webhookEvents),
+      client,
     });
-    const timer = setTimeout(() => q.process.kill("SIGKILL"), 15_000);
-    const st = await q.exited();
-    clearTimeout(timer);
-    const err = q.logs.map((l) => JSON.stringify(l)).join("\n");
-    const name = missing.split("=")[0];
-    assert(st.code !== 0, `without ${name} the daemon exited 0:\n${err}`);
-    assert(/Requires \w+ access/.test(err), `without ${name}:\n${err}`);
-  }
-  await recv.close();
-  await pki.cleanup();
-  await nats.stop();
-  await Deno.remove(dir, { recursive: true });
-});
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    client.close();
+    const logFile = `${dir}/out/audit.log`;
+    const want = lines.length + stdinEvents.length + webhookEvents.length;
+    let n = 0;
+    await waitFor(`${want} events in out/audit.log and at the receiver`, async () => {
+      n = await Deno.readTextFile(logFile).then((t) => t.trimEnd().split("\n").length, () => 0);
+      return n >= want && recv.received.length >= want;
+    }, { intervalMs: 50, detail: () => `${n} in the file, ${recv.received.length} received` });
+    const { code, stdout } = await d.stop();
+    const logText = d.logs.map((l) => JSON.stringify(l)).join("\n");
+    assertEquals(code, 0, logText);
+    assert(!logText.includes("Requires"), logText);
+    const logged = (await Deno.readTextFile(logFile)).trimEnd().split("\n").map((l) =>
+      JSON.parse(l)
+    );
+    assertEquals(logged.length, want);
+    const fromWebhook = new Set(webhookEvents.map((e) => e.auditID));
+    const annotated = logged.filter((e) => e.annotations?.["example.com/cluster"] === "prod");
+    assertEquals(annotated.length, webhookEvents.length);
+    assert(annotated.every((e) => fromWebhook.has(e.auditID)));
+    assertEquals(recv.received.length, want);
+    assertEquals(stdout.trimEnd().split("\n").length, want);
+    assert((await Deno.stat(`${dir}/state/tail.json`)).isFile);
+
+    // Without any one flag: Deno's permission error, and a non-zero exit.
+    for (const missing of flags) {
+      const q = await startDaemon(() => "", {
+        ...opts,
+        permissions: flags.filter((f) => f !== missing),
+      });
+      const timer = setTimeout(() => q.process.kill("SIGKILL"), 15_000);
+      const st = await q.exited();
+      clearTimeout(timer);
+      const err = q.logs.map((l) => JSON.stringify(l)).join("\n");
+      const name = missing.split("=")[0];
+      assert(st.code !== 0, `without ${name} the daemon exited 0:\n${err}`);
+      assert(/Requires \w+ access/.test(err), `without ${name}:\n${err}`);
+    }
+    await recv.close();
+    await pki.cleanup();
+    await nats.stop();
+    await Deno.remove(dir, { recursive: true });
+  },
+);
 
 Deno.test("deploy/auditpipe.service grants exactly what `auditpipe permissions` prints for deploy/pipeline.yaml", async () => {
   const { loadConfigText } = await import("../pipeline/config/load.ts");

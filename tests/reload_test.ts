@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { startDaemon } from "./helpers/daemon.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -69,9 +70,11 @@ Deno.test("reload under load: the policy changes while a sender posts, and every
   })();
   const levels = ["Metadata", "Request", "RequestResponse", "Metadata"];
   for (const level of levels) {
-    while (sent < total / 5 * (levels.indexOf(level) + 1)) {
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    const mark = total / 5 * (levels.indexOf(level) + 1);
+    await waitFor(`${mark} events sent before switching to ${level}`, () => sent >= mark, {
+      intervalMs: 2,
+      detail: () => `${sent} sent`,
+    });
     await Deno.writeTextFile(`${d.dir}/policy.yaml`, policy(level));
     const before = d.logs.filter((r) => r.msg === "config reloaded").length;
     d.process.kill("SIGHUP");

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { FakeClock, flushMicrotasks, systemClock } from "../pipeline/core/clock.ts";
-import { abortableSleep, Backoff, backoffDelays, RetryError, withRetry } from "../pipeline/core/retry.ts";
+import {
+  abortableSleep,
+  Backoff,
+  backoffDelays,
+  RetryError,
+  withRetry,
+} from "../pipeline/core/retry.ts";
 import { errorText } from "../pipeline/core/errors.ts";
 
 const fixed = (v: number) => () => v;

@@ -4,8 +4,9 @@ import type { Chunk } from "../pipeline/core/envelope.ts";
 import { SourceStats } from "../pipeline/core/stats.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 
-const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
-const realLines = Deno.readTextFileSync(REAL).split("\n").filter((l) => l !== "");
+import { auditLogLines } from "./data/corpus.ts";
+
+const realLines = auditLogLines();
 const enc = new TextEncoder();
 
 function input(parts: string[]): ReadableStream<Uint8Array> {

@@ -9,7 +9,8 @@ import type { Envelope } from "../pipeline/core/envelope.ts";
 import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 
-const K8S_LOG = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
+import { auditLogLines } from "./data/corpus.ts";
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -38,9 +39,8 @@ class SlowWriter implements ByteWriter {
   }
 }
 
-async function realLines(n: number): Promise<{ lines: string[]; envelopes: Envelope[] }> {
-  const lines = (await Deno.readTextFile(K8S_LOG)).split("\n").filter((l) => l !== "")
-    .slice(0, n);
+function realLines(n: number): { lines: string[]; envelopes: Envelope[] } {
+  const lines = auditLogLines(n);
   return { lines, envelopes: lines.flatMap((l) => decodeLine(enc.encode(l)).envelopes) };
 }
 
@@ -62,7 +62,7 @@ function built(id: string): Envelope {
 Deno.test("stdout sink writes json lines, the original bytes when present", async () => {
   const out = new SlowWriter(1 << 20);
   const sink = createStdoutSink({ format: "json" }, ctx, out);
-  const { lines, envelopes } = await realLines(5);
+  const { lines, envelopes } = realLines(5);
   await sink.write(envelopes);
   await sink.write([built("b")]);
   await sink.close();
@@ -72,7 +72,7 @@ Deno.test("stdout sink writes json lines, the original bytes when present", asyn
 Deno.test("stdout sink writes legacy lines", async () => {
   const out = new SlowWriter(1 << 20);
   const sink = createStdoutSink({ format: "legacy" }, ctx, out);
-  const { envelopes } = await realLines(3);
+  const { envelopes } = realLines(3);
   await sink.write(envelopes);
   await sink.close();
   assert.equal(out.text, envelopes.map((e) => legacyLine(e.event) + "\n").join(""));
@@ -81,7 +81,7 @@ Deno.test("stdout sink writes legacy lines", async () => {
 Deno.test("a batch is one buffer written fully even when the writer takes a few bytes", async () => {
   const out = new SlowWriter(7);
   const sink = createStdoutSink({ format: "json" }, ctx, out);
-  const { lines, envelopes } = await realLines(4);
+  const { lines, envelopes } = realLines(4);
   await sink.write(envelopes);
   await sink.close();
   assert.equal(out.text, lines.join("\n") + "\n");
@@ -91,7 +91,7 @@ Deno.test("a batch is one buffer written fully even when the writer takes a few 
 Deno.test("a batch that fits the writer goes out in one write call", async () => {
   const out = new SlowWriter(1 << 20);
   const sink = createStdoutSink({ format: "json" }, ctx, out);
-  const { envelopes } = await realLines(10);
+  const { envelopes } = realLines(10);
   await sink.write(envelopes);
   await sink.close();
   assert.equal(out.calls.length, 1);

@@ -6,10 +6,11 @@ import { PipelineStats, SourceStats } from "../pipeline/core/stats.ts";
 import { readiness } from "../pipeline/server.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 
-const REAL = "/work/shared/testdata/real/codenotary_immudb-log-audit/k8s.log";
-const realLines = Deno.readTextFileSync(REAL).split("\n").filter((l) => l !== "");
+import { auditLogLines } from "./data/corpus.ts";
 
-/** Real kube-apiserver lines, each with a unique auditID `<prefix><i>` so delivery is checkable. */
+const realLines = auditLogLines();
+
+/** kube-apiserver audit.log lines (generated), each with a unique auditID `<prefix><i>` so delivery is checkable. */
 function lines(prefix: string, n: number, from = 0): string[] {
   const out: string[] = [];
   for (let i = from; i < from + n; i++) {
@@ -209,7 +210,7 @@ Deno.test("startAt end skips what is there and delivers what is appended", async
   const path = `${dir}/audit.log`;
   await Deno.writeTextFile(path, lines("old", 5).join("\n") + "\n");
   const run = start({ path, startAt: "end" });
-  await sleep(80);
+  await run.consumer.until("the tail to open the file at its end", () => run.stats.ready);
   await append(path, lines("new", 3).join("\n") + "\n");
   await run.consumer.count(3);
   await sleep(50);
@@ -310,7 +311,7 @@ Deno.test("checkpoint resume continues where the last run stopped, without gap o
   const checkpointFile = `${dir}/state/tail.ckpt`;
   await Deno.writeTextFile(path, lines("k", 100).join("\n") + "\n");
   const first = start({ path, checkpointFile, startAt: "end" });
-  await sleep(50);
+  await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
   await append(path, lines("k", 100, 100).join("\n") + "\n");
   await first.consumer.count(100);
   await first.stop();
@@ -337,7 +338,7 @@ Deno.test("startAt end records its starting point, so a quick restart skips noth
   const checkpointFile = `${dir}/tail.ckpt`;
   await Deno.writeTextFile(path, lines("q", 10).join("\n") + "\n");
   const first = start({ path, checkpointFile, startAt: "end" });
-  await sleep(50);
+  await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
   await first.stop();
   await append(path, lines("q", 5, 10).join("\n") + "\n");
   const second = start({ path, checkpointFile, startAt: "end" });
@@ -612,7 +613,9 @@ Deno.test("kill -9 during a burst and restart: every line delivered at least onc
 async function waitFor(pred: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!await pred()) {
-    if (Date.now() > deadline) throw new Error("timed out");
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${pred}`);
+    }
     await sleep(10);
   }
 }

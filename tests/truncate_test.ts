@@ -19,6 +19,7 @@ import {
   truncateEvents,
 } from "../pipeline/stages/truncate.ts";
 import { splitBatches, splitItems } from "../pipeline/stages/split.ts";
+import { ruleFixtureEvents } from "./data/corpus.ts";
 
 /** Go's defaultConfig in truncate_test.go. */
 const GO_CONFIG: TruncateConfig = {
@@ -259,36 +260,19 @@ Deno.test("a truncated event encodes as the original minus its objects plus the 
 });
 
 /**
- * Events of the falco fixtures: mostly pretty-printed single events, some JSON lines, some
- * `audit.k8s.io/v1beta1`; the apiVersion is dropped so that they measure as v1 events.
+ * Events of the generated rule-test fixtures (request and response objects, sorted keys, some
+ * `audit.k8s.io/v1beta1`); the apiVersion is dropped so that they measure as v1 events.
  */
-async function falcoEvents(): Promise<Envelope[]> {
-  const dir = new URL("../../shared/testdata/real/falcosecurity_falco/", import.meta.url);
-  const names: string[] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.endsWith(".json")) names.push(entry.name);
-  }
-  names.sort();
-  const out: Envelope[] = [];
-  for (const name of names) {
-    const text = await Deno.readTextFile(new URL(name, dir));
-    let docs: unknown[];
-    try {
-      docs = [JSON.parse(text)];
-    } catch {
-      docs = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-    }
-    for (const doc of docs) {
-      const { apiVersion: _v, ...rest } = doc as Record<string, unknown>;
-      assert.equal(eventProblem(rest), null, name);
-      out.push({ event: asEvent(rest) });
-    }
-  }
-  return out;
+function fixtureEvents(): Envelope[] {
+  return ruleFixtureEvents().map((doc) => {
+    const { apiVersion: _v, ...rest } = doc;
+    assert.equal(eventProblem(rest), null, String(rest.auditID));
+    return { event: asEvent(rest) };
+  });
 }
 
-Deno.test("falco's real events: what fits passes, bodies are stripped, the rest is dropped", async () => {
-  const events = await falcoEvents();
+Deno.test("rule-fixture events: what fits passes, bodies are stripped, the rest is dropped", async () => {
+  const events = fixtureEvents();
   assert.ok(events.length >= 40);
   const maxEventSize = 900;
   const h = harness();

@@ -13,6 +13,7 @@ import type { Event } from "../pipeline/core/event.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
+import { needs } from "./helpers/external.ts";
 
 // ---------- fixtures ----------
 
@@ -262,153 +263,174 @@ Deno.test("gzip bodies decompress to the same EventList", async () => {
   await rx.close();
 });
 
-Deno.test("mTLS with a kubeconfig CA, client certificate and token file is accepted", async () => {
-  const pki = await createTestPki();
-  const rx = await mtlsReceiver(pki);
-  try {
-    const kc = await writeKubeconfig(pki.dir, rx.url, {
-      ca: pki.caCert,
-      cert: pki.clientCert,
-      key: pki.clientKey,
-      token: "t0ken",
-    });
-    const sink = await createWebhookSink(config({ kubeconfig: kc }), context().ctx);
+Deno.test(
+  needs("openssl", "mTLS with a kubeconfig CA, client certificate and token file is accepted"),
+  async () => {
+    const pki = await createTestPki();
+    const rx = await mtlsReceiver(pki);
     try {
-      const items = [env(), env()];
-      await sink.write(items);
-      assert.equal(rx.got.length, 1);
-      assert.equal(rx.got[0].cn, pki.clientCN);
-      assert.equal(rx.got[0].authorization, "Bearer t0ken");
-      assert.equal(rx.got[0].body, new TextDecoder().decode(eventListBody(items)));
+      const kc = await writeKubeconfig(pki.dir, rx.url, {
+        ca: pki.caCert,
+        cert: pki.clientCert,
+        key: pki.clientKey,
+        token: "t0ken",
+      });
+      const sink = await createWebhookSink(config({ kubeconfig: kc }), context().ctx);
+      try {
+        const items = [env(), env()];
+        await sink.write(items);
+        assert.equal(rx.got.length, 1);
+        assert.equal(rx.got[0].cn, pki.clientCN);
+        assert.equal(rx.got[0].authorization, "Bearer t0ken");
+        assert.equal(rx.got[0].body, new TextDecoder().decode(eventListBody(items)));
+      } finally {
+        await sink.close();
+      }
     } finally {
-      await sink.close();
+      await rx.close();
+      await pki.cleanup();
     }
-  } finally {
-    await rx.close();
-    await pki.cleanup();
-  }
-});
+  },
+);
 
-Deno.test("insecure-skip-tls-verify delivers to a server whose CA is unknown, with the client certificate", async () => {
-  const pki = await createTestPki();
-  const rx = await mtlsReceiver(pki);
-  try {
-    const sink = await createWebhookSink(config(), context().ctx, {
+Deno.test(
+  needs(
+    "openssl",
+    "insecure-skip-tls-verify delivers to a server whose CA is unknown, with the client certificate",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const rx = await mtlsReceiver(pki);
+    try {
+      const sink = await createWebhookSink(config(), context().ctx, {
+        url: new URL(rx.url),
+        cert: pki.clientCert,
+        key: pki.clientKey,
+        insecureSkipTLSVerify: true,
+        headers: { Authorization: "Bearer t0ken" },
+        warnings: [],
+        files: [],
+      });
+      try {
+        await sink.write([env()]);
+        assert.equal(rx.got.length, 1);
+        assert.equal(rx.got[0].cn, pki.clientCN);
+        assert.equal(rx.got[0].authorization, "Bearer t0ken");
+      } finally {
+        await sink.close();
+      }
+    } finally {
+      await rx.close();
+      await pki.cleanup();
+    }
+  },
+);
+
+Deno.test(
+  needs(
+    "openssl",
+    "tls-server-name checks the certificate against that name, not the server's address",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const rx = await mtlsReceiver(pki);
+    const target = (name: string) => ({
       url: new URL(rx.url),
+      caCerts: [pki.caCert],
       cert: pki.clientCert,
       key: pki.clientKey,
-      insecureSkipTLSVerify: true,
-      headers: { Authorization: "Bearer t0ken" },
+      tlsServerName: name,
+      headers: {},
       warnings: [],
       files: [],
     });
     try {
-      await sink.write([env()]);
-      assert.equal(rx.got.length, 1);
-      assert.equal(rx.got[0].cn, pki.clientCN);
-      assert.equal(rx.got[0].authorization, "Bearer t0ken");
-    } finally {
-      await sink.close();
-    }
-  } finally {
-    await rx.close();
-    await pki.cleanup();
-  }
-});
-
-Deno.test("tls-server-name checks the certificate against that name, not the server's address", async () => {
-  const pki = await createTestPki();
-  const rx = await mtlsReceiver(pki);
-  const target = (name: string) => ({
-    url: new URL(rx.url),
-    caCerts: [pki.caCert],
-    cert: pki.clientCert,
-    key: pki.clientKey,
-    tlsServerName: name,
-    headers: {},
-    warnings: [],
-    files: [],
-  });
-  try {
-    // The server certificate is valid for 127.0.0.1 and localhost.
-    const ok = await createWebhookSink(config(), context().ctx, target("localhost"));
-    try {
-      await ok.write([env()]);
-      assert.equal(rx.got.length, 1);
-    } finally {
-      await ok.close();
-    }
-    const wrong = await createWebhookSink(
-      config({ retry: { maxAttempts: 1 } }),
-      context().ctx,
-      target("siem.example"),
-    );
-    try {
-      const err = await wrong.write([env()]).then(() => null, (e) => e);
-      assert.ok(err instanceof Error);
-      assert.match(errorText(err), /siem\.example/);
-      assert.equal(rx.got.length, 1);
-    } finally {
-      await wrong.close();
-    }
-  } finally {
-    await rx.close();
-    await pki.cleanup();
-  }
-});
-
-Deno.test("a server certificate from another CA is refused and the error says why", async () => {
-  const pki = await createTestPki();
-  const rx = await mtlsReceiver(pki);
-  try {
-    const kc = await writeKubeconfig(pki.dir, rx.url, {
-      ca: pki.otherCaCert,
-      cert: pki.clientCert,
-      key: pki.clientKey,
-    });
-    const { ctx, logs } = context();
-    const sink = await createWebhookSink(
-      config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
-      ctx,
-    );
-    try {
-      const err = await sink.write([env()]).catch((e) => e);
-      assert.ok(err instanceof Error);
-      assert.match(
-        err.message,
-        /^webhook siem: 1 event not delivered, failed after 1 attempt: POST https:\/\/127\.0\.0\.1:\d+\/audit\?timeout=30s: /,
+      // The server certificate is valid for 127.0.0.1 and localhost.
+      const ok = await createWebhookSink(config(), context().ctx, target("localhost"));
+      try {
+        await ok.write([env()]);
+        assert.equal(rx.got.length, 1);
+      } finally {
+        await ok.close();
+      }
+      const wrong = await createWebhookSink(
+        config({ retry: { maxAttempts: 1 } }),
+        context().ctx,
+        target("siem.example"),
       );
-      assert.match(err.message, /invalid peer certificate: UnknownIssuer/);
-      assert.equal(rx.got.length, 0);
-      const warn = logs.find((l) => l.msg === "webhook attempt failed");
-      assert.match(String(warn?.error), /UnknownIssuer/);
+      try {
+        const err = await wrong.write([env()]).then(() => null, (e) => e);
+        assert.ok(err instanceof Error);
+        assert.match(errorText(err), /siem\.example/);
+        assert.equal(rx.got.length, 1);
+      } finally {
+        await wrong.close();
+      }
     } finally {
-      await sink.close();
+      await rx.close();
+      await pki.cleanup();
     }
-  } finally {
-    await rx.close();
-    await pki.cleanup();
-  }
-});
+  },
+);
 
-Deno.test("without a client certificate the mTLS receiver's refusal is reported", async () => {
-  const pki = await createTestPki();
-  const rx = await mtlsReceiver(pki);
-  try {
-    const kc = await writeKubeconfig(pki.dir, rx.url, { ca: pki.caCert });
-    const sink = await createWebhookSink(
-      config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
-      context().ctx,
-    );
-    const err = await sink.write([env()]).catch((e) => e);
-    // TLS 1.3: the refusal arrives as an alert after the handshake (or, racing, as a reset).
-    assert.match(String(err?.message), /fetch failed: .*(CertificateRequired|reset|closed)/i);
-    await sink.close();
-  } finally {
-    await rx.close();
-    await pki.cleanup();
-  }
-});
+Deno.test(
+  needs("openssl", "a server certificate from another CA is refused and the error says why"),
+  async () => {
+    const pki = await createTestPki();
+    const rx = await mtlsReceiver(pki);
+    try {
+      const kc = await writeKubeconfig(pki.dir, rx.url, {
+        ca: pki.otherCaCert,
+        cert: pki.clientCert,
+        key: pki.clientKey,
+      });
+      const { ctx, logs } = context();
+      const sink = await createWebhookSink(
+        config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
+        ctx,
+      );
+      try {
+        const err = await sink.write([env()]).catch((e) => e);
+        assert.ok(err instanceof Error);
+        assert.match(
+          err.message,
+          /^webhook siem: 1 event not delivered, failed after 1 attempt: POST https:\/\/127\.0\.0\.1:\d+\/audit\?timeout=30s: /,
+        );
+        assert.match(err.message, /invalid peer certificate: UnknownIssuer/);
+        assert.equal(rx.got.length, 0);
+        const warn = logs.find((l) => l.msg === "webhook attempt failed");
+        assert.match(String(warn?.error), /UnknownIssuer/);
+      } finally {
+        await sink.close();
+      }
+    } finally {
+      await rx.close();
+      await pki.cleanup();
+    }
+  },
+);
+
+Deno.test(
+  needs("openssl", "without a client certificate the mTLS receiver's refusal is reported"),
+  async () => {
+    const pki = await createTestPki();
+    const rx = await mtlsReceiver(pki);
+    try {
+      const kc = await writeKubeconfig(pki.dir, rx.url, { ca: pki.caCert });
+      const sink = await createWebhookSink(
+        config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
+        context().ctx,
+      );
+      const err = await sink.write([env()]).catch((e) => e);
+      // TLS 1.3: the refusal arrives as an alert after the handshake (or, racing, as a reset).
+      assert.match(String(err?.message), /fetch failed: .*(CertificateRequired|reset|closed)/i);
+      await sink.close();
+    } finally {
+      await rx.close();
+      await pki.cleanup();
+    }
+  },
+);
 
 Deno.test("a receiver failing 3 times then succeeding gets the batch delivered once", async () => {
   const rx = await httpReceiver((n) =>
@@ -608,28 +630,31 @@ Deno.test("a rotated token file is re-read after a minute", async () => {
   }
 });
 
-Deno.test("a client key that does not match the certificate fails at sink creation", async () => {
-  const pki = await createTestPki();
-  try {
-    const err = await createWebhookSink(
-      config({ kubeconfig: "/etc/siem.kubeconfig" }),
-      context().ctx,
-      {
-        ...target("https://127.0.0.1:1/"),
-        caCerts: [pki.caCert],
-        cert: pki.clientCert,
-        key: pki.serverKey,
-      },
-    ).catch((e) => e);
-    assert.ok(err instanceof Error);
-    assert.match(
-      err.message,
-      /^webhook siem: TLS settings from \/etc\/siem\.kubeconfig are unusable: .*KeyMismatch/,
-    );
-  } finally {
-    await pki.cleanup();
-  }
-});
+Deno.test(
+  needs("openssl", "a client key that does not match the certificate fails at sink creation"),
+  async () => {
+    const pki = await createTestPki();
+    try {
+      const err = await createWebhookSink(
+        config({ kubeconfig: "/etc/siem.kubeconfig" }),
+        context().ctx,
+        {
+          ...target("https://127.0.0.1:1/"),
+          caCerts: [pki.caCert],
+          cert: pki.clientCert,
+          key: pki.serverKey,
+        },
+      ).catch((e) => e);
+      assert.ok(err instanceof Error);
+      assert.match(
+        err.message,
+        /^webhook siem: TLS settings from \/etc\/siem\.kubeconfig are unusable: .*KeyMismatch/,
+      );
+    } finally {
+      await pki.cleanup();
+    }
+  },
+);
 
 Deno.test("kubeconfig warnings are logged when the sink starts", async () => {
   const { ctx, logs } = context();

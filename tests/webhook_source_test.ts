@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, realEvents } from "./helpers/daemon.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
 import { silentLogger } from "../pipeline/core/log.ts";
 import { SourceStats } from "../pipeline/core/stats.ts";
@@ -234,7 +235,7 @@ Deno.test("webhook source answers 429 with Retry-After beyond maxInFlight", asyn
       const slow = [1, 2].map(() =>
         fetch(url, { method: "POST", headers: json, body: eventList(events) })
       );
-      while (chunks.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await waitFor("two requests held by the sink", () => chunks.length >= 2);
       const res = await fetch(url, { method: "POST", headers: json, body: eventList(events) });
       assertEquals(res.status, 429);
       assertEquals(res.headers.get("retry-after"), "1");

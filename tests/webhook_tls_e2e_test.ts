@@ -12,6 +12,7 @@ import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import type { Event } from "../pipeline/core/event.ts";
+import { needs } from "./helpers/external.ts";
 
 async function deployKubeconfig(name: string, pki: TestPki, port: number, tokenFile: string) {
   const text = (await Deno.readTextFile(`${ROOT}deploy/${name}`))
@@ -57,66 +58,78 @@ async function envelopes(n: number): Promise<Envelope[]> {
   return (await realEvents(n)).map((e) => ({ event: e as unknown as Event }));
 }
 
-Deno.test("mTLS: kube-apiserver's client certificate (deploy/ kubeconfig) is accepted; no certificate is refused", async () => {
-  const pki = await createTestPki();
-  const d = await startDaemon(daemonConfig(pki, `      clientCAFile: ${pki.caCertFile}`));
-  const port = await d.webhookPort();
-  const target = await deployKubeconfig("kube-apiserver-webhook-mtls.kubeconfig", pki, port, "");
-  const sink = await apiserverSink(target);
-  const items = await envelopes(20);
-  await sink.write(items);
-  await sink.close();
+Deno.test(
+  needs(
+    "openssl",
+    "mTLS: kube-apiserver's client certificate (deploy/ kubeconfig) is accepted; no certificate is refused",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const d = await startDaemon(daemonConfig(pki, `      clientCAFile: ${pki.caCertFile}`));
+    const port = await d.webhookPort();
+    const target = await deployKubeconfig("kube-apiserver-webhook-mtls.kubeconfig", pki, port, "");
+    const sink = await apiserverSink(target);
+    const items = await envelopes(20);
+    await sink.write(items);
+    await sink.close();
 
-  const noCert = Deno.createHttpClient({ caCerts: [pki.caCert] });
-  await assertRejects(() =>
-    fetch(`https://127.0.0.1:${port}/audit`, {
+    const noCert = Deno.createHttpClient({ caCerts: [pki.caCert] });
+    await assertRejects(() =>
+      fetch(`https://127.0.0.1:${port}/audit`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "[]",
+        client: noCert,
+      })
+    );
+    noCert.close();
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+    const lines = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
+    assertEquals(lines.map((l) => JSON.parse(l).auditID), items.map((e) => e.event.auditID));
+    await pki.cleanup();
+    await Deno.remove(d.dir, { recursive: true });
+  },
+);
+
+Deno.test(
+  needs(
+    "openssl",
+    "token over TLS: the deploy/ token kubeconfig is accepted; a wrong token gets 401",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const tokenFile = `${pki.dir}/token`;
+    await Deno.writeTextFile(tokenFile, "s3cret-token\n");
+    const d = await startDaemon(daemonConfig(pki, `    auth: {bearerTokenFile: ${tokenFile}}`));
+    const port = await d.webhookPort();
+    const target = await deployKubeconfig(
+      "kube-apiserver-webhook-token.kubeconfig",
+      pki,
+      port,
+      tokenFile,
+    );
+    const sink = await apiserverSink(target);
+    const items = await envelopes(5);
+    await sink.write(items);
+    await sink.close();
+
+    const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
+    const res = await fetch(`https://127.0.0.1:${port}/audit`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: "Bearer wrong" },
       body: "[]",
-      client: noCert,
-    })
-  );
-  noCert.close();
-  const { code } = await d.stop();
-  assertEquals(code, 0);
-  const lines = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
-  assertEquals(lines.map((l) => JSON.parse(l).auditID), items.map((e) => e.event.auditID));
-  await pki.cleanup();
-  await Deno.remove(d.dir, { recursive: true });
-});
-
-Deno.test("token over TLS: the deploy/ token kubeconfig is accepted; a wrong token gets 401", async () => {
-  const pki = await createTestPki();
-  const tokenFile = `${pki.dir}/token`;
-  await Deno.writeTextFile(tokenFile, "s3cret-token\n");
-  const d = await startDaemon(daemonConfig(pki, `    auth: {bearerTokenFile: ${tokenFile}}`));
-  const port = await d.webhookPort();
-  const target = await deployKubeconfig(
-    "kube-apiserver-webhook-token.kubeconfig",
-    pki,
-    port,
-    tokenFile,
-  );
-  const sink = await apiserverSink(target);
-  const items = await envelopes(5);
-  await sink.write(items);
-  await sink.close();
-
-  const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
-  const res = await fetch(`https://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: "Bearer wrong" },
-    body: "[]",
-    client,
-  });
-  assertEquals(res.status, 401);
-  await res.body?.cancel();
-  client.close();
-  const { code } = await d.stop();
-  assertEquals(code, 0);
-  const lines = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
-  assertEquals(lines.length, 5);
-  assert(d.logs.some((r) => r.msg === "webhook source listening" && r.tls === "tls"));
-  await pki.cleanup();
-  await Deno.remove(d.dir, { recursive: true });
-});
+      client,
+    });
+    assertEquals(res.status, 401);
+    await res.body?.cancel();
+    client.close();
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+    const lines = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
+    assertEquals(lines.length, 5);
+    assert(d.logs.some((r) => r.msg === "webhook source listening" && r.tls === "tls"));
+    await pki.cleanup();
+    await Deno.remove(d.dir, { recursive: true });
+  },
+);

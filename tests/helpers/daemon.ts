@@ -5,11 +5,10 @@
  * @module
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { auditLogLines, sampleEvents } from "../data/corpus.ts";
 
 /** Where the repository is. */
 export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
-/** The real test data. */
-export const REAL = fromFileUrl(new URL("../../../shared/testdata/real/", import.meta.url));
 
 /** A running daemon. */
 export interface Daemon {
@@ -26,11 +25,18 @@ export interface Daemon {
   webhookPort(): Promise<number>;
   /** The ops server's port. */
   opsPort(): Promise<number>;
-  /** Sends a signal and waits for exit; returns the exit status and everything on stdout. */
-  stop(signal?: Deno.Signal): Promise<{ code: number; stdout: string }>;
-  /** Waits for the process to exit by itself. */
-  exited(): Promise<{ code: number; stdout: string }>;
+  /**
+   * Sends a signal and waits for exit; returns the exit status and everything on stdout. A
+   * daemon still running after `timeoutMs` (default {@linkcode EXIT_MS}) is killed with
+   * SIGKILL and the call rejects, with the daemon's last logs.
+   */
+  stop(signal?: Deno.Signal, timeoutMs?: number): Promise<{ code: number; stdout: string }>;
+  /** Waits for the process to exit by itself, under the same deadline as `stop`. */
+  exited(timeoutMs?: number): Promise<{ code: number; stdout: string }>;
 }
+
+/** How long `stop()` and `exited()` wait for the daemon to exit before killing it. */
+export const EXIT_MS = 60_000;
 
 /** Starts `deno run -A <entry> --config <dir>/pipeline.yaml` with `config` (a function of dir). */
 export async function startDaemon(
@@ -102,12 +108,28 @@ export async function startDaemon(
   })();
   const stdoutText = new Response(process.stdout).text();
   let status: Promise<{ code: number; stdout: string }> | null = null;
-  const exited = () =>
+  const exit = () =>
     status ??= (async () => {
       const s = await process.status;
       await stderrDone;
       return { code: s.code, stdout: await stdoutText };
     })();
+  const exited = async (timeoutMs = EXIT_MS, after = "") => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((r) => timer = setTimeout(() => r(null), timeoutMs));
+    const got = await Promise.race([exit(), late]);
+    clearTimeout(timer);
+    if (got !== null) return got;
+    try {
+      process.kill("SIGKILL");
+    } catch { /* gone meanwhile */ }
+    await exit();
+    throw new Error(
+      `the daemon did not exit within ${timeoutMs} ms${after}; killed it with SIGKILL; last logs:\n${
+        logs.slice(-20).map((l) => JSON.stringify(l)).join("\n")
+      }`,
+    );
+  };
 
   const waitLog = (pred: (r: Record<string, unknown>) => boolean, timeoutMs = 20_000) => {
     const found = logs.find(pred);
@@ -116,7 +138,7 @@ export async function startDaemon(
       const t = setTimeout(() => {
         reject(
           new Error(
-            `timed out waiting for a log line; logs:\n${
+            `timed out after ${timeoutMs} ms waiting for a log line matching ${pred}; logs:\n${
               logs.map((l) => JSON.stringify(l)).join("\n")
             }`,
           ),
@@ -133,38 +155,40 @@ export async function startDaemon(
     webhookPort: async () =>
       (await waitLog((r) => r.msg === "webhook source listening")).port as number,
     opsPort: async () => (await waitLog((r) => r.msg === "ops server listening")).port as number,
-    async stop(signal = "SIGTERM") {
+    async stop(signal = "SIGTERM", timeoutMs = EXIT_MS) {
       try {
         process.kill(signal);
       } catch { /* already gone */ }
-      return await exited();
+      return await exited(timeoutMs, ` of ${signal}`);
     },
-    exited,
+    exited: (timeoutMs = EXIT_MS) => exited(timeoutMs),
   };
 }
 
-/** Real kube-apiserver audit.log lines (top-level events). */
-export async function realLines(limit = Infinity): Promise<string[]> {
-  const text = await Deno.readTextFile(`${REAL}codenotary_immudb-log-audit/k8s.log`);
-  return text.split("\n").filter((l) => l.trim() !== "").slice(0, limit);
+/**
+ * Lines of a kube-apiserver audit.log (top-level events, no line ends), made by the project's
+ * generator (tests/data/): nothing is read from outside the repository.
+ *
+ * @example
+ * ```ts
+ * const lines = await realLines(5);
+ * ```
+ */
+export function realLines(limit = Infinity): Promise<string[]> {
+  return Promise.resolve(auditLogLines(limit));
 }
 
-/** Real events from several projects, as parsed objects: falco's first, then audit.log lines. */
-export async function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
-  const out: Record<string, unknown>[] = [];
-  for await (const f of Deno.readDir(`${REAL}falcosecurity_falco`)) {
-    if (!f.name.endsWith(".json")) continue;
-    const text = await Deno.readTextFile(`${REAL}falcosecurity_falco/${f.name}`);
-    try {
-      out.push(JSON.parse(text));
-    } catch {
-      // One file holds several events, one per line.
-      for (const l of text.split("\n")) if (l.trim()) out.push(JSON.parse(l));
-    }
-  }
-  out.sort((a, b) => String(a.auditID).localeCompare(String(b.auditID)));
-  for (const l of await realLines(limit)) out.push(JSON.parse(l));
-  return out.slice(0, limit);
+/**
+ * Events of varied shapes, parsed: generated rule-test fixtures first (request and response
+ * objects, sorted keys, v1beta1 fields), then audit.log lines. See tests/data/corpus.ts.
+ *
+ * @example
+ * ```ts
+ * const events = await realEvents(20);
+ * ```
+ */
+export function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
+  return Promise.resolve(sampleEvents(limit));
 }
 
 /** An EventList body of `events`, with items stripped of kind/apiVersion as Go writes them. */

@@ -5,8 +5,10 @@
  * @module
  */
 
-/** Where the Debian package puts the server; `NATS_SERVER` overrides it. */
-const NATS_SERVER = Deno.env.get("NATS_SERVER") ?? "nats-server";
+import { PROGRAMS, requireProgram } from "./external.ts";
+
+/** The server binary: `nats-server` on PATH, or what `NATS_SERVER` names. */
+const NATS_SERVER = PROGRAMS["nats-server"].command();
 
 /**
  * A running nats-server.
@@ -56,6 +58,7 @@ export function freePort(): number {
  * ```
  */
 export async function startNatsServer(opts: { args?: string[] } = {}): Promise<NatsServer> {
+  requireProgram("nats-server");
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-nats-" });
   const port = freePort();
   const extra = opts.args ?? [];

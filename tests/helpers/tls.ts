@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { requireProgram } from "./external.ts";
 
 /** PEM texts and file paths of one generated PKI. */
 export interface TestPki {
@@ -113,6 +114,7 @@ async function makeLeaf(dir: string, name: string, ext: string[]): Promise<void>
  * ```
  */
 export async function createTestPki(): Promise<TestPki> {
+  requireProgram("openssl");
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-pki-" });
   try {
     await makeCa(dir, "ca");

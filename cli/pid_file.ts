@@ -19,9 +19,15 @@ import { dirname } from "node:path";
  */
 export async function writePidFile(path: string): Promise<() => Promise<void>> {
   const mine = `${Deno.pid}\n`;
-  // The Quickstart's pid file sits in audit-out/, which the log sink creates only later.
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.writeTextFile(path, mine, { mode: 0o644 });
+  try {
+    await Deno.writeTextFile(path, mine, { mode: 0o644 });
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+    // The Quickstart's pid file sits in audit-out/, which the log sink creates only later.
+    // Created only when missing, so an existing folder needs no write permission of its own.
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeTextFile(path, mine, { mode: 0o644 });
+  }
   return async () => {
     try {
       if (await Deno.readTextFile(path) === mine) await Deno.remove(path);

@@ -5,7 +5,7 @@
  * `auditpipe permissions` prints), sent every signal the docs mention and SIGUSR1, and its
  * listening sockets are read from /proc before and after.
  */
-import { assert, assertEquals } from "./helpers/assert.ts";
+import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { ROOT } from "./helpers/daemon.ts";
 import { sigusr1Blocked } from "../cli/debugger_signal.ts";
 
@@ -106,9 +106,9 @@ server:
   return cfg;
 }
 
-async function permissionFlags(cfg: string): Promise<string[]> {
+async function permissionFlags(cfg: string, pidFile: string): Promise<string[]> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "permissions", "--config", cfg],
+    args: ["run", "-A", `${ROOT}main.ts`, "permissions", "--config", cfg, "--pid-file", pidFile],
     env: { NO_COLOR: "1" },
   }).output();
   assertEquals(out.code, 0, dec.decode(out.stderr));
@@ -119,10 +119,12 @@ async function permissionFlags(cfg: string): Promise<string[]> {
  * Sends SIGHUP and SIGUSR1 to a running daemon and checks that neither opened a socket nor
  * started a debugger; then SIGTERM, and the launcher's exit status must be 0.
  */
-async function assertSignalsOpenNothing(d: Started & { done: Promise<void> }) {
+async function assertSignalsOpenNothing(d: Started & { done: Promise<void> }, pidFile: string) {
   const pid = await d.daemonPid();
   try {
+    assertEquals(await Deno.readTextFile(pidFile), `${pid}\n`);
     await signalAndCheck(d, pid);
+    await assertRejects(() => Deno.stat(pidFile), /No such file/);
   } catch (err) {
     // A launcher in between may not pass the kill on: leave no daemon (or debugger) behind.
     for (const p of [pid, d.process.pid]) {
@@ -186,7 +188,7 @@ Deno.test({
       ],
       { cwd: ROOT, env: { PATH: `${denoDir}:${Deno.env.get("PATH") ?? ""}` } },
     );
-    await assertSignalsOpenNothing(d);
+    await assertSignalsOpenNothing(d, `${dir}/auditpipe.pid`);
     await Deno.remove(dir, { recursive: true });
   },
 });
@@ -199,7 +201,8 @@ for (const mode of ["-A", "the flags `auditpipe permissions` prints"]) {
     async fn() {
       const dir = await Deno.makeTempDir({ prefix: "auditpipe-signals-" });
       const cfg = await writeConfig(dir);
-      const flags = mode === "-A" ? ["-A"] : await permissionFlags(cfg);
+      const pidFile = `${dir}/auditpipe.pid`;
+      const flags = mode === "-A" ? ["-A"] : await permissionFlags(cfg, pidFile);
       const [cmd, ...args] = [
         ...await unitLauncher("auditpipe.service"),
         Deno.execPath(),
@@ -208,9 +211,11 @@ for (const mode of ["-A", "the flags `auditpipe permissions` prints"]) {
         `${ROOT}main.ts`,
         "--config",
         cfg,
+        "--pid-file",
+        pidFile,
       ];
       const d = launch(cmd, args, { cwd: dir });
-      await assertSignalsOpenNothing(d);
+      await assertSignalsOpenNothing(d, pidFile);
       await Deno.remove(dir, { recursive: true });
     },
   });
@@ -250,3 +255,118 @@ Deno.test("sigusr1Blocked reads SIGUSR1's bit (10, so bit 9) of a /proc status S
   assertEquals(sigusr1Blocked("SigBlk:\t0000000000000000\nSigIgn:\t0000000000000200\n"), false);
   assertEquals(sigusr1Blocked("Name:\tdeno\n"), undefined);
 });
+
+/** The first ```sh block of README.md's Quickstart section. */
+async function quickstartScript(): Promise<string> {
+  const readme = await Deno.readTextFile(`${ROOT}README.md`);
+  const section = readme.slice(readme.indexOf("## Quickstart"));
+  const m = /```sh\n([\s\S]*?)```/.exec(section);
+  assert(m, "README.md has no Quickstart sh block");
+  return m[1];
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Copies what `deno task start` needs into `to`: the config, the code, deno.json and lock. */
+async function copyForTask(to: string, ports: Map<string, string>) {
+  const copy = async (rel: string) => {
+    const st = await Deno.stat(`${ROOT}${rel}`);
+    if (st.isDirectory) {
+      await Deno.mkdir(`${to}/${rel}`, { recursive: true });
+      for await (const e of Deno.readDir(`${ROOT}${rel}`)) await copy(`${rel}/${e.name}`);
+    } else await Deno.copyFile(`${ROOT}${rel}`, `${to}/${rel}`);
+  };
+  for (
+    const rel of ["main.ts", "deno.json", "deno.lock", "cli", "pipeline", "policy", "backends"]
+  ) {
+    await copy(rel);
+  }
+  let cfg = await Deno.readTextFile(`${ROOT}config.example.yaml`);
+  for (const [from, port] of ports) cfg = cfg.replaceAll(from, port);
+  await Deno.writeTextFile(`${to}/config.example.yaml`, cfg);
+}
+
+function hasCommand(name: string): boolean {
+  return (Deno.env.get("PATH") ?? "").split(":").some((d) => {
+    try {
+      return Deno.statSync(`${d}/${name}`).isFile;
+    } catch {
+      return false;
+    }
+  });
+}
+
+Deno.test({
+  name: "the README Quickstart, pasted into a script, stops the daemon itself and exits 0",
+  ignore: !linux || !hasCommand("npx") || !hasCommand("curl"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "auditpipe-quickstart-" });
+    // The documented ports, moved to free ones so the test runs beside anything else.
+    const ports = new Map([["8080", String(freePort())], ["9090", String(freePort())]]);
+    await copyForTask(dir, ports);
+    let script = await quickstartScript();
+    for (const [from, port] of ports) script = script.replaceAll(from, port);
+    await Deno.writeTextFile(`${dir}/quickstart.sh`, script);
+    const sh = new Deno.Command("bash", {
+      args: ["quickstart.sh"],
+      cwd: dir,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    let stdout = "";
+    let stderr = "";
+    // Read as it comes: a daemon left running holds the pipes open after bash has exited.
+    const reading = Promise.all([
+      (async () => {
+        for await (const p of sh.stdout.pipeThrough(new TextDecoderStream())) stdout += p;
+      })(),
+      (async () => {
+        for await (const p of sh.stderr.pipeThrough(new TextDecoderStream())) stderr += p;
+      })(),
+    ]);
+    // A stop that does not stop leaves the script's last `wait` waiting: bound it.
+    const timer = setTimeout(() => {
+      try {
+        sh.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    }, 120_000);
+    const status = await sh.status;
+    clearTimeout(timer);
+    const started = stderr.split("\n").find((l) => l.includes('"msg":"auditpipe starting"'));
+    const pid = started ? JSON.parse(started).pid as number : undefined;
+    // The daemon's parent is `deno task`; both hold the pipes if the stop missed them.
+    const leftovers = pid === undefined ? [] : [pid, parentOf(pid)].filter((p) => p !== undefined);
+    const alive = pid !== undefined && parentOf(pid) !== undefined;
+    for (const p of leftovers) {
+      try {
+        Deno.kill(p!, "SIGKILL");
+      } catch { /* gone */ }
+    }
+    await reading;
+    await Deno.remove(dir, { recursive: true });
+    assert(pid !== undefined, `the daemon never started:\n${stderr}`);
+    assert(!alive, `the daemon (pid ${pid}) was still running after the Quickstart:\n${stderr}`);
+    assertEquals(status.code, 0, `${stdout}\n${stderr}`);
+    assert(stdout.includes('{"accepted":1,"rejected":0}'), stdout);
+    assert(stderr.includes('"msg":"auditpipe stopped"'), stderr);
+  },
+});
+
+/** The parent pid of a running (not zombie) process, or undefined when it is gone. */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // pid (comm) state ppid ...: comm may hold spaces, so split after its closing paren.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return state === "Z" ? undefined : Number(ppid);
+  } catch {
+    return undefined;
+  }
+}

@@ -3,7 +3,7 @@
  * through an audit Policy, truncation and batching, as one YAML file declares.
  *
  * ```sh
- * deno run -A main.ts --config pipeline.yaml
+ * env --block-signal=USR1 deno run -A main.ts --config pipeline.yaml
  * deno run -A main.ts --config pipeline.yaml --check
  * deno run -A main.ts policy eval --policy policy.yaml audit.log
  * ```
@@ -13,6 +13,7 @@
 import { parseArgs } from "node:util";
 import { runDaemon } from "./cli/run.ts";
 import { VERSION } from "./cli/version.ts";
+import { writePidFile } from "./cli/pid_file.ts";
 import type { LogLevel } from "./pipeline/core/log.ts";
 
 const HELP = `auditpipe ${VERSION}: a Kubernetes audit event pipeline
@@ -29,6 +30,7 @@ Options:
       --check            validate and exit: 0 when valid, 2 listing every problem
       --log-level LEVEL  debug, info, warn or error (overrides the config's logLevel)
       --watch-config     reload when the config or a policy or kubeconfig it names changes
+      --pid-file PATH    write the daemon's process id to PATH (removed on exit)
   -v, --version          print the version
   -h, --help             print this help
 
@@ -39,8 +41,9 @@ Examples:
   auditpipe policy eval --policy policy.yaml audit.log
 
 Signals: SIGTERM/SIGINT drain every sink and exit 0 (another one, 0.5 s or more later, exits at once);
-SIGHUP reloads the config (an invalid one is logged and the running pipeline kept);
-SIGUSR1 reopens log files.
+SIGHUP reopens log files (after logrotate) and reloads the config (an invalid one is logged and
+the running pipeline kept). Never send SIGUSR1: Deno opens a V8 debugger on it unless it is
+blocked, so start the daemon through 'env --block-signal=USR1 deno run ...'.
 `;
 
 const LEVELS = ["debug", "info", "warn", "error"];
@@ -71,6 +74,7 @@ export async function main(args: string[]): Promise<number> {
         check: { type: "boolean", default: false },
         "watch-config": { type: "boolean", default: false },
         "log-level": { type: "string" },
+        "pid-file": { type: "string" },
         version: { type: "boolean", short: "v", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -98,12 +102,26 @@ export async function main(args: string[]): Promise<number> {
     console.error(`auditpipe: --log-level must be one of ${LEVELS.join(", ")}, got "${level}"`);
     return 2;
   }
-  return await runDaemon({
-    config: values.config,
-    check: values.check,
-    watchConfig: values["watch-config"],
-    logLevel: level as LogLevel | undefined,
-  });
+  const pidFile = values["pid-file"];
+  let removePidFile = async () => {};
+  if (pidFile !== undefined && !values.check) {
+    try {
+      removePidFile = await writePidFile(pidFile);
+    } catch (err) {
+      console.error(`auditpipe: --pid-file ${pidFile}: ${(err as Error).message}`);
+      return 2;
+    }
+  }
+  try {
+    return await runDaemon({
+      config: values.config,
+      check: values.check,
+      watchConfig: values["watch-config"],
+      logLevel: level as LogLevel | undefined,
+    });
+  } finally {
+    await removePidFile();
+  }
 }
 
 if (import.meta.main) {

@@ -5,16 +5,20 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { resolve } from "node:path";
 import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
 import { permissionFlags, requiredPermissions } from "../pipeline/permissions.ts";
 
-const HELP = `Usage: auditpipe permissions --config PATH [--json]
+const HELP = `Usage: auditpipe permissions --config PATH [--pid-file PATH] [--json]
 
 Prints the least Deno permission flags the config needs, on one line:
   deno run $(auditpipe permissions --config pipeline.yaml) main.ts --config pipeline.yaml
-  --json  print {"read":[...],"write":[...],"net":[...],"env":[...]} instead
+  --pid-file PATH  the daemon will run with --pid-file PATH: grant reading and writing it
+  --json           print {"read":[...],"write":[...],"net":[...],"env":[...]} instead
+Start the daemon through 'env --block-signal=USR1 deno run ...': no permission flag stops
+Deno from opening a debugger on SIGUSR1.
 `;
 
 /**
@@ -33,6 +37,7 @@ export async function permissionsCommand(args: string[]): Promise<number> {
       options: {
         config: { type: "string", short: "c" },
         json: { type: "boolean", default: false },
+        "pid-file": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -52,7 +57,13 @@ export async function permissionsCommand(args: string[]): Promise<number> {
     const loaded = await loadConfigFile(values.config);
     const { resources, problems } = await loadResources(loaded);
     if (problems.length) throw new ConfigError(problems);
-    const perms = requiredPermissions(loaded, resources);
+    let perms = requiredPermissions(loaded, resources);
+    const pidFile = values["pid-file"];
+    if (pidFile !== undefined) {
+      const abs = resolve(pidFile);
+      const add = (list: string[]) => [...new Set([...list, abs])].sort();
+      perms = { ...perms, read: add(perms.read), write: add(perms.write) };
+    }
     console.log(values.json ? JSON.stringify(perms) : permissionFlags(perms).join(" "));
     return 0;
   } catch (err) {

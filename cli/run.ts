@@ -1,7 +1,8 @@
 /**
  * The daemon command: load and check the config, build the pipeline, serve operations
  * endpoints, and handle signals (SIGINT/SIGTERM drain and exit, a second one exits at
- * once; SIGUSR1 reopens log files).
+ * once; SIGHUP reopens log files and reloads the config). SIGUSR1 is deliberately not used:
+ * Deno opens a debugger on it, so launchers block it (see cli/debugger_signal.ts).
  *
  * @module
  */
@@ -18,6 +19,7 @@ import { ReloadStats } from "../pipeline/reloads.ts";
 import { configAt, StartError, startError } from "../pipeline/start_error.ts";
 import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
+import { BLOCK_SIGUSR1, debuggerSignalState } from "./debugger_signal.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
 
 /** The files a config reads, for `--watch-config`. */
@@ -79,6 +81,15 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
 
   log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
+  const usr1 = debuggerSignalState();
+  if (usr1 === "deliverable") {
+    log.warn(
+      "SIGUSR1 is not blocked: a SIGUSR1 from anyone allowed to signal this process opens an " +
+        "unauthenticated V8 debugger on 127.0.0.1:9229; start auditpipe through " +
+        `'${BLOCK_SIGUSR1} deno run ...' (deno task start and the units in deploy/ do)`,
+      { signal: "SIGUSR1" },
+    );
+  } else log.debug("SIGUSR1 debugger guard", { signal: "SIGUSR1", state: usr1 });
   const reloads = new ReloadStats();
   let pipeline: Pipeline;
   try {
@@ -171,13 +182,14 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const handlers: [Deno.Signal, () => void][] = [
     ["SIGINT", onStop("SIGINT")],
     ["SIGTERM", onStop("SIGTERM")],
+    // One signal for logrotate's postrotate and for a config change: reopening first means
+    // a refused reload still leaves the sinks writing to fresh files.
     ["SIGHUP", () => {
-      log.info("reloading config", { signal: "SIGHUP" });
-      reload("SIGHUP");
-    }],
-    ["SIGUSR1", () => {
-      log.info("reopening log files", { signal: "SIGUSR1" });
-      pipeline.reopen().catch((err) => log.error("reopen failed", { error: err }));
+      log.info("reopening log files and reloading config", { signal: "SIGHUP" });
+      pipeline.reopen()
+        .then(() => log.info("log files reopened", { signal: "SIGHUP" }))
+        .catch((err) => log.error("reopen failed", { error: err }))
+        .then(() => reload("SIGHUP"));
     }],
   ];
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);

@@ -155,16 +155,3 @@ Deno.test(
     await Deno.remove(dir, { recursive: true });
   },
 );
-
-Deno.test("deploy/auditpipe.service grants exactly what `auditpipe permissions` prints for deploy/pipeline.yaml", async () => {
-  const { loadConfigText } = await import("../pipeline/config/load.ts");
-  const { permissionFlags, requiredPermissions } = await import("../pipeline/permissions.ts");
-  const text = await Deno.readTextFile(`${ROOT}deploy/pipeline.yaml`);
-  const loaded = loadConfigText(text, "/etc/auditpipe/pipeline.yaml", () => "prod");
-  const flags = permissionFlags(
-    requiredPermissions(loaded, { sources: [], sinks: [], warnings: [] }),
-  );
-  const unit = await Deno.readTextFile(`${ROOT}deploy/auditpipe.service`);
-  const granted = [...unit.matchAll(/--allow-\w+=\S+/g)].map((m) => m[0]);
-  assertEquals(granted, flags);
-});

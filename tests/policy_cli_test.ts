@@ -1,9 +1,9 @@
 /**
  * `policy eval | apply | report`, run in-process through runPolicyCli, plus one run of
- * cli/policy.ts as its own process.
+ * cli/policy/main.ts as its own process.
  */
 import assert from "node:assert/strict";
-import { runPolicyCli } from "../cli/policy.ts";
+import { runPolicyCli } from "../cli/policy/main.ts";
 import { run as runWith } from "./fixtures/policy/memory_io.ts";
 
 const run = (args: string[], files: Record<string, string> = {}, stdin = "", tty = false) =>
@@ -73,6 +73,7 @@ Deno.test("eval prints one decision per event in input order", async () => {
     "omitStages",
     "omitManagedFields",
     "rule",
+    "kept",
   ]);
   assert.deepEqual(out[0].omitStages, ["RequestReceived"]);
   assert.equal(out[0].omitManagedFields, true);
@@ -256,7 +257,7 @@ Deno.test("no progress bar is drawn for small inputs, even on a terminal", async
   assert.equal(r.stderr, "");
 });
 
-Deno.test("cli/policy.ts runs as a program", async () => {
+Deno.test("cli/policy/main.ts runs as a program", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/p.yaml`, POLICY);
@@ -265,7 +266,7 @@ Deno.test("cli/policy.ts runs as a program", async () => {
       args: [
         "run",
         "-A",
-        new URL("../cli/policy.ts", import.meta.url).pathname,
+        new URL("../cli/policy/main.ts", import.meta.url).pathname,
         "policy",
         "eval",
         "--policy",

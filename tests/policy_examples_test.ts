@@ -4,7 +4,7 @@
  * rewrite that file after a deliberate change, then review the diff.
  */
 import assert from "node:assert/strict";
-import { runPolicyCli } from "../cli/policy.ts";
+import { runPolicyCli } from "../cli/policy/main.ts";
 import { parsePolicy } from "../policy/mod.ts";
 import { run } from "./fixtures/policy/memory_io.ts";
 

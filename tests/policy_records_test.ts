@@ -76,16 +76,19 @@ Deno.test("records: the same records whatever the chunks, escapes and all", () =
       .raw`{"kind":"EventList","items":[{"a":"q\"}"},{"b":"\\"},{"c":"\\\"{["}, 7, "s\"", null]}`,
     String.raw`[{"d":1},[2,[3]]]`,
     String.raw`{"records":[{"properties":{"log":"{\"x\":1}"}}]}`,
+    // Long strings: escaped quotes and runs of backslashes anywhere.
+    String.raw`{"long":"${"a".repeat(40)}\"${"b".repeat(40)}\\\\","l2":"${"c".repeat(33)}\\\"}"}`,
     "",
   ].join("\n");
   const whole = scan([text]);
-  assert.equal(whole.length, 16, whole.join("\n"));
+  assert.equal(whole.length, 17, whole.join("\n"));
   assert.equal(whole[0], 'value@1+ {"e":\n  {"f": [1,\n 2]}\n}');
   assert.ok(whole.includes(String.raw`items[2]@5 {"c":"\\\"{["}`));
   assert.ok(whole.includes("items[3]@5 7"));
   assert.ok(whole.includes(String.raw`items[4]@5 "s\""`));
   assert.ok(whole.includes("array[1]@6 [2,[3]]"));
   assert.ok(whole.includes(String.raw`records[0]@7 {"properties":{"log":"{\"x\":1}"}}`));
+  assert.equal(JSON.parse(whole[16].slice("value@8 ".length)).l2, `${"c".repeat(33)}\\"}`);
   for (const chunks of everySplit(text)) assert.deepEqual(scan(chunks), whole);
 });
 
@@ -103,14 +106,16 @@ Deno.test("records: pretty-printed documents one after another, and a pretty lis
 });
 
 Deno.test("records: a cut line in JSON lines is reported with its number and the next line is read", () => {
-  const text = '{"a":1}\n{"b":{"c":2}\n{"d":"unterminated\nnot json at all\n{"e":3}\n{"f":';
+  const text = `{"a":1}\n{"b":{"c":2}\n{"d":"${
+    "long ".repeat(10)
+  }\nnot json at all\n{"e":"x"}\n{"f":"y`;
   for (const chunks of everySplit(text)) {
     assert.deepEqual(scan(chunks), [
       'value@1 {"a":1}',
       "broken@2 the line ends inside a JSON value",
       "broken@3 a line ends inside a string",
       "broken@4 not JSON: not json at all",
-      'value@5 {"e":3}',
+      'value@5 {"e":"x"}',
       "broken@6 the input ends inside a JSON value",
     ]);
   }

@@ -108,10 +108,15 @@ export async function runPolicyCli(args: string[], io: PolicyCliIO): Promise<num
     onRead: (n) => progress.read(n),
   });
   let count = 0;
+  let ticks = 0;
   async function* tracked(): AsyncGenerator<Envelope[]> {
     for await (const batch of events) {
       yield batch;
       count += batch.length;
+      // Every 64 chunks (~4 MiB), a turn of the event loop: V8 finishes incremental garbage
+      // collection in tasks, and a loop that only awaits microtasks makes it grow the heap
+      // instead (peak RSS on a 336 MB EventList: 130-170 MiB without, ~131 MiB with).
+      if ((++ticks & 63) === 0) await new Promise((r) => setTimeout(r, 0));
       await progress.draw(count);
       await err.flushIfFull();
     }

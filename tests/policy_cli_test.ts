@@ -257,12 +257,14 @@ Deno.test("no progress bar is drawn for small inputs, even on a terminal", async
   assert.equal(r.stderr, "");
 });
 
-Deno.test("cli/policy/main.ts runs as a program", async () => {
+Deno.test("cli/policy/main.ts runs as a program, on a gzip file and its real stdin", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/p.yaml`, POLICY);
-    await Deno.writeTextFile(`${dir}/audit.log`, lines);
-    const out = await new Deno.Command(Deno.execPath(), {
+    const half = lines.split("\n").slice(0, 3).join("\n") + "\n";
+    const gz = new Blob([half]).stream().pipeThrough(new CompressionStream("gzip"));
+    await Deno.writeFile(`${dir}/audit.log.1.gz`, await new Response(gz).bytes());
+    const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "-A",
@@ -271,11 +273,17 @@ Deno.test("cli/policy/main.ts runs as a program", async () => {
         "eval",
         "--policy",
         `${dir}/p.yaml`,
-        `${dir}/audit.log`,
+        `${dir}/audit.log.1.gz`,
+        "-",
       ],
+      stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode(lines.slice(half.length)));
+    await stdin.close();
+    const out = await child.output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const decisions = new TextDecoder().decode(out.stdout).trimEnd().split("\n").map((l) =>
       JSON.parse(l)
@@ -284,4 +292,25 @@ Deno.test("cli/policy/main.ts runs as a program", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a reader that closes stdout early (| head) stops the command quietly", async () => {
+  let writes = 0;
+  const err: Uint8Array[] = [];
+  const status = await runPolicyCli(["eval", "-p", "p.yaml", "-"], {
+    readFile: () => Promise.resolve(new TextEncoder().encode(POLICY)),
+    openFile: () => Promise.reject(new Error("not used")),
+    openStdin: () => ({ stream: new Blob([lines.repeat(2000)]).stream(), size: null }),
+    stdout: {
+      write: () => {
+        writes++;
+        return Promise.reject(new Deno.errors.BrokenPipe("Broken pipe (os error 32)"));
+      },
+    },
+    stderr: { write: (b) => Promise.resolve(void err.push(b)) },
+    stderrIsTerminal: false,
+  });
+  assert.equal(status, 0);
+  assert.equal(writes, 1, "nothing more is written once the reader is gone");
+  assert.deepEqual(err, []);
 });

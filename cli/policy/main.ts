@@ -123,18 +123,23 @@ export async function runPolicyCli(args: string[], io: PolicyCliIO): Promise<num
   }
 
   const out = new LineWriter(io.stdout);
-  if (a.command === "eval") await evalEvents(compiled, tracked(), out);
-  else if (a.command === "apply") await applyEvents(compiled, tracked(), out);
-  else {
-    const report = await reportEvents(compiled, tracked());
-    await progress.done();
-    // Problems first, so the report is what stays on the screen.
-    await err.flush();
-    if (a.json) await out.line(reportJson(compiled, report));
-    else for (const line of reportTable(compiled, report)) await out.line(line);
+  try {
+    if (a.command === "eval") await evalEvents(compiled, tracked(), out);
+    else if (a.command === "apply") await applyEvents(compiled, tracked(), out);
+    else {
+      const report = await reportEvents(compiled, tracked());
+      await progress.done();
+      // Problems first, so the report is what stays on the screen.
+      await err.flush();
+      if (a.json) await out.line(reportJson(compiled, report));
+      else for (const line of reportTable(compiled, report)) await out.line(line);
+    }
+    await out.flush();
+  } catch (e) {
+    // Whoever reads stdout has seen enough (`| head`): stop reading, quietly.
+    if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
   }
   await progress.done();
-  await out.flush();
   await err.flush();
   return unreadable > 0 ? 2 : rejected > 0 ? 1 : 0;
 }

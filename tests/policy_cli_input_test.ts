@@ -263,3 +263,25 @@ Deno.test("a progress bar is drawn on a terminal for a large input, and cleared"
     assert.equal(pipe.stderr, "");
   });
 });
+
+Deno.test("an event over the record limit is reported by size and the next ones are read", async () => {
+  const { readEvents } = await import("../cli/policy/input.ts");
+  const big = ev("big", { requestObject: { data: "z".repeat(1000) } });
+  const text = lines([events[0], big]) + JSON.stringify([big, events[1]]);
+  const rejected: string[] = [];
+  const ids: string[] = [];
+  const input = { name: "a.log", file: { stream: new Blob([text]).stream(), size: null } };
+  for await (
+    const batch of readEvents([input], {
+      maxRecordBytes: 800,
+      reject: (where, reason) => rejected.push(`${where}: ${reason}`),
+      onReadError: (_, e) => assert.fail(e),
+    })
+  ) ids.push(...batch.map((e) => e.event.auditID));
+  assert.deepEqual(ids, ["pod", "secret"]);
+  const size = JSON.stringify(big).length;
+  assert.deepEqual(rejected, [
+    `a.log:2: ${size} bytes, more than the limit of 800`,
+    `a.log:3: item 0: ${size} bytes, more than the limit of 800`,
+  ]);
+});

@@ -109,7 +109,7 @@ export class EventDecoder {
     try {
       const d = s.type === "value"
         ? this.#value(s.bytes, s.multiline)
-        : this.#item(s.bytes, s.multiline, s.list!, s.index!);
+        : this.#item(s.bytes, s.multiline, s.list, s.index);
       for (const r of d.rejected) this.reject(where, `item ${r.index}: ${r.reason}`);
       for (const e of d.envelopes) out.push(e);
     } catch (err) {

@@ -40,25 +40,38 @@ const CLOSE_ARR = 0x5d;
 export type ListKind = "array" | "items" | "records";
 
 /**
- * A top-level value, or one item of a list. `bytes` is `null` when the record was larger
- * than the limit (it was skipped without being held); `size` is its length either way.
+ * A top-level value. `bytes` is `null` when it was larger than the limit (it was skipped
+ * without being held); `size` is its length either way.
  *
  * @example
  * ```ts
- * const r: ScannedRecord = { type: "value", bytes, size: bytes.length, line: 1, multiline: false };
+ * const r: ScannedValue = { type: "value", bytes, size: bytes.length, line: 1, multiline: false };
  * ```
  */
-export interface ScannedRecord {
-  readonly type: "value" | "item";
+export interface ScannedValue {
+  readonly type: "value";
   readonly bytes: Uint8Array | null;
   readonly size: number;
   /** One-based line where the record starts. */
   readonly line: number;
   /** Whether the record holds a line break (pretty-printed). */
   readonly multiline: boolean;
-  /** For items: the list and the item's zero-based index in it. */
-  readonly list?: ListKind;
-  readonly index?: number;
+}
+
+/**
+ * One item of a list, with the list's kind and the item's zero-based index in it.
+ *
+ * @example
+ * ```ts
+ * const r: ScannedItem = {
+ *   type: "item", list: "items", index: 0, bytes, size: bytes.length, line: 1, multiline: false,
+ * };
+ * ```
+ */
+export interface ScannedItem extends Omit<ScannedValue, "type"> {
+  readonly type: "item";
+  readonly list: ListKind;
+  readonly index: number;
 }
 
 /**
@@ -106,7 +119,7 @@ export interface ScannedBroken {
  * for (const s of scanner.push(chunk)) if (s.type === "value") handle(s.bytes);
  * ```
  */
-export type Scanned = ScannedRecord | ScannedList | ScannedBroken;
+export type Scanned = ScannedValue | ScannedItem | ScannedList | ScannedBroken;
 
 /** Holds the bytes of the record being scanned across chunks, up to a limit. */
 class Recorder {

@@ -285,3 +285,15 @@ Deno.test("an event over the record limit is reported by size and the next ones 
     `a.log:3: item 0: ${size} bytes, more than the limit of 800`,
   ]);
 });
+
+Deno.test("empty and blank inputs hold no events and are no error", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeFile(`${dir}/empty.gz`, await gzip(""));
+    const r = await run(["eval", "-p", "p.yaml", "empty", "blank", `${dir}/empty.gz`], {
+      "p.yaml": POLICY,
+      empty: "",
+      blank: "\n \r\n\t\n",
+    });
+    assert.deepEqual([r.status, r.stdout, r.stderr], [0, "", ""]);
+  });
+});

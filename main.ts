@@ -58,7 +58,7 @@ const LEVELS = ["debug", "info", "warn", "error"];
  */
 export async function main(args: string[]): Promise<number> {
   if (args[0] === "policy") {
-    const { policyCommand } = await import("./cli/policy.ts");
+    const { policyCommand } = await import("./cli/policy/main.ts");
     return await policyCommand(args.slice(1));
   }
   if (args[0] === "permissions") {

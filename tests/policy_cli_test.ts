@@ -1,9 +1,9 @@
 /**
  * `policy eval | apply | report`, run in-process through runPolicyCli, plus one run of
- * cli/policy.ts as its own process.
+ * cli/policy/main.ts as its own process.
  */
 import assert from "node:assert/strict";
-import { runPolicyCli } from "../cli/policy.ts";
+import { runPolicyCli } from "../cli/policy/main.ts";
 import { run as runWith } from "./fixtures/policy/memory_io.ts";
 
 const run = (args: string[], files: Record<string, string> = {}, stdin = "", tty = false) =>
@@ -73,6 +73,7 @@ Deno.test("eval prints one decision per event in input order", async () => {
     "omitStages",
     "omitManagedFields",
     "rule",
+    "kept",
   ]);
   assert.deepEqual(out[0].omitStages, ["RequestReceived"]);
   assert.equal(out[0].omitManagedFields, true);
@@ -256,25 +257,33 @@ Deno.test("no progress bar is drawn for small inputs, even on a terminal", async
   assert.equal(r.stderr, "");
 });
 
-Deno.test("cli/policy.ts runs as a program", async () => {
+Deno.test("cli/policy/main.ts runs as a program, on a gzip file and its real stdin", async () => {
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/p.yaml`, POLICY);
-    await Deno.writeTextFile(`${dir}/audit.log`, lines);
-    const out = await new Deno.Command(Deno.execPath(), {
+    const half = lines.split("\n").slice(0, 3).join("\n") + "\n";
+    const gz = new Blob([half]).stream().pipeThrough(new CompressionStream("gzip"));
+    await Deno.writeFile(`${dir}/audit.log.1.gz`, await new Response(gz).bytes());
+    const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
         "-A",
-        new URL("../cli/policy.ts", import.meta.url).pathname,
+        new URL("../cli/policy/main.ts", import.meta.url).pathname,
         "policy",
         "eval",
         "--policy",
         `${dir}/p.yaml`,
-        `${dir}/audit.log`,
+        `${dir}/audit.log.1.gz`,
+        "-",
       ],
+      stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-    }).output();
+    }).spawn();
+    const stdin = child.stdin.getWriter();
+    await stdin.write(new TextEncoder().encode(lines.slice(half.length)));
+    await stdin.close();
+    const out = await child.output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const decisions = new TextDecoder().decode(out.stdout).trimEnd().split("\n").map((l) =>
       JSON.parse(l)
@@ -283,4 +292,25 @@ Deno.test("cli/policy.ts runs as a program", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a reader that closes stdout early (| head) stops the command quietly", async () => {
+  let writes = 0;
+  const err: Uint8Array[] = [];
+  const status = await runPolicyCli(["eval", "-p", "p.yaml", "-"], {
+    readFile: () => Promise.resolve(new TextEncoder().encode(POLICY)),
+    openFile: () => Promise.reject(new Error("not used")),
+    openStdin: () => ({ stream: new Blob([lines.repeat(2000)]).stream(), size: null }),
+    stdout: {
+      write: () => {
+        writes++;
+        return Promise.reject(new Deno.errors.BrokenPipe("Broken pipe (os error 32)"));
+      },
+    },
+    stderr: { write: (b) => Promise.resolve(void err.push(b)) },
+    stderrIsTerminal: false,
+  });
+  assert.equal(status, 0);
+  assert.equal(writes, 1, "nothing more is written once the reader is gone");
+  assert.deepEqual(err, []);
 });

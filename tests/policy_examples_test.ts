@@ -6,7 +6,7 @@
  * after a deliberate change (to a policy or to the generator), then review the diff.
  */
 import assert from "node:assert/strict";
-import { runPolicyCli } from "../cli/policy.ts";
+import { runPolicyCli } from "../cli/policy/main.ts";
 import { parsePolicy } from "../policy/mod.ts";
 import { run } from "./fixtures/policy/memory_io.ts";
 import { corpusFiles, writeCorpus } from "./data/corpus.ts";

@@ -117,7 +117,7 @@ shutdownTimeout: 2s
     cfg.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\n    maxInFlight: 7"),
   );
   d.process.kill("SIGHUP");
-  await d.waitLog((r) => r.msg === "reloading config");
+  await d.waitLog((r) => r.msg === "reopening log files and reloading config");
   await new Promise((r) => setTimeout(r, 300));
   d.process.kill("SIGTERM");
   // shutdownTimeout + 1 s as the issue asks, + 1.5 s for a loaded machine's process exit.

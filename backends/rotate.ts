@@ -299,12 +299,12 @@ export class RotatingFile {
   }
 
   /**
-   * Closes the file and creates it again if it is gone, for SIGUSR1 after logrotate moved
+   * Closes the file and creates it again if it is gone, for SIGHUP after logrotate moved
    * it away; the next write appends to whatever file is at the path then.
    *
    * @example
    * ```ts
-   * Deno.addSignalListener("SIGUSR1", () => void f.reopen());
+   * Deno.addSignalListener("SIGHUP", () => void f.reopen());
    * ```
    */
   reopen(): Promise<void> {

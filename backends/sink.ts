@@ -29,7 +29,7 @@ export interface Sink {
    * could not be written, after any retries the sink does itself.
    */
   write(items: readonly Envelope[]): Promise<WriteResult | void>;
-  /** Reopens files (SIGUSR1), for sinks that have any. */
+  /** Reopens files (SIGHUP), for sinks that have any. */
   reopen?(): Promise<void>;
   /** Releases files, connections and timers. Called once, after the last write settled. */
   close(): Promise<void>;

@@ -558,7 +558,7 @@ export class Pipeline {
     };
   }
 
-  /** Reopens the files of every sink that has any (SIGUSR1). */
+  /** Reopens the files of every sink that has any (SIGHUP, before the reload). */
   async reopen(): Promise<void> {
     await Promise.all([...this.#branches.values()].map((b) => b.branch.sink.reopen?.()));
   }

@@ -41,8 +41,8 @@ Examples:
   auditpipe policy eval --policy policy.yaml audit.log
 
 Signals: SIGTERM/SIGINT drain every sink and exit 0 (another one, 0.5 s or more later, exits at once);
-SIGHUP reopens log files (after logrotate) and reloads the config (an invalid one is logged and
-the running pipeline kept). Never send SIGUSR1: Deno opens a V8 debugger on it unless it is
+SIGHUP reopens log files (after logrotate) and reloads the config (one that is invalid or cannot
+start is logged, and what ran is kept). Never send SIGUSR1: Deno opens a V8 debugger on it unless it is
 blocked, so start the daemon through 'env --block-signal=USR1 deno run ...'.
 `;
 

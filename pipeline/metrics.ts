@@ -176,7 +176,7 @@ export function metricsRegistry(
   });
   gauge(
     "auditpipe_sink_buffer_events",
-    "Events received and not yet written or dropped.",
+    "Events a sink branch holds now: in its stages, buffer, batches and writes in progress, counted where they are (so received = written + dropped + this).",
     ["sink"],
     (set) => {
       for (const s of sinks()) set({ sink: s.name }, s.buffered);

@@ -144,3 +144,26 @@ sinks:
     await Deno.remove(d.dir, { recursive: true });
   }
 });
+
+Deno.test("a pretty-printed document on stdin with a cut-off multi-byte sequence gets one U+FFFD per byte, as a line would", async () => {
+  const { stdinSource } = await import("../pipeline/ingest/stdin.ts");
+  const { SourceStats } = await import("../pipeline/core/stats.ts");
+  const { silentLogger } = await import("../pipeline/core/log.ts");
+  // 0xE2 0x82 is the start of "€" (E2 82 AC) cut short: Go writes two U+FFFD, a browser one.
+  const doc = withBytes(
+    JSON.stringify({ ...testEvent("doc-1"), annotations: { note: "a#b" } }, null, 2),
+    [0xe2, 0x82],
+  );
+  const stream = stdinSource({ type: "stdin", maxLineBytes: 1 << 20 }, {
+    name: "stdin",
+    log: silentLogger,
+    stats: new SourceStats("stdin"),
+    signal: new AbortController().signal,
+  }, ReadableStream.from([doc]));
+  const notes: string[] = [];
+  for await (const chunk of stream) {
+    for (const e of chunk.items) notes.push(e.event.annotations?.note ?? "");
+    chunk.ack.release();
+  }
+  assert.deepEqual(notes, ["a\uFFFD\uFFFDb"]);
+});

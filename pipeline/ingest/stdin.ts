@@ -9,6 +9,7 @@ import { concatBytes } from "../core/bytes.ts";
 import { Ack } from "../core/ack.ts";
 import type { Chunk, Envelope } from "../core/envelope.ts";
 import { decodeBody, DecodeError, decodeLine, type Rejected } from "../core/decode.ts";
+import { decodeUtf8 } from "../core/utf8.ts";
 import type { SourceConfig } from "../config/schema.ts";
 import { type Logger, RateLimitedLog } from "../core/log.ts";
 import type { SourceStats } from "../core/stats.ts";
@@ -244,7 +245,9 @@ class StdinReader {
       // that `#line` changes the mode, hence the widening).
       if ((this.#mode as string) !== "document") return;
     }
-    const text = textDecoder.decode(concatBytes(this.#raw, this.#rawLen));
+    // As Go decodes: one U+FFFD per invalid byte, so every sink writes this document's events
+    // the same way the line readers' events are written.
+    const { text } = decodeUtf8(concatBytes(this.#raw, this.#rawLen));
     try {
       const { envelopes, rejected } = decodeBody(text);
       for (const e of envelopes) out.push(e);

@@ -23,6 +23,7 @@ import { tailSource } from "./ingest/tail/mod.ts";
 import { stdinSource } from "./ingest/stdin.ts";
 import { natsSource } from "./ingest/nats.ts";
 import type { Chunk } from "./core/envelope.ts";
+import { parseListen } from "./core/listen.ts";
 
 /** What a pipeline needs from its host process. */
 export interface PipelineDeps {
@@ -115,11 +116,6 @@ export class PipelineStoppingError extends Error {
  * daemon still exits by the deadline.
  */
 const ABORT_LEAD_MS = 250;
-
-/** The port of a `host:port` listen address. */
-function listenPort(listen: string): number {
-  return Number(listen.slice(listen.lastIndexOf(":") + 1));
-}
 
 /**
  * A running pipeline.
@@ -479,10 +475,10 @@ export class Pipeline {
     // refuses the reload while the old listener still serves. The rest (same port, same
     // file, stdin) must wait for their predecessor to let go.
     const holdsPort = (port: number) =>
-      stopping.some((o) => o.cfg.type === "webhook" && listenPort(o.cfg.listen) === port);
+      stopping.some((o) => o.cfg.type === "webhook" && parseListen(o.cfg.listen).port === port);
     const early = fresh.filter((rs) =>
       rs.cfg.type === "webhook" &&
-      (listenPort(rs.cfg.listen) === 0 || !holdsPort(listenPort(rs.cfg.listen)))
+      (parseListen(rs.cfg.listen).port === 0 || !holdsPort(parseListen(rs.cfg.listen).port))
     );
     const late = fresh.filter((rs) => !early.includes(rs));
     if (this.#running) {

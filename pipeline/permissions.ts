@@ -8,6 +8,7 @@
 import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "./config/load.ts";
 import type { Resources } from "./config/files.ts";
+import { hostPort, parseListen } from "./core/listen.ts";
 
 /** Permission scopes, each a sorted list without duplicates. */
 export interface Permissions {
@@ -23,12 +24,6 @@ export interface Permissions {
  * returning nothing.
  */
 const LIBRARY_ENV = ["LOG_STREAM", "LOG_TOKENS"];
-
-function hostPort(listen: string): string {
-  const i = listen.lastIndexOf(":");
-  const host = listen.slice(0, i) || "0.0.0.0";
-  return `${host}:${listen.slice(i + 1)}`;
-}
 
 /**
  * What `loaded` needs to run, and nothing more.
@@ -47,11 +42,11 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
   const env = new Set<string>([...loaded.envVars, ...LIBRARY_ENV]);
 
   if (typeof config.policy === "string") read.add(config.policy);
-  if (config.server.listen) net.add(hostPort(config.server.listen));
+  if (config.server.listen) net.add(hostPort(parseListen(config.server.listen)));
   for (const s of config.sources) {
     switch (s.type) {
       case "webhook":
-        net.add(hostPort(s.listen));
+        net.add(hostPort(parseListen(s.listen)));
         if (s.tls) {
           read.add(s.tls.certFile).add(s.tls.keyFile);
           if (s.tls.clientCAFile) read.add(s.tls.clientCAFile);

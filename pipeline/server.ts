@@ -10,6 +10,7 @@ import type { PipelineStats } from "./core/stats.ts";
 import { metricsRegistry } from "./metrics.ts";
 import type { Logger } from "./core/log.ts";
 import type { ReloadStats } from "./reloads.ts";
+import { parseListen } from "./core/listen.ts";
 
 /** What `/readyz` found. */
 export interface Readiness {
@@ -69,11 +70,10 @@ export function serveOps(
     const r = readiness(stats, opts.unhealthyAfterMs, performance.now());
     return c.json(r, r.ready ? 200 : 503);
   });
-  const i = listen.lastIndexOf(":");
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  const { hostname, port } = parseListen(listen);
   return Deno.serve({
-    hostname: host,
-    port: Number(listen.slice(i + 1)),
+    hostname,
+    port,
     onListen: (addr) =>
       opts.log.info("ops server listening", {
         address: `${addr.hostname}:${addr.port}`,

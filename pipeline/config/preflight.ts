@@ -8,6 +8,7 @@
 import { dirname } from "node:path";
 import type { LoadedConfig } from "./load.ts";
 import { type ConfigProblem, formatPath, type KeyPath } from "./errors.ts";
+import { parseListen } from "../core/listen.ts";
 
 /** The user and group the daemon runs as, for reading permission bits. */
 export interface ProcessIds {
@@ -55,7 +56,7 @@ export async function preflight(
   }
   const taken = new Map<number, KeyPath>();
   for (const { path, listen } of listens) {
-    const port = Number(listen.slice(listen.lastIndexOf(":") + 1));
+    const { port } = parseListen(listen);
     if (port > 65535) {
       problem(path, `port ${port} is out of range: must be 0-65535`);
       continue;

@@ -8,6 +8,7 @@
 import type { LoadedConfig } from "./config/load.ts";
 import { formatPath, type KeyPath } from "./config/errors.ts";
 import type { SinkConfig, SourceConfig } from "./config/schema.ts";
+import { errorMessage } from "./core/errors.ts";
 
 /** What failed to start. */
 export type Component = "source" | "sink" | "server";
@@ -107,6 +108,6 @@ export function startError(
   err: unknown,
 ): StartError {
   if (err instanceof StartError) return err;
-  const reason = err instanceof Error ? err.message : String(err);
+  const reason = errorMessage(err);
   return new StartError(component, name, at, reason, { cause: err });
 }

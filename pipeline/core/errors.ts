@@ -52,3 +52,15 @@ export function asError(reason: unknown, fallback: string): Error {
   if (reason instanceof Error) return reason;
   return new Error(reason === undefined ? fallback : `${fallback}: ${String(reason)}`);
 }
+
+/**
+ * `err` itself when it is an Error, else an Error with its text: what an ack fails with.
+ *
+ * @example
+ * ```ts
+ * ack.fail(toError(reason));
+ * ```
+ */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Chunk } from "../core/envelope.ts";
+import { toError } from "../core/errors.ts";
 
 /**
  * A stream of chunks and when its source has fully stopped.
@@ -78,7 +79,7 @@ export function pullStream(steps: PullSteps): PullStream {
         c.enqueue(chunk);
       } catch (err) {
         // Cancelled meanwhile: nobody will settle it, and it must not count as delivered.
-        chunk.ack.fail(err instanceof Error ? err : new Error(String(err)));
+        chunk.ack.fail(toError(err));
       }
       return;
     }

@@ -7,6 +7,7 @@
  */
 import type { Batch, Chunk } from "../core/envelope.ts";
 import { type Ledger, NO_LEDGER } from "../core/ledger.ts";
+import { toError } from "../core/errors.ts";
 
 /**
  * Turns chunks into batches, merging whatever queued while the previous batch was being
@@ -55,7 +56,7 @@ export function coalesceStage(
       controller.enqueue(batch);
     },
     cancel(reason) {
-      const err = reason instanceof Error ? reason : new Error(String(reason));
+      const err = toError(reason);
       for (const c of pending.splice(0)) c.ack.fail(err);
       closed = true;
       wake("writer");
@@ -77,7 +78,7 @@ export function coalesceStage(
     },
     abort(reason) {
       closed = true;
-      const err = reason instanceof Error ? reason : new Error(String(reason));
+      const err = toError(reason);
       for (const c of pending.splice(0)) c.ack.fail(err);
       wake("reader");
     },

@@ -10,6 +10,7 @@ import type { Batch } from "../core/envelope.ts";
 import { type Logger, RateLimitedLog } from "../core/log.ts";
 import type { Mode } from "../config/schema.ts";
 import type { SinkStats } from "../core/stats.ts";
+import { toError } from "../core/errors.ts";
 
 /** What the sink writer needs besides the sink. */
 export interface SinkWriterDeps {
@@ -68,7 +69,7 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
       failures.add(batch.items.length, { reason, error: err });
       for (const ack of batch.acks) {
         if (mode === "blocking-strict") {
-          ack.fail(err instanceof Error ? err : new Error(String(err)));
+          ack.fail(toError(err));
         } else ack.release();
       }
       stats.ledger.take(batch);

@@ -8,15 +8,13 @@
  */
 import { concatBytes, writeAll } from "../pipeline/core/bytes.ts";
 import { errorMessage } from "../pipeline/core/errors.ts";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
+import { Backups } from "./backups.ts";
 import { type Clock, systemClock } from "../pipeline/core/clock.ts";
 import { type Logger, silentLogger } from "../pipeline/core/log.ts";
 import type { FileReopenReason } from "../pipeline/core/stats.ts";
 
 const MEGABYTE = 1024 * 1024;
-const DAY_MS = 24 * 60 * 60 * 1000;
-const GZ = ".gz";
-const BACKUP_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})\.(\d{3})$/;
 
 /**
  * How a {@linkcode RotatingFile} rotates and cleans up; the log sink fills it from its
@@ -74,46 +72,6 @@ export interface LogFileHandle {
   close(): void;
 }
 
-/** A backup found in the directory, with the time its name carries. */
-interface Backup {
-  readonly name: string;
-  readonly time: number;
-}
-
-/** Go layout `2006-01-02T15-04-05.000` in UTC (years 0-9999, as `toISOString` has them). */
-function backupStamp(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 23).replaceAll(":", "-");
-}
-
-/** Parses a backup stamp as Go's `time.Parse` would, or null. */
-function parseStamp(s: string): number | null {
-  const m = BACKUP_TIME.exec(s);
-  if (!m) return null;
-  const [y, mo, d, h, mi, sec, ms] = m.slice(1).map(Number);
-  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59) return null;
-  const date = new Date(0);
-  date.setUTCFullYear(y, mo - 1, d);
-  if (date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d) return null;
-  date.setUTCHours(h, mi, sec, ms);
-  return date.getTime();
-}
-
-/** Go's `filepath.Ext`: from the last dot of the base name, or "". */
-function extOf(name: string): string {
-  const i = name.lastIndexOf(".");
-  return i < 0 ? "" : name.slice(i);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 const NEWLINE = new Uint8Array([0x0a]);
 
 /** Joins records; views that lie back to back in one buffer are joined without a copy. */
@@ -169,8 +127,7 @@ export class RotatingFile {
   /** The path writes go to; backups are named after it in the same directory. */
   readonly path: string;
   readonly #dir: string;
-  readonly #prefix: string;
-  readonly #ext: string;
+  readonly #backups: Backups;
   readonly #max: number;
   readonly #opts: RotatingFileOptions;
   readonly #clock: Clock;
@@ -191,9 +148,7 @@ export class RotatingFile {
   private constructor(path: string, opts: RotatingFileOptions) {
     this.path = path;
     this.#dir = dirname(path);
-    const base = basename(path);
-    this.#ext = extOf(base);
-    this.#prefix = base.slice(0, base.length - this.#ext.length) + "-";
+    this.#backups = new Backups(path);
     const max = opts.maxSizeBytes ?? opts.maxSize * MEGABYTE;
     this.#max = max > 0 ? max : Infinity;
     this.#opts = opts;
@@ -560,7 +515,7 @@ export class RotatingFile {
     if (old) {
       if (old.mode !== null) mode = old.mode & 0o7777;
       try {
-        await Deno.rename(this.path, await this.#freeBackupName());
+        await Deno.rename(this.path, await this.#backups.freeName(this.#clock.date().getTime()));
       } catch (e) {
         throw new Error(`can't rename log file: ${errorMessage(e)}`, { cause: e });
       }
@@ -580,14 +535,6 @@ export class RotatingFile {
       throw new Error(`can't open new logfile: ${errorMessage(e)}`, { cause: e });
     }
     this.#size = 0;
-  }
-
-  async #freeBackupName(): Promise<string> {
-    let t = this.#clock.date().getTime();
-    for (let tries = 0;; tries++, t++) {
-      const name = join(this.#dir, `${this.#prefix}${backupStamp(t)}${this.#ext}`);
-      if (tries >= 1000 || (!(await exists(name)) && !(await exists(name + GZ)))) return name;
-    }
   }
 
   async #closeFile(): Promise<void> {
@@ -617,7 +564,7 @@ export class RotatingFile {
         do {
           this.#millAgain = false;
           try {
-            await this.#millOnce();
+            await this.#backups.prune(this.#opts, this.#clock.date().getTime());
           } catch (e) {
             this.#log.warn("log file cleanup failed", { path: this.path, error: e });
           }
@@ -627,107 +574,4 @@ export class RotatingFile {
       }
     })();
   }
-
-  /** The name's time, if it is one of our backups with extension `ext`. */
-  #timeFromName(name: string, ext: string): number | null {
-    if (!name.startsWith(this.#prefix) || !name.endsWith(ext)) return null;
-    if (name.length < this.#prefix.length + ext.length) return null;
-    return parseStamp(name.slice(this.#prefix.length, name.length - ext.length));
-  }
-
-  /** Backups in the directory, newest first. */
-  async #backups(): Promise<Backup[]> {
-    const out: Backup[] = [];
-    for await (const entry of Deno.readDir(this.#dir)) {
-      if (entry.isDirectory) continue;
-      const time = this.#timeFromName(entry.name, this.#ext) ??
-        this.#timeFromName(entry.name, this.#ext + GZ);
-      if (time !== null) out.push({ name: entry.name, time });
-    }
-    return out.sort((a, b) => b.time - a.time);
-  }
-
-  /** lumberjack `millRunOnce`. */
-  async #millOnce(): Promise<void> {
-    const { maxBackup, maxAge, compress } = this.#opts;
-    let files = await this.#backups();
-    const remove: Backup[] = [];
-    if (maxBackup > 0 && maxBackup < files.length) {
-      const preserved = new Set<string>();
-      const remaining: Backup[] = [];
-      for (const f of files) {
-        preserved.add(f.name.endsWith(GZ) ? f.name.slice(0, -GZ.length) : f.name);
-        (preserved.size > maxBackup ? remove : remaining).push(f);
-      }
-      files = remaining;
-    }
-    if (maxAge > 0) {
-      const cutoff = this.#clock.date().getTime() - maxAge * DAY_MS;
-      const remaining: Backup[] = [];
-      for (const f of files) (f.time < cutoff ? remove : remaining).push(f);
-      files = remaining;
-    }
-    let firstError: unknown = null;
-    for (const f of remove) {
-      try {
-        await Deno.remove(join(this.#dir, f.name));
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) firstError ??= e;
-      }
-    }
-    if (compress) {
-      for (const f of files) {
-        if (f.name.endsWith(GZ)) continue;
-        const src = join(this.#dir, f.name);
-        try {
-          await gzipFile(src, src + GZ);
-        } catch (e) {
-          firstError ??= e;
-        }
-      }
-    }
-    if (firstError !== null) throw firstError;
-  }
-}
-
-/**
- * Compresses `src` to `dst` with gzip, with `src`'s mode, then removes `src`. The gzip file
- * is fsynced before the plain one goes, so a crash leaves at least one of them whole; a
- * partial `dst` is removed on failure.
- *
- * @example
- * ```ts
- * await gzipFile("audit-2024-03-01T12-34-56.789.log", "audit-2024-03-01T12-34-56.789.log.gz");
- * ```
- */
-export async function gzipFile(src: string, dst: string): Promise<void> {
-  const info = await Deno.stat(src);
-  const input = await Deno.open(src, { read: true });
-  let output: Deno.FsFile;
-  try {
-    output = await Deno.open(dst, {
-      write: true,
-      create: true,
-      truncate: true,
-      mode: (info.mode ?? 0o600) & 0o7777,
-    });
-  } catch (e) {
-    input.close();
-    throw new Error(`failed to open compressed log file: ${errorMessage(e)}`, { cause: e });
-  }
-  try {
-    // Reading input.readable to its end closes the input file.
-    for await (const chunk of input.readable.pipeThrough(new CompressionStream("gzip"))) {
-      await writeAll(output, chunk);
-    }
-    await output.sync();
-  } catch (e) {
-    try {
-      output.close();
-    } catch { /* already closed */ }
-    await Deno.remove(dst).catch(() => {});
-    throw new Error(`failed to compress log file: ${errorMessage(e)}`, { cause: e });
-  }
-  output.close();
-  await Deno.remove(src);
 }

@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { testEvent } from "./helpers/events.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
+import { ROOT } from "./helpers/daemon.ts";
 import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
 import { createLogger } from "../pipeline/core/log.ts";
 import { SourceStats } from "../pipeline/core/stats.ts";
@@ -290,4 +291,45 @@ Deno.test("mTLS: maxInFlight is checked before a body is read, and maxBodyBytes 
     release();
     await pki.cleanup();
   }
+});
+
+/** `auditpipe --check` on a webhook source with `auth`, and the token file if any. */
+async function check(auth: string, tokenFile?: string): Promise<{ code: number; stderr: string }> {
+  const dir = await Deno.makeTempDir();
+  if (tokenFile !== undefined) await Deno.writeTextFile(`${dir}/token`, tokenFile);
+  await Deno.writeTextFile(
+    `${dir}/pipeline.yaml`,
+    `sources:\n  - type: webhook\n    auth: ${auth}\nsinks:\n  - type: stdout\n`,
+  );
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "--config", `${dir}/pipeline.yaml`, "--check"],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+  }).output();
+  await Deno.remove(dir, { recursive: true });
+  return { code: out.code, stderr: decoder.decode(out.stderr) };
+}
+
+Deno.test("--check accepts a token of any header-safe charset and refuses one with whitespace or a control character", async () => {
+  let r = await check(`{bearerToken: "p@ss:w0rd!"}`);
+  assertEquals(r.code, 0, r.stderr);
+  // A token file's surrounding whitespace (its final newline) is not part of the token.
+  r = await check(`{bearerTokenFile: token}`, "ключ:🔑\n");
+  assertEquals(r.code, 0, r.stderr);
+  r = await check(`{bearerToken: "two words"}`);
+  assertEquals(r.code, 2);
+  assert(
+    r.stderr.includes(
+      "pipeline.yaml:3:12 sources[0].auth.bearerToken: token contains a space (U+0020) at character 4: it cannot be sent in an Authorization header",
+    ),
+    r.stderr,
+  );
+  r = await check(`{bearerTokenFile: token}`, "abc\u0007def\n");
+  assertEquals(r.code, 2);
+  assert(
+    r.stderr.includes(
+      "sources[0].auth.bearerTokenFile: token contains a control character (U+0007) at character 4",
+    ),
+    r.stderr,
+  );
 });

@@ -16,6 +16,7 @@ import {
 } from "../../policy/mod.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
+import { checkToken } from "../ingest/webhook/auth.ts";
 
 /** The files a config names, read and checked. */
 export interface Resources {
@@ -197,6 +198,8 @@ export async function loadResources(
         token = source.auth.bearerToken;
         if (token === "") problem(["sources", i, "auth", "bearerToken"], "token is empty");
       }
+      const tokenKey = source.auth?.bearerTokenFile ? "bearerTokenFile" : "bearerToken";
+      if (token) checkToken(token, (why) => problem(["sources", i, "auth", tokenKey], why));
     }
     tls.push(pem);
     tokens.push(token);

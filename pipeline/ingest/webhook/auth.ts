@@ -42,6 +42,20 @@ export function bearerTokenProblem(token: string): string | undefined {
   }: it cannot be sent in an Authorization header`;
 }
 
+/**
+ * Calls `report` with the problem of `token`, if it has one: the config loader's hook, so
+ * `--check` refuses a token kube-apiserver could never send.
+ *
+ * @example
+ * ```ts
+ * checkToken(token, (why) => problem(["sources", 0, "auth", "bearerTokenFile"], why));
+ * ```
+ */
+export function checkToken(token: string, report: (problem: string) => void): void {
+  const why = bearerTokenProblem(token);
+  if (why !== undefined) report(why);
+}
+
 /** SHA-256 of `bytes`: equal-length values to compare in constant time. */
 function digest(bytes: Uint8Array): Uint8Array {
   return createHash("sha256").update(bytes).digest();

@@ -38,6 +38,8 @@ function bodyStream(req: IncomingMessage): ReadableStream<Uint8Array> {
     start(ctl) {
       req.pause();
       req.on("data", (b: Uint8Array) => {
+        // After a refusal the stream is cancelled; what still arrives is dropped.
+        if (settled) return;
         ctl.enqueue(b);
         if ((ctl.desiredSize ?? 0) <= 0) req.pause();
       });
@@ -78,8 +80,6 @@ function toRequest(req: IncomingMessage): Request {
     method,
     headers,
     body: hasBody ? bodyStream(req) : undefined,
-    // @ts-ignore: Deno's RequestInit takes `duplex` for stream bodies; lib.dom may not list it.
-    duplex: "half",
   });
 }
 

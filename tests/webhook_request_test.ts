@@ -220,7 +220,7 @@ function connectMtls(pki: TestPki, port: number): Promise<Deno.TlsConn> {
   });
 }
 
-Deno.test("mTLS: maxInFlight is checked before a body is read, and maxBodyBytes while it is read", async () => {
+Deno.test("mTLS: maxInFlight is checked before a body is read, maxBodyBytes while it is read, and a body cut off is counted", async () => {
   const pki = await createTestPki();
   let release!: () => void;
   const held = new Promise<void>((r) => release = r);
@@ -281,6 +281,16 @@ Deno.test("mTLS: maxInFlight is checked before a body is read, and maxBodyBytes 
           third.close();
           assertEquals(stats.rejected.get("overload"), 1);
           assertEquals(stats.rejected.get("too_large"), 1);
+
+          // Cut off mid-body: counted, whether or not an answer can still reach the client.
+          const fourth = await connectMtls(pki, port);
+          await fourth.write(encoder.encode(
+            `POST /audit HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+              `content-length: ${body.length}\r\n\r\n`,
+          ));
+          await fourth.write(body.subarray(0, body.length >> 1));
+          fourth.close();
+          await waitFor(() => stats.rejected.get("incomplete_body") === 1, "incomplete_body");
         } finally {
           // Stopping waits for the held request.
           release();

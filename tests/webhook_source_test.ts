@@ -221,7 +221,9 @@ Deno.test("webhook source answers 503 when a blocking-strict sink fails the ack"
     assertEquals(res.status, 503);
     assertEquals(res.headers.get("retry-after"), "1");
     // The sink's error is the daemon's to log, not the client's to read.
-    assertEquals(await res.json(), { error: "not stored: a sink failed; see auditpipe's log" });
+    assertEquals(await res.json(), {
+      error: "not delivered: a blocking-strict sink failed; see auditpipe's log",
+    });
   });
 });
 

@@ -15,6 +15,16 @@ import type { Dispatch } from "../source.ts";
 import type { DeadLetters } from "./dead_letters.ts";
 import type { WebhookEnv } from "./env.ts";
 
+/**
+ * The 503 answer's message when a `blocking-strict` sink failed.
+ *
+ * @example
+ * ```ts
+ * return c.json({ error: NOT_DELIVERED }, 503);
+ * ```
+ */
+export const NOT_DELIVERED = "not delivered: a blocking-strict sink failed; see auditpipe's log";
+
 /** What {@linkcode deliver} needs. */
 export interface DeliverDeps {
   readonly source: string;
@@ -31,7 +41,7 @@ export interface DeliverDeps {
  * The end of the chain: hands `c.var.parts` on piece by piece (each piece before the next is
  * parsed), counting and dead-lettering invalid items, then waits for one ack over all of
  * them. Answers 200 `{"accepted":N,"rejected":M}`; 503 with `Retry-After: 1` when a
- * `blocking-strict` sink failed (the sink's error goes to the log, not to the client); 400
+ * `blocking-strict` sink failed (the sink's writer logs its error; the client is not told it); 400
  * with the counts when the list turned out not to be JSON part-way (what came before was
  * handed on).
  *
@@ -43,7 +53,6 @@ export interface DeliverDeps {
 export function deliver(deps: DeliverDeps) {
   const { stats } = deps;
   const invalid = new RateLimitedLog(deps.log, "rejected invalid events");
-  const notStored = new RateLimitedLog(deps.log, "webhook request not stored: a sink failed");
   const handler = createMiddleware<WebhookEnv>(async function deliver(c) {
     const parts = c.get("parts");
     const ack = new Ack();
@@ -77,9 +86,9 @@ export function deliver(deps: DeliverDeps) {
     ack.release();
     const failure = await ack.settled;
     if (failure) {
-      notStored.add(1, { source: deps.source, accepted, error: failure.message });
+      // The sink's writer logged its error; the client learns only that it should retry.
       c.header("Retry-After", "1");
-      return c.json({ error: "not stored: a sink failed; see auditpipe's log" }, 503);
+      return c.json({ error: NOT_DELIVERED }, 503);
     }
     if (broken) return c.json({ error: broken.message, accepted, rejected }, 400);
     return c.json({ accepted, rejected }, 200);
@@ -88,7 +97,6 @@ export function deliver(deps: DeliverDeps) {
     /** Writes the pending rate-limited log lines now. */
     flush() {
       invalid.flush();
-      notStored.flush();
     },
   });
 }

@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { testEnvelope } from "./helpers/events.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 import { parseKubeconfig } from "../backends/kubeconfig.ts";
 import { createWebhookSink } from "../backends/webhook.ts";
@@ -203,7 +204,7 @@ server:
   const sink = await apiserverSink(
     await deployKubeconfig("kube-apiserver-webhook-mtls.kubeconfig", pki, port, ""),
   );
-  await sink.write(await envelopes(5));
+  await sink.write([1, 2, 3].map((i) => testEnvelope(`warm-${i}`)));
   await sink.close();
   return { d, port, ops };
 }

@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { type Daemon, eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { createTestPki } from "./helpers/tls.ts";
+import { needs } from "./helpers/external.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -242,14 +243,19 @@ sinks:
   assert(String(line.error).includes(`${dir}/locked`), String(line.error));
 });
 
-Deno.test("a mutual-TLS webhook port in use at startup is one JSON line naming the source, then exit 1", async () => {
-  const pki = await createTestPki();
-  const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (blocker.addr as Deno.NetAddr).port;
-  const line = await failedStart((dir) => {
-    Deno.writeTextFileSync(`${dir}/server.crt`, pki.serverCert);
-    Deno.writeTextFileSync(`${dir}/server.key`, pki.serverKey);
-    return `
+Deno.test(
+  needs(
+    "openssl",
+    "a mutual-TLS webhook port in use at startup is one JSON line naming the source, then exit 1",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (blocker.addr as Deno.NetAddr).port;
+    const line = await failedStart((dir) => {
+      Deno.writeTextFileSync(`${dir}/server.crt`, pki.serverCert);
+      Deno.writeTextFileSync(`${dir}/server.key`, pki.serverKey);
+      return `
 sources:
   - type: webhook
     name: apiserver
@@ -258,14 +264,15 @@ sources:
 sinks:
   - type: stdout
 `;
-  });
-  blocker.close();
-  await pki.cleanup();
-  assertEquals(line.msg, "cannot start source");
-  assertEquals(line.source, "apiserver");
-  assert(String(line.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(line.at));
-  assert(String(line.error).includes("EADDRINUSE"), String(line.error));
-});
+    });
+    blocker.close();
+    await pki.cleanup();
+    assertEquals(line.msg, "cannot start source");
+    assertEquals(line.source, "apiserver");
+    assert(String(line.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(line.at));
+    assert(String(line.error).includes("EADDRINUSE"), String(line.error));
+  },
+);
 
 Deno.test("SIGTERM while a stdout write blocks (nobody reads the pipe) exits within shutdownTimeout, counting what it held", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-test-" });

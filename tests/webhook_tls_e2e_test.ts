@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertRejects } from "./helpers/assert.ts";
 import { realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { testEnvelope } from "./helpers/events.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 import { parseKubeconfig } from "../backends/kubeconfig.ts";
 import { createWebhookSink } from "../backends/webhook.ts";
@@ -129,6 +130,153 @@ Deno.test(
     const lines = (await Deno.readTextFile(`${d.dir}/audit.log`)).trimEnd().split("\n");
     assertEquals(lines.length, 5);
     assert(d.logs.some((r) => r.msg === "webhook source listening" && r.tls === "tls"));
+    await pki.cleanup();
+    await Deno.remove(d.dir, { recursive: true });
+  },
+);
+
+/** The daemon's resident memory, bytes, from /proc. */
+async function rss(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/**
+ * Posts `total` bytes over a TLS connection with the test client certificate, streamed in
+ * writes (with a Content-Length, or chunked without one), and returns the status line
+ * the daemon answered with and how much was written before the daemon stopped the upload.
+ */
+async function postHuge(
+  pki: TestPki,
+  port: number,
+  total: number,
+  chunked: boolean,
+): Promise<{ status: string; sent: number }> {
+  const enc = new TextEncoder();
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port,
+    caCerts: [pki.caCert],
+    cert: pki.clientCert,
+    key: pki.clientKey,
+  });
+  await conn.write(enc.encode(
+    `POST /audit HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+      (chunked ? "transfer-encoding: chunked\r\n\r\n" : `content-length: ${total}\r\n\r\n`),
+  ));
+  let status = "";
+  const answered = (async () => {
+    const buf = new Uint8Array(4096);
+    try {
+      const n = await conn.read(buf);
+      if (n !== null) status = new TextDecoder().decode(buf.subarray(0, n)).split("\r\n")[0];
+    } catch { /* reset */ }
+  })();
+  // Chunks of 16 KiB: node:https in Deno 2.9.6 drops chunked uploads of 64 KiB chunks after
+  // a few megabytes (`aborted`), whatever the handler does.
+  const piece = new Uint8Array((chunked ? 16 : 64) * 1024).fill(0x20);
+  const frame = chunked
+    ? new Uint8Array([...enc.encode("4000\r\n"), ...piece, ...enc.encode("\r\n")])
+    : piece;
+  let sent = 0;
+  try {
+    while (sent < total && status === "") {
+      await conn.write(frame);
+      sent += piece.length;
+      // A turn for the reader, as an HTTP client that reads while it sends gives it.
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  } catch { /* the daemon closed the connection after answering */ }
+  await answered;
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  return { status, sent };
+}
+
+/** A daemon with a mutual-TLS webhook source of `maxBodyBytes`, warmed by one accepted request. */
+async function mtlsDaemon(pki: TestPki, maxBodyBytes: number) {
+  const d = await startDaemon((dir) => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+    maxBodyBytes: ${maxBodyBytes}
+    tls:
+      certFile: ${pki.dir}/server.crt
+      keyFile: ${pki.dir}/server.key
+      clientCAFile: ${pki.caCertFile}
+sinks:
+  - type: log
+    path: ${dir}/audit.log
+server:
+  listen: 127.0.0.1:0
+`);
+  const port = await d.webhookPort();
+  const ops = await d.opsPort();
+  // One accepted request first, so TLS and the HTTP machinery are warm before measuring.
+  const sink = await apiserverSink(
+    await deployKubeconfig("kube-apiserver-webhook-mtls.kubeconfig", pki, port, ""),
+  );
+  await sink.write([1, 2, 3].map((i) => testEnvelope(`warm-${i}`)));
+  await sink.close();
+  return { d, port, ops };
+}
+
+async function rejected(ops: number, reason: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text();
+  const line = text.split("\n").find((l) =>
+    l.startsWith(`auditpipe_source_rejected_total{source="webhook",reason="${reason}"}`)
+  );
+  return Number(line?.split(" ")[1] ?? 0);
+}
+
+const MiB = 1024 * 1024;
+
+Deno.test(
+  needs(
+    "openssl",
+    "mTLS: a 200 MB body with a Content-Length is refused with 413 before it is read; the daemon's memory grows by less than 2× maxBodyBytes",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const maxBodyBytes = 4 * MiB;
+    const { d, port, ops } = await mtlsDaemon(pki, maxBodyBytes);
+    const before = await rss(d.process.pid);
+    const huge = await postHuge(pki, port, 200 * MiB, false);
+    const growth = await rss(d.process.pid) - before;
+    assert(huge.status.startsWith("HTTP/1.1 413"), JSON.stringify(huge));
+    // What the client had written before it read the answer: kernel buffers, not the body.
+    assert(huge.sent < 32 * MiB, JSON.stringify(huge));
+    assert(growth < 2 * maxBodyBytes, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
+    assertEquals(await rejected(ops, "too_large"), 1);
+    assertEquals((await d.stop()).code, 0);
+    await pki.cleanup();
+    await Deno.remove(d.dir, { recursive: true });
+  },
+);
+
+Deno.test(
+  needs(
+    "openssl",
+    "mTLS: a 200 MB chunked body is refused with 413 once maxBodyBytes have arrived, the upload is cut off, and memory does not grow with the body",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const maxBodyBytes = 4 * MiB;
+    const { d, port, ops } = await mtlsDaemon(pki, maxBodyBytes);
+    const before = await rss(d.process.pid);
+    const huge = await postHuge(pki, port, 200 * MiB, true);
+    const growth = await rss(d.process.pid) - before;
+    assert(huge.status.startsWith("HTTP/1.1 413"), JSON.stringify(huge));
+    assert(huge.sent < 32 * MiB, JSON.stringify(huge));
+    // The body is read up to the limit (4 MiB) into one buffer, each chunk freed once copied;
+    // the TLS and HTTP layers of node:https under it leave garbage of about as much again that
+    // RSS shows until the collector runs (10-13 MiB measured here). The old code grew by twice
+    // the whole 200 MB.
+    const bound = 4 * maxBodyBytes;
+    assert(growth < bound, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
+    assertEquals(await rejected(ops, "too_large"), 1);
+    assertEquals((await d.stop()).code, 0);
     await pki.cleanup();
     await Deno.remove(d.dir, { recursive: true });
   },

@@ -13,6 +13,7 @@ import { formatPath, type KeyPath, type Problem } from "../core/problem.ts";
 import { PolicyCache, type ResolvedPolicy } from "./policies.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
+import { checkToken } from "../ingest/webhook/auth.ts";
 
 export type { ResolvedPolicy } from "./policies.ts";
 
@@ -221,12 +222,17 @@ async function readBearerToken(
   auth: { bearerTokenFile?: string; bearerToken?: string } | undefined,
 ): Promise<string | undefined> {
   if (auth?.bearerTokenFile) {
-    const token = (await read.text([...at, "bearerTokenFile"], auth.bearerTokenFile))?.trim();
-    if (token === "") read.problem([...at, "bearerTokenFile"], "token file is empty");
+    const key = [...at, "bearerTokenFile"];
+    const token = (await read.text(key, auth.bearerTokenFile))?.trim();
+    if (token === "") read.problem(key, "token file is empty");
+    // kube-apiserver sends the token as a header value: refuse what it cannot send.
+    else if (token) checkToken(token, (why) => read.problem(key, why));
     return token;
   }
   if (auth?.bearerToken !== undefined) {
-    if (auth.bearerToken === "") read.problem([...at, "bearerToken"], "token is empty");
+    const key = [...at, "bearerToken"];
+    if (auth.bearerToken === "") read.problem(key, "token is empty");
+    else checkToken(auth.bearerToken, (why) => read.problem(key, why));
     return auth.bearerToken;
   }
   return undefined;

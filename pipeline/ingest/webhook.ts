@@ -25,6 +25,7 @@ import { serveMutualTls } from "./webhook/mtls.ts";
 import { postOnly } from "./webhook/post_only.ts";
 import { shuttingDown } from "./webhook/shutting_down.ts";
 import { requestTiming } from "./webhook/timing.ts";
+import { parseListen } from "../core/listen.ts";
 
 /** The webhook source's config. */
 export type WebhookSourceConfig = Extract<SourceConfig, { type: "webhook" }>;
@@ -46,13 +47,6 @@ export interface WebhookSource extends Source {
   addr?: { hostname: string; port: number };
   /** Resolves once listening. */
   readonly listening: Promise<void>;
-}
-
-function splitListen(listen: string): { hostname: string; port: number } {
-  const i = listen.lastIndexOf(":");
-  let host = listen.slice(0, i);
-  if (host.startsWith("[")) host = host.slice(1, -1);
-  return { hostname: host === "" ? "0.0.0.0" : host, port: Number(listen.slice(i + 1)) };
 }
 
 /**
@@ -115,7 +109,7 @@ export function webhookSource(cfg: WebhookSourceConfig, deps: WebhookSourceDeps)
     listening,
     async run(d) {
       dispatch = d;
-      const { hostname, port } = splitListen(cfg.listen);
+      const { hostname, port } = parseListen(cfg.listen);
       const onListen = (addr: { hostname: string; port: number }) => {
         webhook.addr = addr;
         stats.ready = true;

@@ -1,24 +1,10 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { postAccepted as post, readJsonLines, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { testEvent } from "./helpers/events.ts";
 
-const json = { "content-type": "application/json" };
-
-async function post(port: number, events: Record<string, unknown>[]) {
-  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: eventList(events),
-  });
-  assertEquals(res.status, 200);
-  await res.body?.cancel();
-}
-
-async function readLines(path: string) {
-  return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l));
-}
+type Annotated = { annotations: Record<string, string> };
 
 Deno.test("annotations on a source and on a sink are added to every event, first writer wins", async () => {
   const d = await startDaemon((dir) => `
@@ -40,8 +26,8 @@ sinks:
   events[0] = { ...events[0], annotations: { "example.com/node": "from-apiserver" } };
   await post(port, events);
   assertEquals((await d.stop()).code, 0);
-  const plain = await readLines(`${d.dir}/plain.log`);
-  const tagged = await readLines(`${d.dir}/tagged.log`);
+  const plain = await readJsonLines<Annotated>(`${d.dir}/plain.log`);
+  const tagged = await readJsonLines<Annotated>(`${d.dir}/tagged.log`);
   assertEquals(plain[0].annotations, {
     "example.com/cluster": "prod",
     "example.com/node": "from-apiserver",

@@ -1,9 +1,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { postAccepted, postEvents, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
-
-const json = { "content-type": "application/json" };
 
 Deno.test("SIGTERM with full batch buffers delivers every event, still throttled, before exiting 0", async () => {
   const recv = await startReceiver();
@@ -24,13 +22,7 @@ shutdownTimeout: 30s
   const port = await d.webhookPort();
   const events = await realEvents(500);
   for (let i = 0; i < 500; i += 100) {
-    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(events.slice(i, i + 100)),
-    });
-    assertEquals(res.status, 200);
-    await res.body?.cancel();
+    await postAccepted(port, events.slice(i, i + 100));
   }
   // maxWait is 10 minutes: nothing but the drain can have sent the last partial batches.
   const { code } = await d.stop("SIGTERM");
@@ -61,12 +53,7 @@ sinks:
   });
   const port = await d.webhookPort();
   const events = await realEvents(30);
-  const post = () =>
-    fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(events),
-    });
+  const post = () => postEvents(port, events);
   const first = await post();
   assertEquals(first.status, 503);
   assert((await first.json()).error.includes("not delivered"));
@@ -100,11 +87,7 @@ shutdownTimeout: 500ms
   });
   const port = await d.webhookPort();
   const events = await realEvents(10);
-  const pending = fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: eventList(events),
-  }).then((r) => r.body?.cancel(), () => {});
+  const pending = postEvents(port, events).then((r) => r.body?.cancel(), () => {});
   await waitFor("the stuck sink's first request", () => recv.requests > 0);
   // stop() fails if the daemon outlives its deadline: shutdownTimeout (500ms) is what ends it.
   const { code } = await d.stop("SIGTERM");

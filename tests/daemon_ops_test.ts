@@ -1,5 +1,11 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { postAccepted as post, readJsonLines, realEvents, startDaemon } from "./helpers/daemon.ts";
+import {
+  postAccepted as post,
+  readJsonLines,
+  realEvents,
+  relayConfig,
+  startDaemon,
+} from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { testEvent } from "./helpers/events.ts";
@@ -75,19 +81,7 @@ sinks:
 Deno.test("a second SIGTERM exits at once with a message while the first is still draining", async () => {
   const recv = await startReceiver();
   const unblock = recv.stall();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    kubeconfig: k
-    batch: {maxSize: 1}
-shutdownTimeout: 1m
-`;
-  });
+  const d = await startDaemon(relayConfig(recv, ["batch: {maxSize: 1}"], ["shutdownTimeout: 1m"]));
   await post(await d.webhookPort(), await realEvents(3));
   await waitFor("the stalled sink's first request", () => recv.requests > 0);
   d.process.kill("SIGTERM");

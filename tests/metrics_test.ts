@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { postAccepted, postEvents, startDaemon } from "./helpers/daemon.ts";
+import { postAccepted, postEvents, relayConfig, startDaemon } from "./helpers/daemon.ts";
 import { parseMetrics, scrapeMetrics } from "./helpers/metrics.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -147,24 +147,13 @@ shutdownTimeout: 1s
 Deno.test("readyz turns false when a webhook sink's receiver goes away and true when it returns", async () => {
   let recv = await startReceiver();
   const recvPort = Number(new URL(recv.url).port);
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: k
-    initialBackoff: 10ms
-    retry: {maxAttempts: 1}
-    batch: {maxSize: 1, throttle: {enabled: false}}
-server:
-  listen: 127.0.0.1:0
-  unhealthyAfter: 300ms
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, [
+      "initialBackoff: 10ms",
+      "retry: {maxAttempts: 1}",
+      "batch: {maxSize: 1, throttle: {enabled: false}}",
+    ], ["server:", "  listen: 127.0.0.1:0", "  unhealthyAfter: 300ms"]),
+  );
   const port = await d.webhookPort();
   const ops = await d.opsPort();
   let n = 0;

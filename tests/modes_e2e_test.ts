@@ -1,24 +1,21 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { postAccepted, postEvents, realEvents, startDaemon } from "./helpers/daemon.ts";
+import {
+  postAccepted,
+  postEvents,
+  realEvents,
+  relayConfig,
+  startDaemon,
+} from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 Deno.test("SIGTERM with full batch buffers delivers every event, still throttled, before exiting 0", async () => {
   const recv = await startReceiver();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    batch: {bufferSize: 10000, maxSize: 50, maxWait: 10m, throttle: {enabled: true, qps: 20, burst: 1}}
-shutdownTimeout: 30s
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, [
+      "batch: {bufferSize: 10000, maxSize: 50, maxWait: 10m, throttle: {enabled: true, qps: 20, burst: 1}}",
+    ], ["shutdownTimeout: 30s"]),
+  );
   const port = await d.webhookPort();
   const events = await realEvents(500);
   for (let i = 0; i < 500; i += 100) {
@@ -36,21 +33,9 @@ shutdownTimeout: 30s
 Deno.test("blocking-strict: a failing sink answers 503, and kube-apiserver's retry is delivered once the sink recovers", async () => {
   const recv = await startReceiver();
   recv.respond = (n) => (n <= 2 ? 500 : 200);
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    mode: blocking-strict
-    initialBackoff: 10ms
-    retry: {maxAttempts: 2}
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, ["mode: blocking-strict", "initialBackoff: 10ms", "retry: {maxAttempts: 2}"]),
+  );
   const port = await d.webhookPort();
   const events = await realEvents(30);
   const post = () => postEvents(port, events);
@@ -71,20 +56,7 @@ sinks:
 Deno.test("SIGTERM with a blocking sink stuck on a request exits after shutdownTimeout, counting what was lost", async () => {
   const recv = await startReceiver();
   const unstick = recv.stall();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    mode: blocking
-shutdownTimeout: 500ms
-`;
-  });
+  const d = await startDaemon(relayConfig(recv, ["mode: blocking"], ["shutdownTimeout: 500ms"]));
   const port = await d.webhookPort();
   const events = await realEvents(10);
   const pending = postEvents(port, events).then((r) => r.body?.cancel(), () => {});

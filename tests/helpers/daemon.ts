@@ -240,3 +240,35 @@ export async function postAccepted(port: number, events: Record<string, unknown>
 export async function readJsonLines<T = Record<string, unknown>>(path: string): Promise<T[]> {
   return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l) as T);
 }
+
+/**
+ * A config for {@linkcode startDaemon}: a webhook source relaying to one webhook sink, `siem`,
+ * that posts to `recv` (its kubeconfig is written beside the config). `sink` lines are more
+ * keys of that sink, `top` lines more top-level YAML.
+ *
+ * @example
+ * ```ts
+ * const d = await startDaemon(relayConfig(recv, ["mode: blocking"], ["shutdownTimeout: 1s"]));
+ * ```
+ */
+export function relayConfig(
+  recv: { kubeconfig(): string },
+  sink: string[] = [],
+  top: string[] = [],
+): (dir: string) => string {
+  return (dir) => {
+    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+    return [
+      "sources:",
+      "  - type: webhook",
+      "    listen: 127.0.0.1:0",
+      "sinks:",
+      "  - type: webhook",
+      "    name: siem",
+      "    kubeconfig: siem.kubeconfig",
+      ...sink.map((l) => `    ${l}`),
+      ...top,
+      "",
+    ].join("\n");
+  };
+}

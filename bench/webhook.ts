@@ -11,17 +11,18 @@
  * @module
  */
 import {
+  alternate,
   daemon,
   drops,
   eventListBody,
   lineToItem,
-  median,
   num,
   POLICY20,
   type Row,
   scrape,
   sinkCounts,
   sleep,
+  throughputRow,
 } from "./lib.ts";
 
 const FLOOR = new URL("./floor_webhook.ts", import.meta.url).pathname;
@@ -173,20 +174,13 @@ export async function benchWebhook(
 ): Promise<Row> {
   const b = buildBodies(lines);
   opts.log(`webhook: ${b.bodies.length} bodies, ${num(b.bytes / 1e6, 1)} MB`);
-  const floors: Awaited<ReturnType<typeof floorRun>>[] = [];
-  const runs: Awaited<ReturnType<typeof daemonRun>>[] = [];
-  for (let i = 0; i < opts.runs; i++) {
-    floors.push(await floorRun(b));
-    runs.push(await daemonRun(b));
-    opts.log(
-      `webhook: run ${i + 1}/${opts.runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
-        runs[i].seconds.toFixed(2)
-      } s`,
-    );
-  }
-  const seconds = median(runs.map((r) => r.seconds));
-  const floorSeconds = median(floors.map((f) => f.seconds));
-  const ratio = floorSeconds / seconds;
+  const { floors, daemons: runs } = await alternate(
+    "webhook",
+    opts.runs,
+    opts.log,
+    () => floorRun(b),
+    () => daemonRun(b),
+  );
   const notes: string[] = [];
   const failed = runs.reduce((n, r) => n + r.failed, 0);
   const floorFailed = floors.reduce((n, r) => n + r.failed, 0);
@@ -198,25 +192,14 @@ export async function benchWebhook(
       );
     }
   }
-  if (floors.some((f) => f.events !== b.events)) {
-    notes.push(`floor saw ${floors.map((f) => f.events).join("/")} events`);
-  }
-  notes.push(
-    `${opts.runs} runs, medians shown; per-run ratios ${
-      runs.map((r, i) => (floors[i].seconds / r.seconds).toFixed(2)).join(", ")
-    }; written ${num(runs[0].counts.written)}, dropped ${JSON.stringify(runs[0].dropped)}`,
-  );
-  return {
+  return throughputRow({
     name: `webhook (EventLists of ${BATCH}, ${SENDERS} senders) → policy20 → log`,
-    result: `${num(b.events / seconds)} ev/s, ${num(b.bytes / 1e6 / seconds, 1)} MB/s (${
-      seconds.toFixed(2)
-    } s)`,
-    baseline: `${num(b.events / floorSeconds)} ev/s, ${
-      num(b.bytes / 1e6 / floorSeconds, 1)
-    } MB/s (${floorSeconds.toFixed(2)} s)`,
-    ratio: ratio.toFixed(2),
-    goal: "≥ 0.75 of floor",
-    met: ratio >= 0.75,
+    events: b.events,
+    bytes: b.bytes,
+    floors,
+    daemons: runs,
+    goal: 0.75,
     notes,
-  };
+    detail: `written ${num(runs[0].counts.written)}, dropped ${JSON.stringify(runs[0].dropped)}`,
+  });
 }

@@ -329,3 +329,32 @@ export function throughputRow(o: {
     notes,
   };
 }
+
+/**
+ * The config from `sinks:` on that the daemon benchmarks share: one blocking JSON log sink,
+ * `out`, writing `path` through {@linkcode POLICY20}, never rotating; an ops server on an
+ * ephemeral port for `/metrics`.
+ *
+ * @example
+ * ```ts
+ * const yaml = `sources:\n  - type: stdin\n${outSinkYaml(`${dir}/out.log`)}`;
+ * ```
+ */
+export function outSinkYaml(
+  path: string,
+  o: { fsync?: "never" | "batch"; shutdownTimeout?: string } = {},
+): string {
+  return `sinks:
+  - type: log
+    name: out
+    path: ${path}
+    format: json
+    policy: ${POLICY20}
+    mode: blocking
+    fsync: ${o.fsync ?? "never"}
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: ${o.shutdownTimeout ?? "60s"}
+`;
+}

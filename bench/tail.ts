@@ -14,7 +14,7 @@ import {
   daemon,
   drops,
   num,
-  POLICY20,
+  outSinkYaml,
   poll,
   type Row,
   runJson,
@@ -57,19 +57,7 @@ sources:
     startAt: beginning
     checkpointFile: ${dir}/audit.ckpt
     pollInterval: 10ms
-sinks:
-  - type: log
-    name: out
-    path: ${output}
-    format: json
-    policy: ${POLICY20}
-    mode: blocking
-    fsync: never
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
-server:
-  listen: 127.0.0.1:0
-shutdownTimeout: 60s
-`, {
+${outSinkYaml(output)}`, {
     dir,
     denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
   });

@@ -17,7 +17,7 @@ import {
   eventListBody,
   lineToItem,
   num,
-  POLICY20,
+  outSinkYaml,
   type Row,
   scrape,
   sinkCounts,
@@ -132,19 +132,10 @@ sources:
     name: apiserver
     listen: 127.0.0.1:0
     path: /audit
-sinks:
-  - type: log
-    name: out
-    path: ${dir}/out.log
-    format: json
-    policy: ${POLICY20}
-    mode: blocking
-    fsync: never
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
-server:
-  listen: 127.0.0.1:0
-shutdownTimeout: 60s
-`, { dir, denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [] });
+${outSinkYaml(`${dir}/out.log`)}`, {
+    dir,
+    denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [],
+  });
   try {
     const port = await d.webhookPort();
     const ops = await d.opsPort();

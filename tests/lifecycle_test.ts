@@ -6,6 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { type Daemon, postEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { numberedEvents } from "./helpers/events.ts";
+import { kubeconfigFor } from "./helpers/receiver.ts";
 import { createTestPki } from "./helpers/tls.ts";
 
 const events = (from: number, n: number) => numberedEvents("lc", from, n);
@@ -16,13 +17,6 @@ function closedPort(): number {
   const { port } = l.addr as Deno.NetAddr;
   l.close();
   return port;
-}
-
-/** A kubeconfig whose server is `url`. */
-function kubeconfig(url: string): string {
-  return `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${url}\n` +
-    `contexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\n` +
-    `users:\n- name: u\n  user: {}\n`;
 }
 
 /**
@@ -82,7 +76,7 @@ async function failedStart(
 Deno.test("SIGTERM during a reload stuck behind a retrying sink exits within shutdownTimeout, counting the events it dropped", async () => {
   const dead = closedPort();
   const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/dead.kubeconfig`, kubeconfig(`http://127.0.0.1:${dead}/`));
+    Deno.writeTextFileSync(`${dir}/dead.kubeconfig`, kubeconfigFor(`http://127.0.0.1:${dead}/`));
     return `
 sources:
   - type: webhook

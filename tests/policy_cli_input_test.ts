@@ -5,15 +5,9 @@
  * that must be bytes on disk (gzip) are written to a temp folder.
  */
 import assert from "node:assert/strict";
-import { podEvent as ev, POLICY, runPolicy as run } from "./helpers/policy_cli.ts";
+import { podEvent as ev, POLICY, policyCases, runPolicy as run } from "./helpers/policy_cli.ts";
 
-const events = [
-  ev("pod"),
-  ev("secret", { objectRef: { resource: "secrets", namespace: "default", name: "s" } }),
-  ev("received", { stage: "RequestReceived" }),
-  ev("proxy", { user: { username: "system:kube-proxy" } }),
-  ev("health", { objectRef: undefined, requestURI: "/healthz", verb: "get" }),
-];
+const events = policyCases();
 const IDS = events.map((e) => e.auditID);
 const lines = (es: unknown[]) => es.map((e) => JSON.stringify(e) + "\n").join("");
 /** An event as an EventList item: without its type. */

@@ -4,7 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { runPolicyCli } from "../cli/policy/main.ts";
-import { podEvent, POLICY as BASE_POLICY, runPolicy as run } from "./helpers/policy_cli.ts";
+import {
+  podEvent,
+  POLICY as BASE_POLICY,
+  policyCases,
+  runPolicy as run,
+} from "./helpers/policy_cli.ts";
 
 const POLICY = BASE_POLICY + `    omitManagedFields: true
   - level: Request
@@ -21,13 +26,7 @@ function ev(id: string, over: Record<string, unknown> = {}): Record<string, unkn
   });
 }
 
-const events = [
-  ev("pod"),
-  ev("secret", { objectRef: { resource: "secrets", namespace: "default", name: "s" } }),
-  ev("received", { stage: "RequestReceived" }),
-  ev("proxy", { user: { username: "system:kube-proxy" } }),
-  ev("health", { objectRef: undefined, requestURI: "/healthz", verb: "get" }),
-];
+const events = policyCases(ev);
 const lines = events.map((e) => JSON.stringify(e)).join("\n") + "\n";
 const files = { "p.yaml": POLICY, "audit.log": lines };
 

@@ -72,3 +72,25 @@ export function podEvent(
     ...over,
   };
 }
+
+/**
+ * Five events `ev` makes, one for each way the shared {@linkcode POLICY} treats them: a pod
+ * (RequestResponse), a secret (Metadata), a RequestReceived stage (omitted), kube-proxy
+ * (None) and a non-resource URL (no rule matches: None).
+ *
+ * @example
+ * ```ts
+ * const lines = policyCases().map((e) => JSON.stringify(e)).join("\n");
+ * ```
+ */
+export function policyCases(
+  ev: (id: string, over?: Record<string, unknown>) => Record<string, unknown> = podEvent,
+): Record<string, unknown>[] {
+  return [
+    ev("pod"),
+    ev("secret", { objectRef: { resource: "secrets", namespace: "default", name: "s" } }),
+    ev("received", { stage: "RequestReceived" }),
+    ev("proxy", { user: { username: "system:kube-proxy" } }),
+    ev("health", { objectRef: undefined, requestURI: "/healthz", verb: "get" }),
+  ];
+}

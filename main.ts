@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseCommandLine, usageError } from "./cli/args.ts";
 import { runDaemon } from "./cli/run.ts";
 import { VERSION } from "./cli/version.ts";
 import { writePidFile } from "./cli/pid_file.ts";
@@ -65,38 +65,21 @@ export async function main(args: string[]): Promise<number> {
     const { permissionsCommand } = await import("./cli/permissions.ts");
     return await permissionsCommand(args.slice(1));
   }
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string", short: "c" },
-        check: { type: "boolean", default: false },
-        "watch-config": { type: "boolean", default: false },
-        "log-level": { type: "string" },
-        "pid-file": { type: "string" },
-        version: { type: "boolean", short: "v", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    console.error(`auditpipe: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const values = parseCommandLine("auditpipe", HELP, args, {
+    config: { type: "string", short: "c" },
+    check: { type: "boolean", default: false },
+    "watch-config": { type: "boolean", default: false },
+    "log-level": { type: "string" },
+    "pid-file": { type: "string" },
+    version: { type: "boolean", short: "v", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  });
+  if (typeof values === "number") return values;
   if (values.version) {
     console.log(`auditpipe ${VERSION}`);
     return 0;
   }
-  if (!values.config) {
-    console.error(`auditpipe: --config is required\n\n${HELP}`);
-    return 2;
-  }
+  if (!values.config) return usageError("auditpipe", "--config is required", HELP);
   const level = values["log-level"];
   if (level !== undefined && !LEVELS.includes(level)) {
     console.error(`auditpipe: --log-level must be one of ${LEVELS.join(", ")}, got "${level}"`);

@@ -20,6 +20,7 @@ import {
   lineToItem,
   medianRow,
   num,
+  outSinkYaml,
   percentile,
   POLICY20,
   type Row,
@@ -136,19 +137,7 @@ sources:
   - type: webhook
     name: apiserver
     listen: 127.0.0.1:0
-sinks:
-  - type: log
-    name: out
-    path: ${dir}/out.log
-    format: json
-    policy: ${POLICY20}
-    mode: blocking
-    fsync: ${fsync}
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
-server:
-  listen: 127.0.0.1:0
-shutdownTimeout: 30s
-`, { dir });
+${outSinkYaml(`${dir}/out.log`, { fsync, shutdownTimeout: "30s" })}`, { dir });
   try {
     const pool = new Pool(await d.webhookPort());
     const requests = bodies.map((b) => postRequest("/audit", b));

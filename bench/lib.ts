@@ -254,3 +254,107 @@ export async function runJson<T>(script: string, args: string[]): Promise<T> {
 export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
 }
+
+/**
+ * Runs `floor` then `daemon`, `runs` times (alternating, so both see the same machine state),
+ * logging each pair's seconds under `label`.
+ *
+ * @example
+ * ```ts
+ * const { floors, daemons } = await alternate("tail", 3, console.error, floorRun, daemonRun);
+ * ```
+ */
+export async function alternate<F extends { seconds: number }, D extends { seconds: number }>(
+  label: string,
+  runs: number,
+  log: (msg: string) => void,
+  floor: () => Promise<F>,
+  daemon: () => Promise<D>,
+): Promise<{ floors: F[]; daemons: D[] }> {
+  const floors: F[] = [];
+  const daemons: D[] = [];
+  for (let i = 0; i < runs; i++) {
+    floors.push(await floor());
+    daemons.push(await daemon());
+    log(
+      `${label}: run ${i + 1}/${runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
+        daemons[i].seconds.toFixed(2)
+      } s`,
+    );
+  }
+  return { floors, daemons };
+}
+
+/**
+ * The row of a throughput benchmark: the daemon's median rate over `events` and `bytes`
+ * against the floor's, met when their ratio reaches `goal`. `notes` come first, then whether
+ * the floor saw every event, then the run count, the per-run ratios and `detail`.
+ *
+ * @example
+ * ```ts
+ * const row = throughputRow({ name: "tail", events, bytes, floors, daemons, goal: 0.85, notes: [], detail: "" });
+ * ```
+ */
+export function throughputRow(o: {
+  name: string;
+  events: number;
+  bytes: number;
+  floors: readonly { seconds: number; events: number }[];
+  daemons: readonly { seconds: number }[];
+  goal: number;
+  notes: string[];
+  detail: string;
+}): Row {
+  const seconds = median(o.daemons.map((r) => r.seconds));
+  const floorSeconds = median(o.floors.map((f) => f.seconds));
+  const ratio = floorSeconds / seconds;
+  const rate = (s: number) =>
+    `${num(o.events / s)} ev/s, ${num(o.bytes / 1e6 / s, 1)} MB/s (${s.toFixed(2)} s)`;
+  const notes = [...o.notes];
+  if (o.floors.some((f) => f.events !== o.events)) {
+    notes.push(`floor saw ${o.floors.map((f) => f.events).join("/")} events`);
+  }
+  notes.push(
+    `${o.daemons.length} runs, medians shown; per-run ratios ${
+      o.daemons.map((r, i) => (o.floors[i].seconds / r.seconds).toFixed(2)).join(", ")
+    }; ${o.detail}`,
+  );
+  return {
+    name: o.name,
+    result: rate(seconds),
+    baseline: rate(floorSeconds),
+    ratio: ratio.toFixed(2),
+    goal: `≥ ${o.goal} of floor`,
+    met: ratio >= o.goal,
+    notes,
+  };
+}
+
+/**
+ * The config from `sinks:` on that the daemon benchmarks share: one blocking JSON log sink,
+ * `out`, writing `path` through {@linkcode POLICY20}, never rotating; an ops server on an
+ * ephemeral port for `/metrics`.
+ *
+ * @example
+ * ```ts
+ * const yaml = `sources:\n  - type: stdin\n${outSinkYaml(`${dir}/out.log`)}`;
+ * ```
+ */
+export function outSinkYaml(
+  path: string,
+  o: { fsync?: "never" | "batch"; shutdownTimeout?: string } = {},
+): string {
+  return `sinks:
+  - type: log
+    name: out
+    path: ${path}
+    format: json
+    policy: ${POLICY20}
+    mode: blocking
+    fsync: ${o.fsync ?? "never"}
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: ${o.shutdownTimeout ?? "60s"}
+`;
+}

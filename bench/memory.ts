@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { kubeconfigFor } from "../tests/helpers/receiver.ts";
 import {
   daemon,
   eventListBody,
@@ -101,10 +102,7 @@ async function memoryOnce(
   );
   const url = `http://127.0.0.1:${receiver.addr.port}/ingest`;
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-memory-" });
-  await Deno.writeTextFile(
-    `${dir}/siem.kubeconfig`,
-    `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${url}\ncontexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\nusers:\n- name: u\n  user: {}\n`,
-  );
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, kubeconfigFor(url));
   const d = await daemon(() => `
 sources:
   - type: webhook

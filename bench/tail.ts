@@ -10,11 +10,11 @@
  */
 import type { DataFile } from "./generate.ts";
 import {
+  alternate,
   daemon,
   drops,
-  median,
   num,
-  POLICY20,
+  outSinkYaml,
   poll,
   type Row,
   runJson,
@@ -22,6 +22,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  throughputRow,
 } from "./lib.ts";
 
 const FLOOR = new URL("./floor_tail.ts", import.meta.url).pathname;
@@ -56,19 +57,7 @@ sources:
     startAt: beginning
     checkpointFile: ${dir}/audit.ckpt
     pollInterval: 10ms
-sinks:
-  - type: log
-    name: out
-    path: ${output}
-    format: json
-    policy: ${POLICY20}
-    mode: blocking
-    fsync: never
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
-server:
-  listen: 127.0.0.1:0
-shutdownTimeout: 60s
-`, {
+${outSinkYaml(output)}`, {
     dir,
     denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
   });
@@ -132,51 +121,30 @@ export async function benchTail(
   data: DataFile,
   opts: TailOptions & { runs: number },
 ): Promise<Row> {
-  const floors: { events: number; bytes: number; seconds: number }[] = [];
-  const runs: TailRun[] = [];
-  for (let i = 0; i < opts.runs; i++) {
+  const { floors, daemons: runs } = await alternate("tail", opts.runs, opts.log, async () => {
     const tmp = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
     try {
-      floors.push(await runJson(FLOOR, [data.path, `${tmp}/out.log`]));
+      return await runJson<{ events: number; bytes: number; seconds: number }>(FLOOR, [
+        data.path,
+        `${tmp}/out.log`,
+      ]);
     } finally {
       await Deno.remove(tmp, { recursive: true });
     }
-    runs.push(await tailDaemonRun(data, opts));
-    opts.log(
-      `tail: run ${i + 1}/${opts.runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
-        runs[i].seconds.toFixed(2)
-      } s`,
-    );
-  }
-  const seconds = median(runs.map((r) => r.seconds));
-  const floorSeconds = median(floors.map((f) => f.seconds));
-  const ratio = floorSeconds / seconds;
-  const notes: string[] = [];
-  if (runs.some((r) => !r.complete)) {
-    notes.push("INCOMPLETE: the sink stopped progressing before the end");
-  }
-  if (floors.some((f) => f.events !== data.events)) {
-    notes.push(`floor saw ${floors.map((f) => f.events).join("/")} events`);
-  }
+  }, () => tailDaemonRun(data, opts));
   const run = runs[0];
-  notes.push(
-    `${opts.runs} runs, medians shown; per-run ratios ${
-      runs.map((r, i) => (floors[i].seconds / r.seconds).toFixed(2)).join(", ")
-    }; written ${num(run.written)}, dropped ${JSON.stringify(run.dropped)}, output ${
+  return throughputRow({
+    name: "tail → policy20 → log (json)",
+    events: data.events,
+    bytes: data.bytes,
+    floors,
+    daemons: runs,
+    goal: 0.85,
+    notes: runs.some((r) => !r.complete)
+      ? ["INCOMPLETE: the sink stopped progressing before the end"]
+      : [],
+    detail: `written ${num(run.written)}, dropped ${JSON.stringify(run.dropped)}, output ${
       num(run.outputBytes / 1e6, 1)
     } MB`,
-  );
-  return {
-    name: "tail → policy20 → log (json)",
-    result: `${num(data.events / seconds)} ev/s, ${num(data.bytes / 1e6 / seconds, 1)} MB/s (${
-      seconds.toFixed(2)
-    } s)`,
-    baseline: `${num(data.events / floorSeconds)} ev/s, ${
-      num(data.bytes / 1e6 / floorSeconds, 1)
-    } MB/s (${floorSeconds.toFixed(2)} s)`,
-    ratio: ratio.toFixed(2),
-    goal: "≥ 0.85 of floor",
-    met: ratio >= 0.85,
-    notes,
-  };
+  });
 }

@@ -11,17 +11,18 @@
  * @module
  */
 import {
+  alternate,
   daemon,
   drops,
   eventListBody,
   lineToItem,
-  median,
   num,
-  POLICY20,
+  outSinkYaml,
   type Row,
   scrape,
   sinkCounts,
   sleep,
+  throughputRow,
 } from "./lib.ts";
 
 const FLOOR = new URL("./floor_webhook.ts", import.meta.url).pathname;
@@ -131,19 +132,10 @@ sources:
     name: apiserver
     listen: 127.0.0.1:0
     path: /audit
-sinks:
-  - type: log
-    name: out
-    path: ${dir}/out.log
-    format: json
-    policy: ${POLICY20}
-    mode: blocking
-    fsync: never
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
-server:
-  listen: 127.0.0.1:0
-shutdownTimeout: 60s
-`, { dir, denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [] });
+${outSinkYaml(`${dir}/out.log`)}`, {
+    dir,
+    denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [],
+  });
   try {
     const port = await d.webhookPort();
     const ops = await d.opsPort();
@@ -173,20 +165,13 @@ export async function benchWebhook(
 ): Promise<Row> {
   const b = buildBodies(lines);
   opts.log(`webhook: ${b.bodies.length} bodies, ${num(b.bytes / 1e6, 1)} MB`);
-  const floors: Awaited<ReturnType<typeof floorRun>>[] = [];
-  const runs: Awaited<ReturnType<typeof daemonRun>>[] = [];
-  for (let i = 0; i < opts.runs; i++) {
-    floors.push(await floorRun(b));
-    runs.push(await daemonRun(b));
-    opts.log(
-      `webhook: run ${i + 1}/${opts.runs}: floor ${floors[i].seconds.toFixed(2)} s, daemon ${
-        runs[i].seconds.toFixed(2)
-      } s`,
-    );
-  }
-  const seconds = median(runs.map((r) => r.seconds));
-  const floorSeconds = median(floors.map((f) => f.seconds));
-  const ratio = floorSeconds / seconds;
+  const { floors, daemons: runs } = await alternate(
+    "webhook",
+    opts.runs,
+    opts.log,
+    () => floorRun(b),
+    () => daemonRun(b),
+  );
   const notes: string[] = [];
   const failed = runs.reduce((n, r) => n + r.failed, 0);
   const floorFailed = floors.reduce((n, r) => n + r.failed, 0);
@@ -198,25 +183,14 @@ export async function benchWebhook(
       );
     }
   }
-  if (floors.some((f) => f.events !== b.events)) {
-    notes.push(`floor saw ${floors.map((f) => f.events).join("/")} events`);
-  }
-  notes.push(
-    `${opts.runs} runs, medians shown; per-run ratios ${
-      runs.map((r, i) => (floors[i].seconds / r.seconds).toFixed(2)).join(", ")
-    }; written ${num(runs[0].counts.written)}, dropped ${JSON.stringify(runs[0].dropped)}`,
-  );
-  return {
+  return throughputRow({
     name: `webhook (EventLists of ${BATCH}, ${SENDERS} senders) → policy20 → log`,
-    result: `${num(b.events / seconds)} ev/s, ${num(b.bytes / 1e6 / seconds, 1)} MB/s (${
-      seconds.toFixed(2)
-    } s)`,
-    baseline: `${num(b.events / floorSeconds)} ev/s, ${
-      num(b.bytes / 1e6 / floorSeconds, 1)
-    } MB/s (${floorSeconds.toFixed(2)} s)`,
-    ratio: ratio.toFixed(2),
-    goal: "≥ 0.75 of floor",
-    met: ratio >= 0.75,
+    events: b.events,
+    bytes: b.bytes,
+    floors,
+    daemons: runs,
+    goal: 0.75,
     notes,
-  };
+    detail: `written ${num(runs[0].counts.written)}, dropped ${JSON.stringify(runs[0].dropped)}`,
+  });
 }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { resolve } from "node:path";
+import { parseCommandLine, usageError } from "./args.ts";
 import { loadConfigFile } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError, formatProblem } from "../pipeline/config/errors.ts";
@@ -30,29 +30,14 @@ Deno from opening a debugger on SIGUSR1.
  * ```
  */
 export async function permissionsCommand(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string", short: "c" },
-        json: { type: "boolean", default: false },
-        "pid-file": { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (err) {
-    console.error(`auditpipe permissions: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!values.config) {
-    console.error(`auditpipe permissions: --config is required\n\n${HELP}`);
-    return 2;
-  }
+  const values = parseCommandLine("auditpipe permissions", HELP, args, {
+    config: { type: "string", short: "c" },
+    json: { type: "boolean", default: false },
+    "pid-file": { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  });
+  if (typeof values === "number") return values;
+  if (!values.config) return usageError("auditpipe permissions", "--config is required", HELP);
   try {
     const loaded = await loadConfigFile(values.config);
     const { resources, problems } = await loadResources(loaded);

@@ -14,6 +14,8 @@ import {
   DURATION_BUCKETS,
   FILE_REOPEN_REASONS,
   type PipelineStats,
+  type SinkStats,
+  type SourceStats,
 } from "./core/stats.ts";
 import { ReloadStats } from "./reloads.ts";
 
@@ -112,9 +114,28 @@ export function metricsRegistry(
       },
     });
 
-  counter("auditpipe_source_events_total", "Events decoded by a source.", ["source"], (set) => {
-    for (const s of sources()) set({ source: s.name }, s.events);
-  });
+  type Metric = typeof counter;
+  // Most series are one number per sink or per source, labelled by its name.
+  const perSink = (metric: Metric, name: string, help: string, pick: (s: SinkStats) => number) =>
+    metric(name, help, ["sink"], (set) => {
+      for (const s of sinks()) set({ sink: s.name }, pick(s));
+    });
+  const perSource = (
+    metric: Metric,
+    name: string,
+    help: string,
+    pick: (s: SourceStats) => number,
+  ) =>
+    metric(name, help, ["source"], (set) => {
+      for (const s of sources()) set({ source: s.name }, pick(s));
+    });
+
+  perSource(
+    counter,
+    "auditpipe_source_events_total",
+    "Events decoded by a source.",
+    (s) => s.events,
+  );
   counter(
     "auditpipe_source_rejected_total",
     "Inputs a source rejected, by reason.",
@@ -125,31 +146,26 @@ export function metricsRegistry(
       }
     },
   );
-  gauge(
+  perSource(
+    gauge,
     "auditpipe_tail_lag_bytes",
     "Bytes of the followed file not read yet.",
-    ["source"],
-    (set) => {
-      for (const s of sources()) set({ source: s.name }, s.lagBytes);
-    },
+    (s) => s.lagBytes,
   );
-  counter(
+  perSource(
+    counter,
     "auditpipe_tail_checkpoint_errors_total",
     "Tail checkpoint writes that failed; while the last one failed, /readyz fails.",
-    ["source"],
-    (set) => {
-      for (const s of sources()) set({ source: s.name }, s.checkpointErrors);
-    },
+    (s) => s.checkpointErrors,
   );
-  counter("auditpipe_sink_events_total", "Events a sink branch received.", ["sink"], (set) => {
-    for (const s of sinks()) set({ sink: s.name }, s.received);
-  });
-  counter("auditpipe_sink_written_total", "Events a sink wrote.", ["sink"], (set) => {
-    for (const s of sinks()) set({ sink: s.name }, s.written);
-  });
-  counter("auditpipe_sink_batches_total", "Batches a sink wrote.", ["sink"], (set) => {
-    for (const s of sinks()) set({ sink: s.name }, s.batches);
-  });
+  perSink(
+    counter,
+    "auditpipe_sink_events_total",
+    "Events a sink branch received.",
+    (s) => s.received,
+  );
+  perSink(counter, "auditpipe_sink_written_total", "Events a sink wrote.", (s) => s.written);
+  perSink(counter, "auditpipe_sink_batches_total", "Batches a sink wrote.", (s) => s.batches);
   counter(
     "auditpipe_sink_dropped_total",
     "Events a sink branch dropped, by reason.",
@@ -171,24 +187,18 @@ export function metricsRegistry(
       }
     },
   );
-  counter("auditpipe_sink_retries_total", "Retried sink writes.", ["sink"], (set) => {
-    for (const s of sinks()) set({ sink: s.name }, s.retries);
-  });
-  gauge(
+  perSink(counter, "auditpipe_sink_retries_total", "Retried sink writes.", (s) => s.retries);
+  perSink(
+    gauge,
     "auditpipe_sink_buffer_events",
     "Events a sink branch holds now: in its stages, buffer, batches and writes in progress, counted where they are (so received = written + dropped + this).",
-    ["sink"],
-    (set) => {
-      for (const s of sinks()) set({ sink: s.name }, s.buffered);
-    },
+    (s) => s.buffered,
   );
-  counter(
+  perSink(
+    counter,
     "auditpipe_sink_throttle_wait_seconds_total",
     "Time a sink's batches waited for the throttle.",
-    ["sink"],
-    (set) => {
-      for (const s of sinks()) set({ sink: s.name }, s.throttleWaitSeconds);
-    },
+    (s) => s.throttleWaitSeconds,
   );
   counter("auditpipe_level_total", "Policy evaluations by resulting level.", ["level"], (set) => {
     for (const l of LEVELS) set({ level: l }, stats.levels[l]);

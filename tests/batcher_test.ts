@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
 import { Ack, NO_ACK } from "../pipeline/core/ack.ts";
 import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
-import type { Event } from "../pipeline/core/event.ts";
 import { decodeLine } from "../pipeline/core/decode.ts";
 import { FakeClock, flushMicrotasks } from "../pipeline/core/clock.ts";
 import { batcher } from "../pipeline/stages/batcher.ts";
 import { AUDIT_LOG_LINES, auditLogLines } from "./data/corpus.ts";
+import { testEnvelope } from "./helpers/events.ts";
 
 let seq = 0;
-function env(): Envelope {
-  const event: Event = {
-    level: "Metadata",
-    auditID: `id-${seq++}`,
-    stage: "ResponseComplete",
-    requestURI: "/api",
-    verb: "get",
-    user: {},
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-  };
-  return { event };
-}
+const env = (): Envelope => testEnvelope(`id-${seq++}`);
 
 function envs(n: number): Envelope[] {
   return Array.from({ length: n }, env);

@@ -25,8 +25,9 @@ async function check(
 }
 
 /** Whether one line of `text` ends with `suffix` (problems start with the config's path). */
-function hasLine(text: string, suffix: string): boolean {
-  return text.split("\n").some((l) => l.endsWith(suffix));
+/** That a line of `text` ends with `suffix`; the message is all of `text`. */
+function assertLine(text: string, suffix: string): void {
+  assert(text.split("\n").some((l) => l.endsWith(suffix)), text);
 }
 
 Deno.test("--check names ports out of range and a port the config uses twice, at their keys", async () => {
@@ -47,26 +48,17 @@ sinks:
   - type: stdout
 `);
   assertEquals(r.code, 2, r.stderr);
-  assert(
-    hasLine(
-      r.stderr,
-      "pipeline.yaml:5:5 sources[0].listen: port 99999 is out of range: must be 0-65535",
-    ),
+  assertLine(
     r.stderr,
+    "pipeline.yaml:5:5 sources[0].listen: port 99999 is out of range: must be 0-65535",
   );
-  assert(
-    hasLine(
-      r.stderr,
-      "pipeline.yaml:11:5 sources[2].listen: port 18443 is already used by sources[1].listen",
-    ),
+  assertLine(
     r.stderr,
+    "pipeline.yaml:11:5 sources[2].listen: port 18443 is already used by sources[1].listen",
   );
-  assert(
-    hasLine(
-      r.stderr,
-      "pipeline.yaml:13:3 server.listen: port 70000 is out of range: must be 0-65535",
-    ),
+  assertLine(
     r.stderr,
+    "pipeline.yaml:13:3 server.listen: port 70000 is out of range: must be 0-65535",
   );
   assert(r.stderr.includes("3 problems found"), r.stderr);
   await Deno.remove(r.dir, { recursive: true });
@@ -99,37 +91,25 @@ sinks:
   });
   assertEquals(r.code, 2, r.stderr);
   const file = `${r.dir}/afile`;
-  assert(
-    hasLine(
-      r.stderr,
-      `pipeline.yaml:5:5 sources[0].deadLetterFile: cannot create ${file}/dead.jsonl: ${file} is a file, not a folder`,
-    ),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:5:5 sources[0].deadLetterFile: cannot create ${file}/dead.jsonl: ${file} is a file, not a folder`,
   );
-  assert(
-    hasLine(
-      r.stderr,
-      `pipeline.yaml:8:5 sources[1].checkpointFile: cannot create ${file}/deeper/tail.pos: ${file} is a file, not a folder`,
-    ),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:8:5 sources[1].checkpointFile: cannot create ${file}/deeper/tail.pos: ${file} is a file, not a folder`,
   );
-  assert(
-    hasLine(
-      r.stderr,
-      `pipeline.yaml:15:5 sinks[0].path: cannot create ${file}/out.log: ${file} is a file, not a folder`,
-    ),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:15:5 sinks[0].path: cannot create ${file}/out.log: ${file} is a file, not a folder`,
   );
-  assert(
-    hasLine(
-      r.stderr,
-      `pipeline.yaml:12:5 sources[2].deadLetterFile: cannot create ${r.dir}/missing/dead.jsonl: folder ${r.dir}/missing does not exist`,
-    ),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:12:5 sources[2].deadLetterFile: cannot create ${r.dir}/missing/dead.jsonl: folder ${r.dir}/missing does not exist`,
   );
-  assert(
-    hasLine(r.stderr, `pipeline.yaml:18:5 sinks[1].path: ${r.dir}/adir is a directory, not a file`),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:18:5 sinks[1].path: ${r.dir}/adir is a directory, not a file`,
   );
   await Deno.remove(r.dir, { recursive: true });
 });
@@ -147,12 +127,9 @@ sinks:
     ["--allow-read", "--allow-env", "--allow-write=/nonexistent-auditpipe-test"],
   );
   assertEquals(r.code, 2, r.stderr);
-  assert(
-    hasLine(
-      r.stderr,
-      `pipeline.yaml:7:5 sinks[0].path: cannot write ${r.dir}/locked/sub/out.log: Deno's --allow-write does not include it`,
-    ),
+  assertLine(
     r.stderr,
+    `pipeline.yaml:7:5 sinks[0].path: cannot write ${r.dir}/locked/sub/out.log: Deno's --allow-write does not include it`,
   );
   await Deno.remove(r.dir, { recursive: true });
 });

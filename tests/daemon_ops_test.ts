@@ -1,24 +1,16 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import {
+  postAccepted as post,
+  readJsonLines,
+  realEvents,
+  relayConfig,
+  startDaemon,
+} from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { testEvent } from "./helpers/events.ts";
 
-const json = { "content-type": "application/json" };
-
-async function post(port: number, events: Record<string, unknown>[]) {
-  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: eventList(events),
-  });
-  assertEquals(res.status, 200);
-  await res.body?.cancel();
-}
-
-async function readLines(path: string) {
-  return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l));
-}
+type Annotated = { annotations: Record<string, string> };
 
 Deno.test("annotations on a source and on a sink are added to every event, first writer wins", async () => {
   const d = await startDaemon((dir) => `
@@ -40,8 +32,8 @@ sinks:
   events[0] = { ...events[0], annotations: { "example.com/node": "from-apiserver" } };
   await post(port, events);
   assertEquals((await d.stop()).code, 0);
-  const plain = await readLines(`${d.dir}/plain.log`);
-  const tagged = await readLines(`${d.dir}/tagged.log`);
+  const plain = await readJsonLines<Annotated>(`${d.dir}/plain.log`);
+  const tagged = await readJsonLines<Annotated>(`${d.dir}/tagged.log`);
   assertEquals(plain[0].annotations, {
     "example.com/cluster": "prod",
     "example.com/node": "from-apiserver",
@@ -89,19 +81,7 @@ sinks:
 Deno.test("a second SIGTERM exits at once with a message while the first is still draining", async () => {
   const recv = await startReceiver();
   const unblock = recv.stall();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    kubeconfig: k
-    batch: {maxSize: 1}
-shutdownTimeout: 1m
-`;
-  });
+  const d = await startDaemon(relayConfig(recv, ["batch: {maxSize: 1}"], ["shutdownTimeout: 1m"]));
   await post(await d.webhookPort(), await realEvents(3));
   await waitFor("the stalled sink's first request", () => recv.requests > 0);
   d.process.kill("SIGTERM");

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { postEvents, realEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
 
 const config = (dir: string) => `
 sources:
@@ -26,11 +26,7 @@ async function smoke(entry?: string) {
   const d = await startDaemon(config, { entry });
   const port = await d.webhookPort();
   const events = await realEvents(200);
-  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: eventList(events),
-  });
+  const res = await postEvents(port, events);
   assertEquals(res.status, 200);
   assertEquals(await res.json(), { accepted: events.length, rejected: 0 });
   const { code, stdout } = await d.stop("SIGTERM");

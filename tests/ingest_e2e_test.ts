@@ -46,21 +46,7 @@ sinks:
     path: ${dir}/out/audit.log
 `;
   const total = 6000;
-  const all = uniqueLines([
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-    ...base,
-  ], 0)
-    .slice(0, total);
+  const all = uniqueLines(Array.from({ length: 12 }, () => base).flat(), 0).slice(0, total);
   let d = await startDaemon(config, { dir });
   await d.waitLog((r) => r.msg === "auditpipe starting");
   const file = await Deno.open(log, { append: true });

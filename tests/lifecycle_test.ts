@@ -4,26 +4,13 @@
  * one JSON line naming what failed and where it is configured.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { type Daemon, eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { type Daemon, postEvents, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { numberedEvents } from "./helpers/events.ts";
+import { kubeconfigFor } from "./helpers/receiver.ts";
 import { createTestPki } from "./helpers/tls.ts";
 import { needs } from "./helpers/external.ts";
 
-const json = { "content-type": "application/json" };
-
-function events(from: number, n: number) {
-  return Array.from({ length: n }, (_, k) => ({
-    level: "Metadata",
-    auditID: `lc-${String(from + k).padStart(5, "0")}`,
-    stage: "ResponseComplete",
-    requestURI: "/api/v1/namespaces/default/pods",
-    verb: "create",
-    user: { username: "alice" },
-    objectRef: { resource: "pods", namespace: "default", apiVersion: "v1" },
-    responseStatus: { metadata: {}, code: 201 },
-    requestReceivedTimestamp: "2024-03-01T12:34:56.789000Z",
-    stageTimestamp: "2024-03-01T12:34:56.801234Z",
-  }));
-}
+const events = (from: number, n: number) => numberedEvents("lc", from, n);
 
 /** A port nothing listens on: bound once, then released. */
 function closedPort(): number {
@@ -31,13 +18,6 @@ function closedPort(): number {
   const { port } = l.addr as Deno.NetAddr;
   l.close();
   return port;
-}
-
-/** A kubeconfig whose server is `url`. */
-function kubeconfig(url: string): string {
-  return `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${url}\n` +
-    `contexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\n` +
-    `users:\n- name: u\n  user: {}\n`;
 }
 
 /**
@@ -68,6 +48,17 @@ async function exitWithin(d: Daemon, ms: number): Promise<{ code: number; elapse
  * Starts the daemon with `config`, expecting it to fail to start: it must exit 1 having
  * written only JSON lines, exactly one of them an error. Returns that error line.
  */
+/** That a startup failure line says `msg`, names what failed, its config key and the cause. */
+function assertFailure(
+  line: Record<string, unknown>,
+  want: { msg: string; sink?: string; source?: string; at: string; error: string },
+): void {
+  const { at, error, ...named } = want;
+  for (const [k, v] of Object.entries(named)) assertEquals(line[k], v, k);
+  assert(String(line.at).endsWith(at), String(line.at));
+  assert(String(line.error).includes(error), String(line.error));
+}
+
 async function failedStart(
   config: (dir: string) => string,
   opts: Parameters<typeof startDaemon>[1] = {},
@@ -86,7 +77,7 @@ async function failedStart(
 Deno.test("SIGTERM during a reload stuck behind a retrying sink exits within shutdownTimeout, counting the events it dropped", async () => {
   const dead = closedPort();
   const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/dead.kubeconfig`, kubeconfig(`http://127.0.0.1:${dead}/`));
+    Deno.writeTextFileSync(`${dir}/dead.kubeconfig`, kubeconfigFor(`http://127.0.0.1:${dead}/`));
     return `
 sources:
   - type: webhook
@@ -104,11 +95,10 @@ shutdownTimeout: 2s
   });
   const port = await d.webhookPort();
   // The request waits for its ack, which waits for a sink that retries forever.
-  const pending = fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: eventList(events(0, 5)),
-  }).then(async (r) => (await r.body?.cancel(), r.status), () => "reset");
+  const pending = postEvents(port, events(0, 5)).then(
+    async (r) => (await r.body?.cancel(), r.status),
+    () => "reset",
+  );
   await d.waitLog((r) => r.msg === "webhook attempt failed");
 
   // A changed source is stopped by the reload: stopping waits for that request.
@@ -158,10 +148,12 @@ sinks:
     path: ${dir}/out.log
 `);
   blocker.close();
-  assertEquals(line.msg, "cannot start source");
-  assertEquals(line.source, "apiserver");
-  assert(String(line.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(line.at));
-  assert(String(line.error).includes("Address already in use"), String(line.error));
+  assertFailure(line, {
+    msg: "cannot start source",
+    source: "apiserver",
+    at: "pipeline.yaml:5:5 sources[0].listen",
+    error: "Address already in use",
+  });
 });
 
 Deno.test("a webhook port out of range at startup is one JSON line naming the source and its listen key, then exit 1", async () => {
@@ -172,10 +164,12 @@ sources:
 sinks:
   - type: stdout
 `);
-  assertEquals(line.msg, "cannot start source");
-  assertEquals(line.source, "webhook");
-  assert(String(line.at).endsWith("pipeline.yaml:4:5 sources[0].listen"), String(line.at));
-  assert(String(line.error).includes("99999"), String(line.error));
+  assertFailure(line, {
+    msg: "cannot start source",
+    source: "webhook",
+    at: "pipeline.yaml:4:5 sources[0].listen",
+    error: "99999",
+  });
 });
 
 Deno.test("an ops port in use at startup is one JSON line naming server.listen and the OS reason, then exit 1", async () => {
@@ -192,9 +186,11 @@ sinks:
     path: ${dir}/out.log
 `);
   blocker.close();
-  assertEquals(line.msg, "cannot start ops server");
-  assert(String(line.at).endsWith("pipeline.yaml:6:3 server.listen"), String(line.at));
-  assert(String(line.error).includes("Address already in use"), String(line.error));
+  assertFailure(line, {
+    msg: "cannot start ops server",
+    at: "pipeline.yaml:6:3 server.listen",
+    error: "Address already in use",
+  });
 });
 
 Deno.test("a log path whose parent is a file is one JSON line naming the sink and its path key, then exit 1", async () => {
@@ -210,10 +206,12 @@ sinks:
     path: ${dir}/afile/audit.log
 `;
   });
-  assertEquals(line.msg, "cannot start sink");
-  assertEquals(line.sink, "local");
-  assert(String(line.at).endsWith("pipeline.yaml:8:5 sinks[0].path"), String(line.at));
-  assert(String(line.error).includes("File exists"), String(line.error));
+  assertFailure(line, {
+    msg: "cannot start sink",
+    sink: "local",
+    at: "pipeline.yaml:8:5 sinks[0].path",
+    error: "File exists",
+  });
 });
 
 Deno.test("a log folder the daemon may not write is one JSON line naming the sink and its path key, then exit 1", async () => {
@@ -237,10 +235,12 @@ sinks:
       `--allow-write=${dir}/elsewhere`,
     ],
   });
-  assertEquals(line.msg, "cannot start sink");
-  assertEquals(line.sink, "local");
-  assert(String(line.at).endsWith("pipeline.yaml:8:5 sinks[0].path"), String(line.at));
-  assert(String(line.error).includes(`${dir}/locked`), String(line.error));
+  assertFailure(line, {
+    msg: "cannot start sink",
+    sink: "local",
+    at: "pipeline.yaml:8:5 sinks[0].path",
+    error: `${dir}/locked`,
+  });
 });
 
 Deno.test(
@@ -267,10 +267,12 @@ sinks:
     });
     blocker.close();
     await pki.cleanup();
-    assertEquals(line.msg, "cannot start source");
-    assertEquals(line.source, "apiserver");
-    assert(String(line.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(line.at));
-    assert(String(line.error).includes("EADDRINUSE"), String(line.error));
+    assertFailure(line, {
+      msg: "cannot start source",
+      source: "apiserver",
+      at: "pipeline.yaml:5:5 sources[0].listen",
+      error: "EADDRINUSE",
+    });
   },
 );
 
@@ -316,12 +318,14 @@ shutdownTimeout: 2s
   const p = await port;
   // Far more than a pipe holds (64 KiB); each request waits for its write, so do not await.
   const big = "x".repeat(4000);
-  const posts = Array.from({ length: 20 }, (_, k) =>
-    fetch(`http://127.0.0.1:${p}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(events(k * 10, 10).map((e) => ({ ...e, annotations: { big } }))),
-    }).then(async (r) => (await r.body?.cancel(), r.status), () => "reset"));
+  const posts = Array.from(
+    { length: 20 },
+    (_, k) =>
+      postEvents(p, events(k * 10, 10).map((e) => ({ ...e, annotations: { big } }))).then(
+        async (r) => (await r.body?.cancel(), r.status),
+        () => "reset",
+      ),
+  );
   // Wait until the sink has taken events it cannot write.
   await new Promise((r) => setTimeout(r, 500));
   const t0 = performance.now();

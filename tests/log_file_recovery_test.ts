@@ -14,7 +14,7 @@ import type { Logger } from "../pipeline/core/log.ts";
 import { PipelineStats, type SinkStats } from "../pipeline/core/stats.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import { testEnvelope } from "./helpers/events.ts";
-import { startDaemon } from "./helpers/daemon.ts";
+import { postAccepted, startDaemon } from "./helpers/daemon.ts";
 
 const enc = new TextEncoder();
 const jsonLine = (id: string) =>
@@ -329,16 +329,7 @@ server:
   try {
     const port = await d.webhookPort();
     const path = `${d.dir}/out/audit.log`;
-    const post = async (id: string) => {
-      const events = [{ ...testEnvelope(id).event }];
-      const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ kind: "EventList", apiVersion: "audit.k8s.io/v1", items: events }),
-      });
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
-    };
+    const post = (id: string) => postAccepted(port, [{ ...testEnvelope(id).event }]);
     await post("before");
     await waitFor(
       async () => (await Deno.readTextFile(path)).includes("before"),

@@ -1,11 +1,10 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, startDaemon } from "./helpers/daemon.ts";
+import { postAccepted, postEvents, relayConfig, startDaemon } from "./helpers/daemon.ts";
+import { parseMetrics, scrapeMetrics } from "./helpers/metrics.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import { PipelineStats } from "../pipeline/core/stats.ts";
-
-const json = { "content-type": "application/json" };
 
 function event(i: number, extra: Record<string, unknown> = {}) {
   return {
@@ -21,17 +20,6 @@ function event(i: number, extra: Record<string, unknown> = {}) {
     stageTimestamp: "2024-03-01T12:34:56.801234Z",
     ...extra,
   };
-}
-
-/** Parses Prometheus text into `name{labels}` → value. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
 }
 
 function checkIdentity(m: Map<string, number>, sink: string) {
@@ -93,13 +81,7 @@ shutdownTimeout: 1s
   const ops = await d.opsPort();
   const all = Array.from({ length: 300 }, (_, i) => event(i));
   for (let i = 0; i < all.length; i += 30) {
-    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(all.slice(i, i + 30)),
-    });
-    assertEquals(res.status, 200);
-    await res.body?.cancel();
+    await postAccepted(port, all.slice(i, i + 30));
     await new Promise((r) => setTimeout(r, 15));
   }
   let m = new Map<string, number>();
@@ -107,7 +89,7 @@ shutdownTimeout: 1s
   await waitFor(
     "all 300 events at every sink and the failing sink's retries exhausted",
     async () => {
-      m = parseMetrics(await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text());
+      m = await scrapeMetrics(ops);
       return names.every((s) => m.get(`auditpipe_sink_events_total{sink="${s}"}`) === 300) &&
         (m.get(`auditpipe_sink_dropped_total{sink="failing",reason="retries_exhausted"}`) ?? 0) > 0;
     },
@@ -165,35 +147,17 @@ shutdownTimeout: 1s
 Deno.test("readyz turns false when a webhook sink's receiver goes away and true when it returns", async () => {
   let recv = await startReceiver();
   const recvPort = Number(new URL(recv.url).port);
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/k`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: k
-    initialBackoff: 10ms
-    retry: {maxAttempts: 1}
-    batch: {maxSize: 1, throttle: {enabled: false}}
-server:
-  listen: 127.0.0.1:0
-  unhealthyAfter: 300ms
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, [
+      "initialBackoff: 10ms",
+      "retry: {maxAttempts: 1}",
+      "batch: {maxSize: 1, throttle: {enabled: false}}",
+    ], ["server:", "  listen: 127.0.0.1:0", "  unhealthyAfter: 300ms"]),
+  );
   const port = await d.webhookPort();
   const ops = await d.opsPort();
   let n = 0;
-  const post = async () => {
-    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: JSON.stringify([event(n++)]),
-    });
-    await res.body?.cancel();
-  };
+  const post = async () => await (await postEvents(port, [event(n++)])).body?.cancel();
   const readyz = async () => {
     const res = await fetch(`http://127.0.0.1:${ops}/readyz`);
     return { status: res.status, body: await res.json() };

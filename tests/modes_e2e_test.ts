@@ -1,36 +1,25 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import {
+  postAccepted,
+  postEvents,
+  realEvents,
+  relayConfig,
+  startDaemon,
+} from "./helpers/daemon.ts";
 import { startReceiver } from "./helpers/receiver.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-const json = { "content-type": "application/json" };
-
 Deno.test("SIGTERM with full batch buffers delivers every event, still throttled, before exiting 0", async () => {
   const recv = await startReceiver();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    batch: {bufferSize: 10000, maxSize: 50, maxWait: 10m, throttle: {enabled: true, qps: 20, burst: 1}}
-shutdownTimeout: 30s
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, [
+      "batch: {bufferSize: 10000, maxSize: 50, maxWait: 10m, throttle: {enabled: true, qps: 20, burst: 1}}",
+    ], ["shutdownTimeout: 30s"]),
+  );
   const port = await d.webhookPort();
   const events = await realEvents(500);
   for (let i = 0; i < 500; i += 100) {
-    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(events.slice(i, i + 100)),
-    });
-    assertEquals(res.status, 200);
-    await res.body?.cancel();
+    await postAccepted(port, events.slice(i, i + 100));
   }
   // maxWait is 10 minutes: nothing but the drain can have sent the last partial batches.
   const { code } = await d.stop("SIGTERM");
@@ -44,29 +33,12 @@ shutdownTimeout: 30s
 Deno.test("blocking-strict: a failing sink answers 503, and kube-apiserver's retry is delivered once the sink recovers", async () => {
   const recv = await startReceiver();
   recv.respond = (n) => (n <= 2 ? 500 : 200);
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    mode: blocking-strict
-    initialBackoff: 10ms
-    retry: {maxAttempts: 2}
-`;
-  });
+  const d = await startDaemon(
+    relayConfig(recv, ["mode: blocking-strict", "initialBackoff: 10ms", "retry: {maxAttempts: 2}"]),
+  );
   const port = await d.webhookPort();
   const events = await realEvents(30);
-  const post = () =>
-    fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: eventList(events),
-    });
+  const post = () => postEvents(port, events);
   const first = await post();
   assertEquals(first.status, 503);
   assert((await first.json()).error.includes("not delivered"));
@@ -84,27 +56,10 @@ sinks:
 Deno.test("SIGTERM with a blocking sink stuck on a request exits after shutdownTimeout, counting what was lost", async () => {
   const recv = await startReceiver();
   const unstick = recv.stall();
-  const d = await startDaemon((dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-    return `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: webhook
-    name: siem
-    kubeconfig: siem.kubeconfig
-    mode: blocking
-shutdownTimeout: 500ms
-`;
-  });
+  const d = await startDaemon(relayConfig(recv, ["mode: blocking"], ["shutdownTimeout: 500ms"]));
   const port = await d.webhookPort();
   const events = await realEvents(10);
-  const pending = fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: eventList(events),
-  }).then((r) => r.body?.cancel(), () => {});
+  const pending = postEvents(port, events).then((r) => r.body?.cancel(), () => {});
   await waitFor("the stuck sink's first request", () => recv.requests > 0);
   // stop() fails if the daemon outlives its deadline: shutdownTimeout (500ms) is what ends it.
   const { code } = await d.stop("SIGTERM");

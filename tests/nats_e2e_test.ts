@@ -1,19 +1,13 @@
 /** Fan-in through NATS JetStream with real daemons: two nodes publish, one collector consumes. */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createTestPki } from "./helpers/tls.ts";
-import { type Daemon, eventList, realEvents, startDaemon } from "./helpers/daemon.ts";
+import { type Daemon, postAccepted, realEvents, startDaemon } from "./helpers/daemon.ts";
 import { startNatsServer } from "./helpers/nats.ts";
 import { needs } from "./helpers/external.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 async function post(d: Daemon, events: Record<string, unknown>[]): Promise<void> {
-  const res = await fetch(`http://127.0.0.1:${await d.webhookPort()}/audit`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: eventList(events),
-  });
-  assertEquals(res.status, 200);
-  await res.body?.cancel();
+  await postAccepted(await d.webhookPort(), events);
 }
 
 /** The whole lines of `path` once it has `want` of them; fails when they do not come. */

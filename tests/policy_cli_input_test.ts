@@ -5,49 +5,9 @@
  * that must be bytes on disk (gzip) are written to a temp folder.
  */
 import assert from "node:assert/strict";
-import { runPolicyCli } from "../cli/policy/main.ts";
-import { run as runWith } from "./fixtures/policy/memory_io.ts";
+import { podEvent as ev, POLICY, policyCases, runPolicy as run } from "./helpers/policy_cli.ts";
 
-const run = (args: string[], files: Record<string, string> = {}, stdin = "", tty = false) =>
-  runWith(runPolicyCli, args, files, stdin, tty);
-
-const POLICY = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-  - level: None
-    users: [system:kube-proxy]
-  - level: Metadata
-    resources: [{group: "", resources: [secrets]}]
-  - level: RequestResponse
-    resources: [{group: ""}]
-`;
-
-function ev(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    kind: "Event",
-    apiVersion: "audit.k8s.io/v1",
-    level: "RequestResponse",
-    auditID: id,
-    stage: "ResponseComplete",
-    requestURI: "/api/v1/namespaces/default/pods",
-    verb: "create",
-    user: { username: "alice" },
-    objectRef: { resource: "pods", namespace: "default", name: id },
-    requestObject: { kind: "Pod", metadata: { name: id } },
-    requestReceivedTimestamp: "2024-01-01T00:00:00.000000Z",
-    stageTimestamp: "2024-01-01T00:00:00.000000Z",
-    ...over,
-  };
-}
-
-const events = [
-  ev("pod"),
-  ev("secret", { objectRef: { resource: "secrets", namespace: "default", name: "s" } }),
-  ev("received", { stage: "RequestReceived" }),
-  ev("proxy", { user: { username: "system:kube-proxy" } }),
-  ev("health", { objectRef: undefined, requestURI: "/healthz", verb: "get" }),
-];
+const events = policyCases();
 const IDS = events.map((e) => e.auditID);
 const lines = (es: unknown[]) => es.map((e) => JSON.stringify(e) + "\n").join("");
 /** An event as an EventList item: without its type. */

@@ -4,53 +4,29 @@
  */
 import assert from "node:assert/strict";
 import { runPolicyCli } from "../cli/policy/main.ts";
-import { run as runWith } from "./fixtures/policy/memory_io.ts";
+import {
+  podEvent,
+  POLICY as BASE_POLICY,
+  policyCases,
+  runPolicy as run,
+} from "./helpers/policy_cli.ts";
 
-const run = (args: string[], files: Record<string, string> = {}, stdin = "", tty = false) =>
-  runWith(runPolicyCli, args, files, stdin, tty);
-
-const POLICY = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-  - level: None
-    users: [system:kube-proxy]
-  - level: Metadata
-    resources: [{group: "", resources: [secrets]}]
-  - level: RequestResponse
-    resources: [{group: ""}]
-    omitManagedFields: true
+const POLICY = BASE_POLICY + `    omitManagedFields: true
   - level: Request
     verbs: [deletecollection]
 `;
 
+/** A pod creation with its response, whose request carries managed fields. */
 function ev(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    kind: "Event",
-    apiVersion: "audit.k8s.io/v1",
-    level: "RequestResponse",
-    auditID: id,
-    stage: "ResponseComplete",
-    requestURI: "/api/v1/namespaces/default/pods",
-    verb: "create",
-    user: { username: "alice" },
-    objectRef: { resource: "pods", namespace: "default", name: id },
+  return podEvent(id, {
     responseStatus: { metadata: {}, code: 201 },
     requestObject: { kind: "Pod", metadata: { name: id, managedFields: [{ manager: "x" }] } },
     responseObject: { kind: "Pod", metadata: { name: id } },
-    requestReceivedTimestamp: "2024-01-01T00:00:00.000000Z",
-    stageTimestamp: "2024-01-01T00:00:00.000000Z",
     ...over,
-  };
+  });
 }
 
-const events = [
-  ev("pod"),
-  ev("secret", { objectRef: { resource: "secrets", namespace: "default", name: "s" } }),
-  ev("received", { stage: "RequestReceived" }),
-  ev("proxy", { user: { username: "system:kube-proxy" } }),
-  ev("health", { objectRef: undefined, requestURI: "/healthz", verb: "get" }),
-];
+const events = policyCases(ev);
 const lines = events.map((e) => JSON.stringify(e)).join("\n") + "\n";
 const files = { "p.yaml": POLICY, "audit.log": lines };
 

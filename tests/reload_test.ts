@@ -1,24 +1,15 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { startDaemon } from "./helpers/daemon.ts";
+import { postAccepted, postEvents, readJsonLines, startDaemon } from "./helpers/daemon.ts";
+import { numberedEvents } from "./helpers/events.ts";
+import { scrapeMetrics } from "./helpers/metrics.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-const json = { "content-type": "application/json" };
-
-function events(from: number, n: number) {
-  return Array.from({ length: n }, (_, k) => ({
+const events = (from: number, n: number) =>
+  numberedEvents("ev", from, n, {
     level: "RequestResponse",
-    auditID: `ev-${String(from + k).padStart(5, "0")}`,
-    stage: "ResponseComplete",
-    requestURI: "/api/v1/namespaces/default/pods",
-    verb: "create",
     user: { username: "alice", groups: ["system:authenticated"] },
-    objectRef: { resource: "pods", namespace: "default", apiVersion: "v1" },
     requestObject: { kind: "Pod", metadata: { name: "p" } },
-    responseStatus: { metadata: {}, code: 201 },
-    requestReceivedTimestamp: "2024-03-01T12:34:56.789000Z",
-    stageTimestamp: "2024-03-01T12:34:56.801234Z",
-  }));
-}
+  });
 
 const policy = (level: string) =>
   `apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: ${level}\n`;
@@ -46,10 +37,6 @@ sinks:
 `;
 };
 
-async function readIDs(path: string) {
-  return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l));
-}
-
 Deno.test("reload under load: the policy changes while a sender posts, and every event reaches every sink exactly once, in order", async () => {
   const d = await startDaemon(config);
   const port = await d.webhookPort();
@@ -58,13 +45,7 @@ Deno.test("reload under load: the policy changes while a sender posts, and every
   let sent = 0;
   const sender = (async () => {
     for (let i = 0; i < total; i += per) {
-      const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-        method: "POST",
-        headers: json,
-        body: JSON.stringify({ kind: "EventList", items: events(i, per) }),
-      });
-      assertEquals(res.status, 200);
-      await res.body?.cancel();
+      await postAccepted(port, events(i, per));
       sent += per;
     }
   })();
@@ -87,10 +68,10 @@ Deno.test("reload under load: the policy changes while a sender posts, and every
   assertEquals(code, 0);
   const want = events(0, total).map((e) => e.auditID);
   for (const sink of ["filtered", "all", "batched"]) {
-    const got = await readIDs(`${d.dir}/${sink}.log`);
+    const got = await readJsonLines(`${d.dir}/${sink}.log`);
     assertEquals(got.map((e) => e.auditID), want, `${sink}: every event once, in order`);
   }
-  const filtered = await readIDs(`${d.dir}/filtered.log`);
+  const filtered = await readJsonLines(`${d.dir}/filtered.log`);
   const seen = new Set(filtered.map((e) => e.level));
   assertEquals([...seen].sort(), ["Metadata", "Request", "RequestResponse"]);
   // The webhook source did not change: it kept its socket.
@@ -123,15 +104,9 @@ Deno.test("an invalid config on reload is logged and the running pipeline is kep
   await Deno.writeTextFile(`${d.dir}/pipeline.yaml`, cfg);
   d.process.kill("SIGHUP");
   await d.waitLog((r) => r.msg === "reload refused; the running pipeline is kept" && r !== refused);
-  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: JSON.stringify(events(0, 3)),
-  });
-  assertEquals(res.status, 200);
-  await res.body?.cancel();
+  await postAccepted(port, events(0, 3));
   assertEquals((await d.stop()).code, 0);
-  assertEquals((await readIDs(`${d.dir}/filtered.log`)).length, 3);
+  assertEquals((await readJsonLines(`${d.dir}/filtered.log`)).length, 3);
   assertEquals(d.logs.filter((r) => r.msg === "config reloaded").length, 0);
   await Deno.remove(d.dir, { recursive: true });
 });
@@ -141,39 +116,18 @@ Deno.test("--watch-config reloads when the policy file changes", async () => {
   const port = await d.webhookPort();
   await Deno.writeTextFile(`${d.dir}/policy.yaml`, policy("Metadata"));
   await d.waitLog((r) => r.msg === "config reloaded" && r.trigger === "watch");
-  const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-    method: "POST",
-    headers: json,
-    body: JSON.stringify(events(0, 1)),
-  });
-  await res.body?.cancel();
+  await (await postEvents(port, events(0, 1))).body?.cancel();
   assertEquals((await d.stop()).code, 0);
-  const [e] = await readIDs(`${d.dir}/filtered.log`);
+  const [e] = await readJsonLines(`${d.dir}/filtered.log`);
   assertEquals(e.level, "Metadata");
   assertEquals(e.requestObject, undefined);
   await Deno.remove(d.dir, { recursive: true });
 });
 
-/** Parses Prometheus text into `name{labels}` → value. */
-async function scrape(opsPort: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
-
 /** Posts `n` events to the webhook source on `port`; the status, or "refused". */
 async function post(port: number, from: number, n: number): Promise<number | "refused"> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/audit`, {
-      method: "POST",
-      headers: json,
-      body: JSON.stringify({ kind: "EventList", items: events(from, n) }),
-    });
+    const res = await postEvents(port, events(from, n));
     await res.body?.cancel();
     return res.status;
   } catch {
@@ -204,7 +158,7 @@ Deno.test("a reload to a webhook address in use is refused, the old listener kee
   const d = await startDaemon(listenerConfig("127.0.0.1:0"));
   const port = await d.webhookPort();
   const ops = await d.opsPort();
-  let m = await scrape(ops);
+  let m = await scrapeMetrics(ops);
   assertEquals(m.get(`auditpipe_config_reload_total{result="success"}`), 0);
   assertEquals(m.get(`auditpipe_config_reload_total{result="failure"}`), 0);
   const startedAt = m.get("auditpipe_config_last_reload_success_timestamp_seconds")!;
@@ -223,7 +177,7 @@ Deno.test("a reload to a webhook address in use is refused, the old listener kee
   assert(String(refused.at).endsWith("pipeline.yaml:5:5 sources[0].listen"), String(refused.at));
   assert(String(refused.error).includes("Address already in use"), String(refused.error));
   assertEquals(await post(port, 0, 3), 200, "the old listener still answers");
-  m = await scrape(ops);
+  m = await scrapeMetrics(ops);
   assertEquals(m.get(`auditpipe_config_reload_total{result="failure"}`), 1);
   assertEquals(m.get(`auditpipe_config_reload_total{result="success"}`), 0);
   assertEquals(m.get("auditpipe_config_last_reload_successful"), 0);
@@ -240,13 +194,13 @@ Deno.test("a reload to a webhook address in use is refused, the old listener kee
   assertEquals(await post(port, 5, 1), "refused");
   const ready = await fetch(`http://127.0.0.1:${ops}/readyz`);
   assertEquals(ready.status, 200, JSON.stringify(await ready.json()));
-  m = await scrape(ops);
+  m = await scrapeMetrics(ops);
   assertEquals(m.get(`auditpipe_config_reload_total{result="success"}`), 1);
   assertEquals(m.get("auditpipe_config_last_reload_successful"), 1);
   assert(m.get("auditpipe_config_last_reload_success_timestamp_seconds")! > startedAt);
 
   assertEquals((await d.stop()).code, 0);
-  assertEquals((await readIDs(`${d.dir}/all.log`)).length, 5);
+  assertEquals((await readJsonLines(`${d.dir}/all.log`)).length, 5);
   await Deno.remove(d.dir, { recursive: true });
 });
 
@@ -277,11 +231,11 @@ Deno.test("a changed source that must wait for its predecessor's port and then c
   assertEquals(await post(p, 0, 2), 200, "the previous listener is back");
   const ready = await fetch(`http://127.0.0.1:${ops}/readyz`);
   assertEquals(ready.status, 200, JSON.stringify(await ready.json()));
-  const m = await scrape(ops);
+  const m = await scrapeMetrics(ops);
   assertEquals(m.get(`auditpipe_config_reload_total{result="failure"}`), 1);
   blocker.close();
   assertEquals((await d.stop()).code, 0);
-  assertEquals((await readIDs(`${d.dir}/all.log`)).length, 2);
+  assertEquals((await readJsonLines(`${d.dir}/all.log`)).length, 2);
   await Deno.remove(d.dir, { recursive: true });
 });
 
@@ -302,6 +256,6 @@ Deno.test("a reload whose new sink cannot open is refused naming the sink and it
   assert(String(refused.error).includes("File exists"), String(refused.error));
   assertEquals(await post(port, 0, 2), 200);
   assertEquals((await d.stop()).code, 0);
-  assertEquals((await readIDs(`${d.dir}/all.log`)).length, 2);
+  assertEquals((await readJsonLines(`${d.dir}/all.log`)).length, 2);
   await Deno.remove(d.dir, { recursive: true });
 });

@@ -5,11 +5,21 @@ import { systemClock } from "../pipeline/core/clock.ts";
 import type { Batch, Envelope } from "../pipeline/core/envelope.ts";
 import { createLogger, silentLogger } from "../pipeline/core/log.ts";
 import { createLogSink } from "../backends/log.ts";
-import { sinkWriter } from "../pipeline/stages/sink_writer.ts";
+import { sinkWriter, type SinkWriterDeps } from "../pipeline/stages/sink_writer.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { type Sink, SinkError } from "../backends/sink.ts";
 
 const env = (id: string): Envelope => testEnvelope(id);
+
+/** A writer over `sink` with `deps`: silent, on the system clock, counting into fresh stats. */
+function writerOf(sink: Sink, deps: Partial<SinkWriterDeps> & Pick<SinkWriterDeps, "mode">) {
+  return sinkWriter(sink, {
+    stats: new SinkStats("s"),
+    log: silentLogger,
+    clock: systemClock,
+    ...deps,
+  }).getWriter();
+}
 
 function batch(id: string): Batch {
   return { items: [env(id)], acks: [new Ack()] };
@@ -30,14 +40,7 @@ Deno.test("sink writer: maxInFlight bounds concurrent writes, and close waits fo
     close: () => Promise.resolve(),
   };
   const stats = new SinkStats("s");
-  const w = sinkWriter(sink, {
-    mode: "blocking",
-    maxInFlight: 3,
-    stats,
-    log: silentLogger,
-    clock: systemClock,
-  })
-    .getWriter();
+  const w = writerOf(sink, { mode: "blocking", maxInFlight: 3, stats });
   const batches = Array.from({ length: 12 }, (_, i) => batch(`b${i}`));
   for (const b of batches) {
     stats.received++;
@@ -59,13 +62,7 @@ Deno.test("sink writer: maxInFlight 1 keeps batches in order", async () => {
     },
     close: () => Promise.resolve(),
   };
-  const w = sinkWriter(sink, {
-    mode: "batch",
-    stats: new SinkStats("s"),
-    log: silentLogger,
-    clock: systemClock,
-  })
-    .getWriter();
+  const w = writerOf(sink, { mode: "batch" });
   for (let i = 0; i < 10; i++) await w.write(batch(`b${i}`));
   await w.close();
   assertEquals(done, Array.from({ length: 10 }, (_, i) => `b${i}`));
@@ -77,13 +74,7 @@ Deno.test("sink writer: a SinkError's reason is the drop reason; blocking-strict
     close: () => Promise.resolve(),
   };
   const stats = new SinkStats("s");
-  const w = sinkWriter(sink, {
-    mode: "blocking-strict",
-    stats,
-    log: silentLogger,
-    clock: systemClock,
-  })
-    .getWriter();
+  const w = writerOf(sink, { mode: "blocking-strict", stats });
   const b = batch("x");
   await w.write(b);
   await w.close();
@@ -102,12 +93,11 @@ Deno.test("sink writer: events a sink left out count as dropped by their reason,
   };
   const stats = new SinkStats("s");
   const logged: string[] = [];
-  const w = sinkWriter(sink, {
+  const w = writerOf(sink, {
     mode: "blocking-strict",
     stats,
     log: createLogger("debug", (l) => logged.push(l)),
-    clock: systemClock,
-  }).getWriter();
+  });
   const b: Batch = { items: [env("a"), env("big"), env("b")], acks: [new Ack(), new Ack()] };
   stats.received += 3;
   await w.write(b);
@@ -141,13 +131,7 @@ Deno.test("sink writer + log sink: one oversized event in a merged batch is drop
       fsync: "never",
       rotate: { maxSize: 1, maxBackup: 0, maxAge: 0, compress: false },
     }, ctx);
-    const w = sinkWriter(sink, {
-      mode: "blocking-strict",
-      stats,
-      log: silentLogger,
-      clock: systemClock,
-    })
-      .getWriter();
+    const w = writerOf(sink, { mode: "blocking-strict", stats });
     const big = testEnvelope("big", { annotations: { pad: "x".repeat(1024 * 1024) } });
     // Three requests merged into one batch, the oversized event in the middle one.
     const b: Batch = {

@@ -20,6 +20,11 @@ function lines(prefix: string, n: number, from = 0): string[] {
   return out;
 }
 
+/** {@linkcode lines} as the text of a log file, each line ended. */
+function text(prefix: string, n: number, from = 0): string {
+  return lines(prefix, n, from).join("\n") + "\n";
+}
+
 function ids(prefix: string, n: number, from = 0): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${i + from}`);
 }
@@ -126,13 +131,18 @@ async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "tail_test_" });
 }
 
+/** A fresh folder, the log the tail follows in it and where its checkpoint goes. */
+async function tailDir(): Promise<{ dir: string; path: string; checkpointFile: string }> {
+  const dir = await tempDir();
+  return { dir, path: `${dir}/audit.log`, checkpointFile: `${dir}/tail.ckpt` };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
 Deno.test("lines written in pieces across writes arrive whole, in order", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   await Deno.writeTextFile(path, "");
   const run = start({ path });
   const ls = lines("a", 20);
@@ -150,8 +160,7 @@ Deno.test("lines written in pieces across writes arrive whole, in order", async 
 });
 
 Deno.test("a partial last line is held back until its newline is written", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   const [l0, l1] = lines("p", 2);
   await Deno.writeTextFile(path, l0 + "\n" + l1.slice(0, 100));
   const run = start({ path });
@@ -167,8 +176,7 @@ Deno.test("a partial last line is held back until its newline is written", async
 });
 
 Deno.test("an over-long line is counted and skipped while later lines still arrive", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   await Deno.writeTextFile(path, "");
   const run = start({ path, maxLineBytes: 4096 }, { readSize: 1024 });
   const [a, b] = lines("l", 2);
@@ -186,8 +194,7 @@ Deno.test("an over-long line is counted and skipped while later lines still arri
 });
 
 Deno.test("blank lines are skipped and invalid lines counted without stopping the tail", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   const [a, b] = lines("i", 2);
   await Deno.writeTextFile(
     path,
@@ -206,12 +213,11 @@ Deno.test("blank lines are skipped and invalid lines counted without stopping th
 });
 
 Deno.test("startAt end skips what is there and delivers what is appended", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  await Deno.writeTextFile(path, lines("old", 5).join("\n") + "\n");
+  const { dir, path } = await tailDir();
+  await Deno.writeTextFile(path, text("old", 5));
   const run = start({ path, startAt: "end" });
   await run.consumer.until("the tail to open the file at its end", () => run.stats.ready);
-  await append(path, lines("new", 3).join("\n") + "\n");
+  await append(path, text("new", 3));
   await run.consumer.count(3);
   await sleep(50);
   assert.deepEqual(run.consumer.ids, ids("new", 3));
@@ -220,8 +226,7 @@ Deno.test("startAt end skips what is there and delivers what is appended", async
 });
 
 Deno.test("rename rotation in the middle of a burst delivers every line exactly once in order", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   await Deno.writeTextFile(path, "");
   const run = start({ path }, { readSize: 8192 });
   const all = lines("r", 2000);
@@ -244,8 +249,7 @@ Deno.test("rename rotation in the middle of a burst delivers every line exactly 
 });
 
 Deno.test("a rotated file's last line without a newline is delivered at the switch", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   const [a, b, c] = lines("n", 3);
   await Deno.writeTextFile(path, `${a}\n${b}`);
   const run = start({ path });
@@ -259,15 +263,14 @@ Deno.test("a rotated file's last line without a newline is delivered at the swit
 });
 
 Deno.test("copytruncate: a file shrinking below the offset is read again from the start", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  await Deno.writeTextFile(path, lines("c", 50).join("\n") + "\n");
+  const { dir, path } = await tailDir();
+  await Deno.writeTextFile(path, text("c", 50));
   const run = start({ path });
   await run.consumer.count(50);
   await Deno.copyFile(path, `${dir}/audit.log.1`);
   await Deno.truncate(path, 0);
   await sleep(60);
-  await append(path, lines("c", 10, 50).join("\n") + "\n");
+  await append(path, text("c", 10, 50));
   await run.consumer.count(60);
   assert.deepEqual(run.consumer.ids, ids("c", 60));
   assert.ok(run.logs.some((l) => l.msg === "file truncated; reading it from the start"));
@@ -276,14 +279,13 @@ Deno.test("copytruncate: a file shrinking below the offset is read again from th
 });
 
 Deno.test("a deleted and recreated file is followed", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  await Deno.writeTextFile(path, lines("d", 10).join("\n") + "\n");
+  const { dir, path } = await tailDir();
+  await Deno.writeTextFile(path, text("d", 10));
   const run = start({ path });
   await run.consumer.count(10);
   await Deno.remove(path);
   await sleep(60);
-  await Deno.writeTextFile(path, lines("d", 10, 10).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("d", 10, 10));
   await run.consumer.count(20);
   assert.deepEqual(run.consumer.ids, ids("d", 20));
   await run.stop();
@@ -297,7 +299,7 @@ Deno.test("a file that does not exist yet is waited for and read from its start"
   await sleep(80);
   assert.equal(run.stats.ready, false);
   await Deno.mkdir(`${dir}/sub`);
-  await Deno.writeTextFile(path, lines("w", 5).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("w", 5));
   await run.consumer.count(5);
   assert.deepEqual(run.consumer.ids, ids("w", 5));
   assert.equal(run.stats.ready, true);
@@ -306,13 +308,12 @@ Deno.test("a file that does not exist yet is waited for and read from its start"
 });
 
 Deno.test("checkpoint resume continues where the last run stopped, without gap or repeat", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   const checkpointFile = `${dir}/state/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("k", 100).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("k", 100));
   const first = start({ path, checkpointFile, startAt: "end" });
   await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
-  await append(path, lines("k", 100, 100).join("\n") + "\n");
+  await append(path, text("k", 100, 100));
   await first.consumer.count(100);
   await first.stop();
   const cp = await readCheckpoint(checkpointFile);
@@ -320,10 +321,10 @@ Deno.test("checkpoint resume continues where the last run stopped, without gap o
   assert.equal(cp.offset, (await Deno.stat(path)).size);
 
   // written while auditpipe was down
-  await append(path, lines("k", 50, 200).join("\n") + "\n");
+  await append(path, text("k", 50, 200));
   const second = start({ path, checkpointFile, startAt: "end" });
   await second.consumer.count(50);
-  await append(path, lines("k", 10, 250).join("\n") + "\n");
+  await append(path, text("k", 10, 250));
   await second.consumer.count(60);
   await sleep(50);
   assert.deepEqual(first.consumer.ids, ids("k", 100, 100));
@@ -333,14 +334,12 @@ Deno.test("checkpoint resume continues where the last run stopped, without gap o
 });
 
 Deno.test("startAt end records its starting point, so a quick restart skips nothing", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("q", 10).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("q", 10));
   const first = start({ path, checkpointFile, startAt: "end" });
   await first.consumer.until("the tail to open the file at its end", () => first.stats.ready);
   await first.stop();
-  await append(path, lines("q", 5, 10).join("\n") + "\n");
+  await append(path, text("q", 5, 10));
   const second = start({ path, checkpointFile, startAt: "end" });
   await second.consumer.count(5);
   assert.deepEqual(second.consumer.ids, ids("q", 5, 10));
@@ -349,18 +348,16 @@ Deno.test("startAt end records its starting point, so a quick restart skips noth
 });
 
 Deno.test("restart after the checkpointed file was rotated away finishes that file first", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("o", 100).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("o", 100));
   const first = start({ path, checkpointFile });
   await first.consumer.count(100);
   await first.stop();
 
   // while down: more lines, a rotation, lines in the new file
-  await append(path, lines("o", 20, 100).join("\n") + "\n");
+  await append(path, text("o", 20, 100));
   await Deno.rename(path, `${dir}/audit-2024-03-01T12-34-56.789.log`);
-  await Deno.writeTextFile(path, lines("o", 30, 120).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("o", 30, 120));
 
   const second = start({ path, checkpointFile });
   await second.consumer.count(50);
@@ -372,19 +369,17 @@ Deno.test("restart after the checkpointed file was rotated away finishes that fi
 });
 
 Deno.test("restart after several rotations reads the backups in order before the current file", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("m", 10).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("m", 10));
   const first = start({ path, checkpointFile });
   await first.consumer.count(10);
   await first.stop();
 
-  await append(path, lines("m", 10, 10).join("\n") + "\n");
+  await append(path, text("m", 10, 10));
   await Deno.rename(path, `${dir}/audit-2024-03-01T12-00-00.000.log`);
-  await Deno.writeTextFile(path, lines("m", 10, 20).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("m", 10, 20));
   await Deno.rename(path, `${dir}/audit-2024-03-01T13-00-00.000.log`);
-  await Deno.writeTextFile(path, lines("m", 10, 30).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("m", 10, 30));
 
   const second = start({ path, checkpointFile });
   await second.consumer.count(30);
@@ -395,9 +390,8 @@ Deno.test("restart after several rotations reads the backups in order before the
 });
 
 Deno.test("a failed ack in a file rotated away since re-reads that file, then the new one", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  await Deno.writeTextFile(path, lines("v", 30).join("\n") + "\n");
+  const { dir, path } = await tailDir();
+  await Deno.writeTextFile(path, text("v", 30));
   let releaseFrom = Infinity;
   const run = start({ path }, {
     readSize: 8192,
@@ -405,7 +399,7 @@ Deno.test("a failed ack in a file rotated away since re-reads that file, then th
   });
   await run.consumer.count(30);
   await Deno.rename(path, `${dir}/audit-2024-03-01T12-00-00.000.log`);
-  await Deno.writeTextFile(path, lines("v", 30, 30).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("v", 30, 30));
   await run.consumer.count(60);
   const held = [...run.consumer.chunks];
   releaseFrom = held.length;
@@ -419,15 +413,13 @@ Deno.test("a failed ack in a file rotated away since re-reads that file, then th
 });
 
 Deno.test("a checkpoint whose inode now holds other content starts the file from the start", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("f", 20).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("f", 20));
   const first = start({ path, checkpointFile });
   await first.consumer.count(20);
   await first.stop();
   // rewritten in place (same inode), longer than the checkpoint offset, different head
-  await Deno.writeTextFile(path, lines("g", 40).join("\n") + "\n");
+  await Deno.writeTextFile(path, text("g", 40));
   const second = start({ path, checkpointFile });
   await second.consumer.count(40);
   assert.deepEqual(second.consumer.ids, ids("g", 40));
@@ -436,10 +428,8 @@ Deno.test("a checkpoint whose inode now holds other content starts the file from
 });
 
 Deno.test("a failed ack makes the tail re-read from that chunk: events delivered again", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("x", 60).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("x", 60));
   let failed = false;
   const run = start({ path, checkpointFile }, {
     readSize: 8192,
@@ -469,9 +459,7 @@ Deno.test("a failed ack makes the tail re-read from that chunk: events delivered
 });
 
 Deno.test("the checkpoint advances only over acked chunks, in read order", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
+  const { dir, path, checkpointFile } = await tailDir();
   await Deno.writeTextFile(path, lines("o", 3).map((l) => l + "\n").join(""));
   // small reads: the three lines come in several chunks, all held at first
   const run = start({ path, checkpointFile }, { readSize: 512, decide: () => "hold" });
@@ -490,9 +478,8 @@ Deno.test("the checkpoint advances only over acked chunks, in read order", async
 });
 
 Deno.test("reads pause while too many chunks wait for their ack (no unbounded queue)", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  await Deno.writeTextFile(path, lines("b", 200).join("\n") + "\n");
+  const { dir, path } = await tailDir();
+  await Deno.writeTextFile(path, text("b", 200));
   const run = start({ path }, { readSize: 2048, maxUnsettled: 4, decide: () => "hold" });
   await run.consumer.until("4 chunks", () => run.consumer.chunks.length >= 4);
   await sleep(100);
@@ -510,10 +497,8 @@ Deno.test("reads pause while too many chunks wait for their ack (no unbounded qu
 });
 
 Deno.test("cancelling the stream stops the tail and writes the checkpoint", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
-  await Deno.writeTextFile(path, lines("z", 10).join("\n") + "\n");
+  const { dir, path, checkpointFile } = await tailDir();
+  await Deno.writeTextFile(path, text("z", 10));
   const stats = new SourceStats("t");
   const stream = tailSource({
     type: "tail",
@@ -541,9 +526,7 @@ Deno.test("cancelling the stream stops the tail and writes the checkpoint", asyn
 });
 
 Deno.test("kill -9 during a burst and restart: every line delivered at least once, none skipped", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
-  const checkpointFile = `${dir}/tail.ckpt`;
+  const { dir, path, checkpointFile } = await tailDir();
   const out = `${dir}/out.txt`;
   await Deno.writeTextFile(path, "");
   const runner = new URL("./fixtures/tail_runner.ts", import.meta.url).pathname;
@@ -621,14 +604,13 @@ async function waitFor(pred: () => Promise<boolean>, timeoutMs = 10_000): Promis
 }
 
 Deno.test("an unwritable checkpoint is counted, logged with its path and OS error, and fails readiness until a write succeeds", async () => {
-  const dir = await tempDir();
-  const path = `${dir}/audit.log`;
+  const { dir, path } = await tailDir();
   // The checkpoint's folder is a regular file: writes fail even for root.
   const state = `${dir}/state`;
   await Deno.writeTextFile(state, "not a folder\n");
   const checkpointFile = `${state}/tail.json`;
-  const text = lines("cp", 5).join("\n") + "\n";
-  await Deno.writeTextFile(path, text);
+  const content = text("cp", 5);
+  await Deno.writeTextFile(path, content);
   const run = start({ path, checkpointFile });
   const pipeline = new PipelineStats();
   pipeline.sources.set("t", run.stats);
@@ -653,7 +635,7 @@ Deno.test("an unwritable checkpoint is counted, logged with its path and OS erro
   assert.equal(readiness(pipeline, 60_000, performance.now()).ready, true);
   assert.equal(
     (await readCheckpoint(checkpointFile))?.offset,
-    new TextEncoder().encode(text).length,
+    new TextEncoder().encode(content).length,
   );
   const errors = run.stats.checkpointErrors;
   await run.stop();

@@ -1,25 +1,13 @@
 import assert from "node:assert/strict";
 import { Ack, NO_ACK } from "../pipeline/core/ack.ts";
 import type { Batch, Chunk, Envelope } from "../pipeline/core/envelope.ts";
-import type { Event } from "../pipeline/core/event.ts";
 import { FakeClock, flushMicrotasks } from "../pipeline/core/clock.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { throttle, TokenBucket } from "../pipeline/stages/throttle.ts";
 import { batcher } from "../pipeline/stages/batcher.ts";
+import { testEnvelope } from "./helpers/events.ts";
 
-function env(): Envelope {
-  const event: Event = {
-    level: "Metadata",
-    auditID: crypto.randomUUID(),
-    stage: "ResponseComplete",
-    requestURI: "/api",
-    verb: "get",
-    user: {},
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-  };
-  return { event };
-}
+const env = (): Envelope => testEnvelope(crypto.randomUUID());
 
 function batch(ack: Ack = NO_ACK): Batch {
   return { items: [env()], acks: [ack] };

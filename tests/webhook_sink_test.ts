@@ -141,6 +141,32 @@ async function mtlsReceiver(pki: TestPki) {
   };
 }
 
+/** Runs `fn` against an mTLS receiver and the PKI it trusts, then closes both. */
+async function withMtlsReceiver(
+  fn: (pki: TestPki, rx: Awaited<ReturnType<typeof mtlsReceiver>>) => Promise<void>,
+): Promise<void> {
+  const pki = await createTestPki();
+  const rx = await mtlsReceiver(pki);
+  try {
+    await fn(pki, rx);
+  } finally {
+    await rx.close();
+    await pki.cleanup();
+  }
+}
+
+/** Runs `fn` with `it`, then closes it, also when `fn` throws. */
+async function closing<T extends { close(): Promise<void> }>(
+  it: T,
+  fn: (it: T) => Promise<void>,
+): Promise<void> {
+  try {
+    await fn(it);
+  } finally {
+    await it.close();
+  }
+}
+
 /** Writes a kubeconfig with files next to it (relative paths), returns its path. */
 async function writeKubeconfig(
   dir: string,
@@ -265,32 +291,26 @@ Deno.test("gzip bodies decompress to the same EventList", async () => {
 
 Deno.test(
   needs("openssl", "mTLS with a kubeconfig CA, client certificate and token file is accepted"),
-  async () => {
-    const pki = await createTestPki();
-    const rx = await mtlsReceiver(pki);
-    try {
+  () =>
+    withMtlsReceiver(async (pki, rx) => {
       const kc = await writeKubeconfig(pki.dir, rx.url, {
         ca: pki.caCert,
         cert: pki.clientCert,
         key: pki.clientKey,
         token: "t0ken",
       });
-      const sink = await createWebhookSink(config({ kubeconfig: kc }), context().ctx);
-      try {
-        const items = [env(), env()];
-        await sink.write(items);
-        assert.equal(rx.got.length, 1);
-        assert.equal(rx.got[0].cn, pki.clientCN);
-        assert.equal(rx.got[0].authorization, "Bearer t0ken");
-        assert.equal(rx.got[0].body, new TextDecoder().decode(eventListBody(items)));
-      } finally {
-        await sink.close();
-      }
-    } finally {
-      await rx.close();
-      await pki.cleanup();
-    }
-  },
+      await closing(
+        await createWebhookSink(config({ kubeconfig: kc }), context().ctx),
+        async (sink) => {
+          const items = [env(), env()];
+          await sink.write(items);
+          assert.equal(rx.got.length, 1);
+          assert.equal(rx.got[0].cn, pki.clientCN);
+          assert.equal(rx.got[0].authorization, "Bearer t0ken");
+          assert.equal(rx.got[0].body, new TextDecoder().decode(eventListBody(items)));
+        },
+      );
+    }),
 );
 
 Deno.test(
@@ -298,10 +318,8 @@ Deno.test(
     "openssl",
     "insecure-skip-tls-verify delivers to a server whose CA is unknown, with the client certificate",
   ),
-  async () => {
-    const pki = await createTestPki();
-    const rx = await mtlsReceiver(pki);
-    try {
+  () =>
+    withMtlsReceiver(async (pki, rx) => {
       const sink = await createWebhookSink(config(), context().ctx, {
         url: new URL(rx.url),
         cert: pki.clientCert,
@@ -311,19 +329,13 @@ Deno.test(
         warnings: [],
         files: [],
       });
-      try {
+      await closing(sink, async () => {
         await sink.write([env()]);
         assert.equal(rx.got.length, 1);
         assert.equal(rx.got[0].cn, pki.clientCN);
         assert.equal(rx.got[0].authorization, "Bearer t0ken");
-      } finally {
-        await sink.close();
-      }
-    } finally {
-      await rx.close();
-      await pki.cleanup();
-    }
-  },
+      });
+    }),
 );
 
 Deno.test(
@@ -331,54 +343,42 @@ Deno.test(
     "openssl",
     "tls-server-name checks the certificate against that name, not the server's address",
   ),
-  async () => {
-    const pki = await createTestPki();
-    const rx = await mtlsReceiver(pki);
-    const target = (name: string) => ({
-      url: new URL(rx.url),
-      caCerts: [pki.caCert],
-      cert: pki.clientCert,
-      key: pki.clientKey,
-      tlsServerName: name,
-      headers: {},
-      warnings: [],
-      files: [],
-    });
-    try {
+  () =>
+    withMtlsReceiver(async (pki, rx) => {
+      const target = (name: string) => ({
+        url: new URL(rx.url),
+        caCerts: [pki.caCert],
+        cert: pki.clientCert,
+        key: pki.clientKey,
+        tlsServerName: name,
+        headers: {},
+        warnings: [],
+        files: [],
+      });
       // The server certificate is valid for 127.0.0.1 and localhost.
       const ok = await createWebhookSink(config(), context().ctx, target("localhost"));
-      try {
+      await closing(ok, async () => {
         await ok.write([env()]);
         assert.equal(rx.got.length, 1);
-      } finally {
-        await ok.close();
-      }
+      });
       const wrong = await createWebhookSink(
         config({ retry: { maxAttempts: 1 } }),
         context().ctx,
         target("siem.example"),
       );
-      try {
+      await closing(wrong, async () => {
         const err = await wrong.write([env()]).then(() => null, (e) => e);
         assert.ok(err instanceof Error);
         assert.match(errorText(err), /siem\.example/);
         assert.equal(rx.got.length, 1);
-      } finally {
-        await wrong.close();
-      }
-    } finally {
-      await rx.close();
-      await pki.cleanup();
-    }
-  },
+      });
+    }),
 );
 
 Deno.test(
   needs("openssl", "a server certificate from another CA is refused and the error says why"),
-  async () => {
-    const pki = await createTestPki();
-    const rx = await mtlsReceiver(pki);
-    try {
+  () =>
+    withMtlsReceiver(async (pki, rx) => {
       const kc = await writeKubeconfig(pki.dir, rx.url, {
         ca: pki.otherCaCert,
         cert: pki.clientCert,
@@ -389,7 +389,7 @@ Deno.test(
         config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
         ctx,
       );
-      try {
+      await closing(sink, async () => {
         const err = await sink.write([env()]).catch((e) => e);
         assert.ok(err instanceof Error);
         assert.match(
@@ -400,22 +400,14 @@ Deno.test(
         assert.equal(rx.got.length, 0);
         const warn = logs.find((l) => l.msg === "webhook attempt failed");
         assert.match(String(warn?.error), /UnknownIssuer/);
-      } finally {
-        await sink.close();
-      }
-    } finally {
-      await rx.close();
-      await pki.cleanup();
-    }
-  },
+      });
+    }),
 );
 
 Deno.test(
   needs("openssl", "without a client certificate the mTLS receiver's refusal is reported"),
-  async () => {
-    const pki = await createTestPki();
-    const rx = await mtlsReceiver(pki);
-    try {
+  () =>
+    withMtlsReceiver(async (pki, rx) => {
       const kc = await writeKubeconfig(pki.dir, rx.url, { ca: pki.caCert });
       const sink = await createWebhookSink(
         config({ kubeconfig: kc, retry: { maxAttempts: 1 } }),
@@ -425,11 +417,7 @@ Deno.test(
       // TLS 1.3: the refusal arrives as an alert after the handshake (or, racing, as a reset).
       assert.match(String(err?.message), /fetch failed: .*(CertificateRequired|reset|closed)/i);
       await sink.close();
-    } finally {
-      await rx.close();
-      await pki.cleanup();
-    }
-  },
+    }),
 );
 
 Deno.test("a receiver failing 3 times then succeeding gets the batch delivered once", async () => {

@@ -597,6 +597,12 @@ export class RecordScanner {
   }
 
   #topDone(): void {
+    this.#betweenValues();
+    if (this.#mode === Mode.Undecided) this.#mode = Mode.Lines;
+  }
+
+  /** Forgets the top-level value being read: the scanner stands between values again. */
+  #betweenValues(): void {
     this.#what = Rec.None;
     this.#root = 0;
     this.#depth = 0;
@@ -604,7 +610,6 @@ export class RecordScanner {
     this.#listSeen = false;
     this.#prefix = null;
     this.#keyList = null;
-    if (this.#mode === Mode.Undecided) this.#mode = Mode.Lines;
   }
 
   /**
@@ -616,15 +621,9 @@ export class RecordScanner {
     const inRecord = this.#what !== Rec.None && this.#what !== Rec.Suffix;
     out.push({ type: "broken", line: inRecord ? this.#recLine : this.#topLine, reason });
     this.#rec.reset();
-    this.#what = Rec.None;
+    this.#betweenValues();
     this.#inString = false;
     this.#escape = false;
-    this.#root = 0;
-    this.#depth = 0;
-    this.#listDepth = -1;
-    this.#listSeen = false;
-    this.#prefix = null;
-    this.#keyList = null;
     this.#atLineStart = false;
     if (this.#mode === Mode.Document) this.#skip = Skip.Resync;
     else if (!atLineEnd) this.#skip = Skip.Line;

@@ -92,6 +92,22 @@ const role = (name: string, rules: Obj[]) => (): Obj => ({
   metadata: { name, creationTimestamp: null },
   rules,
 });
+const namespace = (name: string) => (): Obj => ({
+  kind: "Namespace",
+  apiVersion: "v1",
+  metadata: { name, creationTimestamp: null },
+  spec: {},
+  status: { phase: "Active" },
+});
+
+const binding = (name: string, subject: Obj, clusterRole: string) => (): Obj => ({
+  kind: "ClusterRoleBinding",
+  apiVersion: "rbac.authorization.k8s.io/v1",
+  metadata: { name },
+  subjects: [subject],
+  roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: clusterRole },
+});
+
 const configMap = (name: string, data: Obj) => (): Obj => ({
   kind: "ConfigMap",
   apiVersion: "v1",
@@ -108,13 +124,7 @@ const SCENARIOS: Scenario[] = [
     level: "Request",
     user: { username: "system:anonymous", groups: ["system:unauthenticated"] },
     v1beta1: true,
-    body: () => ({
-      kind: "Namespace",
-      apiVersion: "v1",
-      metadata: { name: "foo", creationTimestamp: null },
-      spec: {},
-      status: { phase: "Active" },
-    }),
+    body: namespace("foo"),
   },
   {
     name: "attach_cluster_admin_role",
@@ -123,17 +133,11 @@ const SCENARIOS: Scenario[] = [
     group: "rbac.authorization.k8s.io",
     obj: "ui-admin",
     level: "RequestResponse",
-    body: () => ({
-      kind: "ClusterRoleBinding",
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      metadata: { name: "ui-admin" },
-      subjects: [{ kind: "ServiceAccount", name: "ui", namespace: "default" }],
-      roleRef: {
-        apiGroup: "rbac.authorization.k8s.io",
-        kind: "ClusterRole",
-        name: "cluster-admin",
-      },
-    }),
+    body: binding(
+      "ui-admin",
+      { kind: "ServiceAccount", name: "ui", namespace: "default" },
+      "cluster-admin",
+    ),
   },
   {
     name: "attach_pod",
@@ -217,13 +221,7 @@ const SCENARIOS: Scenario[] = [
     group: "rbac.authorization.k8s.io",
     obj: "reader-binding",
     level: "RequestResponse",
-    body: () => ({
-      kind: "ClusterRoleBinding",
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      metadata: { name: "reader-binding" },
-      subjects: [{ kind: "User", name: "some-user" }],
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "reader" },
-    }),
+    body: binding("reader-binding", { kind: "User", name: "some-user" }, "reader"),
   },
   {
     name: "create_configmap",
@@ -525,13 +523,7 @@ const SCENARIOS: Scenario[] = [
     level: "Request",
     user: { username: "some-user", groups: ["system:authenticated"] },
     v1beta1: true,
-    body: () => ({
-      kind: "Namespace",
-      apiVersion: "v1",
-      metadata: { name: "foo", creationTimestamp: null },
-      spec: {},
-      status: { phase: "Active" },
-    }),
+    body: namespace("foo"),
   },
 ];
 

@@ -6,6 +6,7 @@
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { auditLogLines, sampleEvents } from "../data/corpus.ts";
+import { assertEquals } from "./assert.ts";
 
 /** Where the repository is. */
 export const ROOT = fromFileUrl(new URL("../../", import.meta.url));
@@ -195,4 +196,79 @@ export function realEvents(limit = 200): Promise<Record<string, unknown>[]> {
 export function eventList(events: Record<string, unknown>[]): string {
   const items = events.map(({ kind: _k, apiVersion: _v, ...rest }) => rest);
   return JSON.stringify({ kind: "EventList", apiVersion: "audit.k8s.io/v1", metadata: {}, items });
+}
+
+/**
+ * POSTs `events` as an EventList to the webhook source listening on `port`, as kube-apiserver
+ * does; returns the answer unread.
+ *
+ * @example
+ * ```ts
+ * const res = await postEvents(await d.webhookPort(), events);
+ * ```
+ */
+export function postEvents(port: number, events: Record<string, unknown>[]): Promise<Response> {
+  return fetch(`http://127.0.0.1:${port}/audit`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: eventList(events),
+  });
+}
+
+/**
+ * {@linkcode postEvents}, expecting 200 (the events were accepted); the body is discarded.
+ *
+ * @example
+ * ```ts
+ * await postAccepted(await d.webhookPort(), events);
+ * ```
+ */
+export async function postAccepted(port: number, events: Record<string, unknown>[]): Promise<void> {
+  const res = await postEvents(port, events);
+  assertEquals(res.status, 200);
+  await res.body?.cancel();
+}
+
+/**
+ * The JSON lines of the file at `path`, parsed (a log sink's output), as `T` (unchecked).
+ *
+ * @example
+ * ```ts
+ * const written = await readJsonLines(`${d.dir}/audit.log`);
+ * ```
+ */
+export async function readJsonLines<T = Record<string, unknown>>(path: string): Promise<T[]> {
+  return (await Deno.readTextFile(path)).trimEnd().split("\n").map((l) => JSON.parse(l) as T);
+}
+
+/**
+ * A config for {@linkcode startDaemon}: a webhook source relaying to one webhook sink, `siem`,
+ * that posts to `recv` (its kubeconfig is written beside the config). `sink` lines are more
+ * keys of that sink, `top` lines more top-level YAML.
+ *
+ * @example
+ * ```ts
+ * const d = await startDaemon(relayConfig(recv, ["mode: blocking"], ["shutdownTimeout: 1s"]));
+ * ```
+ */
+export function relayConfig(
+  recv: { kubeconfig(): string },
+  sink: string[] = [],
+  top: string[] = [],
+): (dir: string) => string {
+  return (dir) => {
+    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+    return [
+      "sources:",
+      "  - type: webhook",
+      "    listen: 127.0.0.1:0",
+      "sinks:",
+      "  - type: webhook",
+      "    name: siem",
+      "    kubeconfig: siem.kubeconfig",
+      ...sink.map((l) => `    ${l}`),
+      ...top,
+      "",
+    ].join("\n");
+  };
 }

@@ -5,6 +5,21 @@
  * @module
  */
 
+/**
+ * A kubeconfig whose server is `url`, with no credentials: what a webhook sink needs to post
+ * to a local receiver.
+ *
+ * @example
+ * ```ts
+ * await Deno.writeTextFile(`${dir}/siem.kubeconfig`, kubeconfigFor("http://127.0.0.1:8080/"));
+ * ```
+ */
+export function kubeconfigFor(url: string): string {
+  return `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${url}\n` +
+    `contexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\n` +
+    `users:\n- name: u\n  user: {}\n`;
+}
+
 /** A running receiver. */
 export interface Receiver {
   readonly url: string;
@@ -29,8 +44,7 @@ export function startReceiver(port = 0): Promise<Receiver> {
       received: [],
       requests: 0,
       respond: () => 200,
-      kubeconfig: () =>
-        `apiVersion: v1\nkind: Config\nclusters:\n- name: r\n  cluster:\n    server: ${r.url}\ncontexts:\n- name: r\n  context: {cluster: r, user: u}\ncurrent-context: r\nusers:\n- name: u\n  user: {}\n`,
+      kubeconfig: () => kubeconfigFor(r.url),
       close: () => server.shutdown(),
       stall() {
         let release!: () => void;

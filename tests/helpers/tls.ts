@@ -41,10 +41,10 @@ async function openssl(dir: string, args: string[]): Promise<void> {
   }
 }
 
-async function makeCa(dir: string, name: string): Promise<void> {
-  await openssl(dir, [
+/** `openssl req` making a new P-256 key, `<name>.key`, for the subject CN=`name`. */
+function newKeyRequest(name: string): string[] {
+  return [
     "req",
-    "-x509",
     "-newkey",
     "ec",
     "-pkeyopt",
@@ -52,12 +52,19 @@ async function makeCa(dir: string, name: string): Promise<void> {
     "-nodes",
     "-keyout",
     `${name}.key`,
+    "-subj",
+    `/CN=${name}`,
+  ];
+}
+
+async function makeCa(dir: string, name: string): Promise<void> {
+  await openssl(dir, [
+    ...newKeyRequest(name),
+    "-x509",
     "-out",
     `${name}.crt`,
     "-days",
     "2",
-    "-subj",
-    `/CN=${name}`,
     "-addext",
     "basicConstraints=critical,CA:TRUE",
     "-addext",
@@ -66,20 +73,7 @@ async function makeCa(dir: string, name: string): Promise<void> {
 }
 
 async function makeLeaf(dir: string, name: string, ext: string[]): Promise<void> {
-  await openssl(dir, [
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  ]);
+  await openssl(dir, [...newKeyRequest(name), "-out", `${name}.csr`]);
   await Deno.writeTextFile(`${dir}/${name}.ext`, ext.join("\n") + "\n");
   await openssl(dir, [
     "x509",

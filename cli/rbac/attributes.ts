@@ -117,7 +117,7 @@ export function attributesKey(a: Attributes): string {
 }
 
 /**
- * One distinct request and how many events made it.
+ * One distinct request and how many times it was made.
  *
  * @example
  * ```ts
@@ -126,34 +126,54 @@ export function attributesKey(a: Attributes): string {
  */
 export interface CountedRequest {
   readonly attrs: Attributes;
-  count: number;
+  /** Requests made (not events: one request is logged once per stage). */
+  readonly count: number;
+}
+
+/** Events of one request, by stage. */
+interface StageCounts {
+  readonly attrs: Attributes;
+  received: number;
+  started: number;
+  /** ResponseComplete and Panic: how a request ends. */
+  ended: number;
 }
 
 /**
- * Distinct requests in the order first seen, with their counts.
+ * Distinct requests in the order first seen, with how many times each was made. A request is
+ * logged once per stage (RequestReceived, ResponseStarted for long-running ones, then
+ * ResponseComplete or Panic), and a policy may omit stages, so the count of a request is the
+ * largest count of any one stage (received, started, or ended), without holding audit IDs.
  *
  * @example
  * ```ts
  * const set = new RequestSet();
- * set.add(eventToAttributes(event));
+ * set.add(eventToAttributes(event), event.stage);
  * console.log(set.events, set.requests().length);
  * ```
  */
 export class RequestSet {
-  readonly #byKey = new Map<string, CountedRequest>();
+  readonly #byKey = new Map<string, StageCounts>();
   /** Events added. */
   events = 0;
 
-  add(attrs: Attributes): void {
+  add(attrs: Attributes, stage: string): void {
     this.events++;
     const key = attributesKey(attrs);
-    const seen = this.#byKey.get(key);
-    if (seen !== undefined) seen.count++;
-    else this.#byKey.set(key, { attrs, count: 1 });
+    let seen = this.#byKey.get(key);
+    if (seen === undefined) {
+      this.#byKey.set(key, seen = { attrs, received: 0, started: 0, ended: 0 });
+    }
+    if (stage === "RequestReceived") seen.received++;
+    else if (stage === "ResponseStarted") seen.started++;
+    else seen.ended++;
   }
 
   requests(): CountedRequest[] {
-    return [...this.#byKey.values()];
+    return [...this.#byKey.values()].map((s) => ({
+      attrs: s.attrs,
+      count: Math.max(s.received, s.started, s.ended),
+    }));
   }
 }
 

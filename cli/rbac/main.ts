@@ -122,7 +122,9 @@ export async function runRbacCli(args: string[], io: PolicyCliIO): Promise<numbe
     })
   ) {
     for (const env of batch) {
-      if (eventCounts(env.event, a.user, a.namespace)) set.add(eventToAttributes(env.event));
+      if (eventCounts(env.event, a.user, a.namespace)) {
+        set.add(eventToAttributes(env.event), env.event.stage);
+      }
     }
     read += batch.length;
     // A turn of the event loop now and then lets V8 finish incremental GC (see policy/main.ts).

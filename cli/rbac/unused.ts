@@ -1,6 +1,6 @@
 /**
  * The `--unused` report: every rule the existing objects grant the subject, with the number
- * of requests (events) in the logs it allows; rules with none are the least-privilege gap.
+ * of requests in the logs it allows; rules with none are the least-privilege gap.
  * A request counts for every granted rule that allows it, so a rule is unused only when
  * no request needed it.
  *
@@ -39,7 +39,7 @@ export interface RuleUse {
   /** Where the rule applies: a RoleBinding's namespace, or "" for everywhere. */
   readonly namespace: string;
   readonly grants: PolicyRule;
-  /** Events whose request the rule allows. */
+  /** Requests the rule allows. */
   readonly requests: number;
 }
 
@@ -54,8 +54,8 @@ export interface RuleUse {
  */
 export interface UsageReport {
   readonly user: string;
-  /** Events of the subject read. */
-  readonly events: number;
+  /** Requests of the subject read (an event per stage counts once). */
+  readonly requests: number;
   readonly rules: RuleUse[];
   readonly unusedRules: number;
   /** Bindings naming the subject whose role is not in the existing objects. */
@@ -74,7 +74,7 @@ function namesSubject(g: Grant | Dangling, user: string, groups: readonly string
 
 /**
  * Every rule `existing` grants `user` (bound to the user, or to a group the user's requests
- * carried), in binding order, with the events that used it.
+ * carried), in binding order, with the requests that used it.
  *
  * @example
  * ```ts
@@ -106,7 +106,7 @@ export function usageReport(
   });
   return {
     user,
-    events: requests.reduce((n, r) => n + r.count, 0),
+    requests: requests.reduce((n, r) => n + r.count, 0),
     rules,
     unusedRules: rules.filter((r) => r.requests === 0).length,
     dangling: dangling.filter((d) => namesSubject(d, user, groups)).map((d) =>

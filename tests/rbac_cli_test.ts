@@ -34,8 +34,8 @@ async function run(args: string[], stdin = new Uint8Array()) {
     readFile: (p) => Deno.readFile(p),
     openFile: async (p) => ({ stream: (await Deno.open(p)).readable, size: null }),
     openStdin: () => ({ stream: new Blob([stdin]).stream(), size: stdin.length }),
-    stdout: { write: async (b) => void out.push(b.slice()) },
-    stderr: { write: async (b) => void err.push(b.slice()) },
+    stdout: { write: (b) => Promise.resolve(void out.push(b.slice())) },
+    stderr: { write: (b) => Promise.resolve(void err.push(b.slice())) },
     stderrIsTerminal: false,
   };
   const code = await runRbacCli(args, io);

@@ -29,8 +29,8 @@ async function rbacJson(args: string[]): Promise<{ code: number; stdout: string;
     readFile: (p) => Deno.readFile(p),
     openFile: () => Promise.reject(new Error("no files here")),
     openStdin: () => ({ stream: new Blob([bytes]).stream(), size: bytes.length }),
-    stdout: { write: async (b) => void out.push(b.slice()) },
-    stderr: { write: async (b) => void err.push(b.slice()) },
+    stdout: { write: (b) => Promise.resolve(void out.push(b.slice())) },
+    stderr: { write: (b) => Promise.resolve(void err.push(b.slice())) },
     stderrIsTerminal: false,
   };
   const code = await runRbacCli([...args, "--format", "json"], io);

@@ -50,12 +50,13 @@ Options:
                                 json: one v1 List)
   -h, --help                    show this help
 
-\${user} is the username (system:serviceaccount:NS:NAME for a service account), made
-lowercase with other characters than letters, digits (and ':' in names) replaced by '-';
-\${version} is auditpipe's version. Every event of the subject counts, at any stage and
-whatever its response (a refused request is one the subject needs). Inputs are read as by
-'auditpipe policy': JSON lines, EventLists, arrays, pretty-printed events, gzip, v1 and
-v1beta1, streamed in constant memory.
+\${user} is the username (system:serviceaccount:NS:NAME for a service account): in names,
+lowercased with characters other than letters, digits and ':' replaced by '-'; in labels,
+':' too (system-serviceaccount-ns1-sa1); in annotations, as it is. \${version} is
+auditpipe's version. Every event of the subject counts, at any stage and whatever its
+response (a refused request is one the subject needs). Inputs are read as by 'auditpipe
+policy': JSON lines, EventLists, arrays, pretty-printed events, gzip, v1 and v1beta1,
+streamed: memory grows with the number of distinct requests, not with the logs.
 
 Exit status: 0 on success; 1 when no event matched the subject, or some input items were
 not events (reported on stderr; the rest is used); 2 for bad usage, an unreadable input or

@@ -155,15 +155,20 @@ function joinVerbs(rules: PolicyRule[]): PolicyRule[] {
   return [...complex, ...simple.values()].map((r) => ({ ...r, verbs: sortedSet(r.verbs) }));
 }
 
-function withoutNames(r: PolicyRule): PolicyRule {
-  const { resourceNames: _, ...rest } = r;
-  return rest;
+/** A rule being accumulated: its names and resources as sets, sorted when done. */
+interface Accumulating {
+  readonly rule: PolicyRule;
+  readonly resources: Set<string>;
+  readonly names: Set<string>;
 }
 
-function sameRule(a: PolicyRule, b: PolicyRule): boolean {
-  return sameList(a.verbs, b.verbs) && sameList(a.apiGroups, b.apiGroups) &&
-    sameList(a.resources, b.resources) && sameList(a.resourceNames, b.resourceNames) &&
-    sameList(a.nonResourceURLs, b.nonResourceURLs);
+function sameSet(set: Set<string>, items: string[] | undefined): boolean {
+  const l = list(items);
+  return set.size === l.length && l.every((x) => set.has(x));
+}
+
+function sameSets(a: Set<string>, b: Set<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
 /**
@@ -179,32 +184,45 @@ function sameRule(a: PolicyRule, b: PolicyRule): boolean {
  */
 export function compactRules(rules: readonly PolicyRule[]): PolicyRule[] {
   const joined = joinVerbs(rules.flatMap(breakdownRule));
-  const acc: PolicyRule[] = [];
+  // Sets, not sorted lists as in audit2rbac, so merging many names stays linear; equal sets
+  // are equal sorted lists, so the decisions are the same.
+  const acc: Accumulating[] = [];
   for (const rule of joined) {
+    const names = new Set(list(rule.resourceNames));
     if (list(rule.resources).length === 0) {
-      acc.push(rule);
+      acc.push({ rule, resources: new Set(), names });
       continue;
     }
     let merged = false;
-    for (let j = 0; j < acc.length; j++) {
-      const other = acc[j];
-      if (sameRule(withoutNames(rule), withoutNames(other))) {
-        const names = sortedSet(other.resourceNames, rule.resourceNames);
-        acc[j] = names.length > 0 ? { ...other, resourceNames: names } : withoutNames(other);
+    for (const other of acc) {
+      if (other.resources.size === 0) continue; // non-resource rules only accumulate
+      const sameRest = sameList(rule.verbs, other.rule.verbs) &&
+        sameList(rule.apiGroups, other.rule.apiGroups) &&
+        sameList(rule.nonResourceURLs, other.rule.nonResourceURLs);
+      if (!sameRest) continue;
+      if (sameSet(other.resources, rule.resources)) {
+        for (const n of names) other.names.add(n);
         merged = true;
         break;
       }
-      if (sameRule({ ...rule, resources: [] }, { ...other, resources: [] })) {
-        acc[j] = { ...other, resources: sortedSet(other.resources, rule.resources) };
+      if (sameSets(other.names, names)) {
+        for (const r of list(rule.resources)) other.resources.add(r);
         merged = true;
         break;
       }
     }
-    if (!merged) acc.push(rule);
+    if (!merged) acc.push({ rule, resources: new Set(rule.resources), names });
   }
+  const done = acc.map(({ rule, resources, names }): PolicyRule => {
+    const out: PolicyRule = { ...rule };
+    if (resources.size > 0) out.resources = [...resources].sort(goCompare);
+    if (names.size > 0) out.resourceNames = [...names].sort(goCompare);
+    else delete out.resourceNames;
+    return out;
+  });
   const groups = (r: PolicyRule) => list(r.apiGroups).join(",");
   // Array.prototype.sort is stable, as Go's sort.SliceStable.
-  return acc.sort((a, b) =>
+  return done.sort((a, b) =>
     goCompare(groups(a), groups(b)) || goCompare(compactString(a), compactString(b))
   );
 }

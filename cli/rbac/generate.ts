@@ -16,6 +16,7 @@ import {
   type BindingObject,
   emptyObjects,
   type ObjectMeta,
+  type PolicyRule,
   RBAC_GROUP,
   type RbacObjects,
   type RoleObject,
@@ -105,6 +106,42 @@ interface Seen {
   readonly names: Set<string>;
 }
 
+/**
+ * The rules generated so far for one scope, found by what they name: each has one group and
+ * resource (or one path) and at most one name until compaction, so a request is checked
+ * against the few rules that can allow it, not all of them.
+ */
+class RuleIndex {
+  readonly #nonResource: PolicyRule[] = [];
+  readonly #byResource = new Map<string, { any: PolicyRule[]; named: Map<string, PolicyRule[]> }>();
+
+  add(rule: PolicyRule): void {
+    if (rule.nonResourceURLs !== undefined) {
+      this.#nonResource.push(rule);
+      return;
+    }
+    const key = `${rule.apiGroups![0]}\0${rule.resources![0]}`;
+    let entry = this.#byResource.get(key);
+    if (entry === undefined) this.#byResource.set(key, entry = { any: [], named: new Map() });
+    const name = rule.resourceNames?.[0];
+    if (name === undefined) entry.any.push(rule);
+    else {
+      const named = entry.named.get(name);
+      if (named === undefined) entry.named.set(name, [rule]);
+      else named.push(rule);
+    }
+  }
+
+  allows(a: Attributes): boolean {
+    if (!a.resourceRequest) return this.#nonResource.some((r) => ruleAllows(r, a));
+    const resource = a.subresource === "" ? a.resource : `${a.resource}/${a.subresource}`;
+    const entry = this.#byResource.get(`${a.apiGroup}\0${resource}`);
+    if (entry === undefined) return false;
+    if (entry.any.some((r) => ruleAllows(r, a))) return true;
+    return entry.named.get(a.name)?.some((r) => ruleAllows(r, a)) ?? false;
+  }
+}
+
 function hasOther(set: Set<string>, own: string): boolean {
   return set.size > 1 || (set.size === 1 && !set.has(own));
 }
@@ -146,6 +183,14 @@ export function generateRbac(
   };
   let clusterRole: RoleObject | undefined;
   const roles = new Map<string, RoleObject>();
+  /** By namespace, "" for the ClusterRole. */
+  const indexes = new Map<string, RuleIndex>();
+  const addRule = (role: RoleObject, namespace: string, rule: PolicyRule) => {
+    role.rules.push(rule);
+    let index = indexes.get(namespace);
+    if (index === undefined) indexes.set(namespace, index = new RuleIndex());
+    index.add(rule);
+  };
   const binding = (kind: string, user: string, namespace?: string): BindingObject => ({
     metadata: meta(namespace),
     roleRef: { apiGroup: RBAC_GROUP, kind, name: opts.name },
@@ -168,16 +213,14 @@ export function generateRbac(
     return role;
   };
   // Generated bindings name the requests' own user, so only scope matters here.
-  const generatedAllows = (a: Attributes): boolean => {
-    if (clusterRole?.rules.some((r) => ruleAllows(r, a))) return true;
-    if (a.namespace === "") return false;
-    return roles.get(a.namespace)?.rules.some((r) => ruleAllows(r, a)) ?? false;
-  };
+  const generatedAllows = (a: Attributes): boolean =>
+    (indexes.get("")?.allows(a) ?? false) ||
+    (a.namespace !== "" && (indexes.get(a.namespace)?.allows(a) ?? false));
 
   for (const request of sorted) {
     if (existingAuthz.allows(request) || generatedAllows(request)) continue;
     if (!request.resourceRequest) {
-      ensureClusterRole(request.user).rules.push(nonResourceRule(request));
+      addRule(ensureClusterRole(request.user), "", nonResourceRule(request));
       continue;
     }
     let { namespace, name } = request;
@@ -187,8 +230,8 @@ export function generateRbac(
     }
     if (opts.expandMultipleNames && name !== "" && hasOther(s.names, name)) name = "";
     const rule = resourceRule({ ...request, namespace, name });
-    if (namespace === "") ensureClusterRole(request.user).rules.push(rule);
-    else ensureRole(request.user, namespace).rules.push(rule);
+    if (namespace === "") addRule(ensureClusterRole(request.user), "", rule);
+    else addRule(ensureRole(request.user, namespace), namespace, rule);
   }
 
   for (const r of [...out.clusterRoles, ...out.roles]) r.rules = compactRules(r.rules);

@@ -348,3 +348,35 @@ Deno.test("the real program: bad usage and a missing file exit 2; --help exits 0
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--expand-multi-namespace/);
 });
+
+Deno.test("--unused warns of a binding of the subject whose role is missing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-rbac-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/rbac.yaml`,
+      [
+        "kind: RoleBinding",
+        "apiVersion: rbac.authorization.k8s.io/v1",
+        "metadata: {name: gone, namespace: ns1}",
+        "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: deleted}",
+        "subjects: [{kind: User, apiGroup: rbac.authorization.k8s.io, name: alice}]",
+      ].join("\n"),
+    );
+    const r = await run([
+      "--user",
+      "alice",
+      "-f",
+      LOG,
+      "--existing",
+      `${dir}/rbac.yaml`,
+      "--unused",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: RoleBinding\/ns1\/gone: Role ns1\/deleted not found/);
+    const report = parse(r.stdout);
+    assert.deepEqual(report.rules, []);
+    assert.deepEqual(report.dangling, ["RoleBinding/ns1/gone: Role ns1/deleted not found"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -675,3 +675,39 @@ Deno.test("requests differing in API version are not widened together (audit2rba
   assert.equal(got.clusterRoles.length, 0);
   assert.deepEqual(got.roles.map((r) => r.metadata.namespace), ["a", "b"]);
 });
+
+Deno.test("generate (existing objects): a member of system:masters needs nothing; another user's grants do not count", () => {
+  const admin = { ...res("delete", "nodes", { name: "n1" }), groups: ["system:masters"] };
+  assert.deepEqual(generateRbac([admin], testExisting(), DEFAULT_GENERATE_OPTIONS), emptyObjects());
+  const existing = testExisting();
+  existing.roles.push({
+    metadata: { name: "r", namespace: "ns1" },
+    rules: [rule(["get"], "", ["pods"])],
+  });
+  existing.roleBindings.push({
+    metadata: { name: "r", namespace: "ns1" },
+    roleRef: { apiGroup: RBAC_GROUP, kind: "Role", name: "r" },
+    subjects: [{ kind: "User", apiGroup: RBAC_GROUP, name: "alice" }],
+  });
+  const got = generateRbac(
+    [res("get", "pods", { ns: "ns1", name: "p" })],
+    existing,
+    DEFAULT_GENERATE_OPTIONS,
+  );
+  assert.deepEqual(
+    got,
+    expectedObjects({ namespaced: { ns1: [rule(["get"], "", ["pods"], ["p"])] } }),
+  );
+  // Bound to bob instead, in ns1 only: ns1 is covered, ns2 is not (without expansion, which
+  // would widen both requests to every namespace before asking what exists).
+  existing.roleBindings[0].subjects = [{ kind: "User", apiGroup: RBAC_GROUP, name: "bob" }];
+  const two = generateRbac(
+    [res("get", "pods", { ns: "ns1", name: "p" }), res("get", "pods", { ns: "ns2", name: "q" })],
+    existing,
+    neither,
+  );
+  assert.deepEqual(
+    two,
+    expectedObjects({ namespaced: { ns2: [rule(["get"], "", ["pods"], ["q"])] } }),
+  );
+});

@@ -6,6 +6,7 @@
  * env --block-signal=USR1 deno run -A main.ts --config pipeline.yaml
  * deno run -A main.ts --config pipeline.yaml --check
  * deno run -A main.ts policy eval --policy policy.yaml audit.log
+ * deno run -A main.ts rbac --serviceaccount ns1:sa1 -f audit.log > sa1-rbac.yaml
  * ```
  *
  * @module
@@ -22,6 +23,8 @@ Usage:
   auditpipe --config PATH [--log-level LEVEL]   run the daemon
   auditpipe --config PATH --check               validate the config and every file it names
   auditpipe policy eval|report|apply ...        audit Policy tools (auditpipe policy --help)
+  auditpipe rbac --user NAME [-f FILE]...       least-privilege RBAC from audit logs, as
+                                                audit2rbac (auditpipe rbac --help)
   auditpipe permissions --config PATH           the least Deno permission flags the config needs
   auditpipe --version | --help
 
@@ -60,6 +63,10 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "policy") {
     const { policyCommand } = await import("./cli/policy/main.ts");
     return await policyCommand(args.slice(1));
+  }
+  if (args[0] === "rbac") {
+    const { rbacCommand } = await import("./cli/rbac/main.ts");
+    return await rbacCommand(args.slice(1));
   }
   if (args[0] === "permissions") {
     const { permissionsCommand } = await import("./cli/permissions.ts");

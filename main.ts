@@ -23,6 +23,7 @@ Usage:
   auditpipe --config PATH --check               validate the config and every file it names
   auditpipe policy eval|report|apply ...        audit Policy tools (auditpipe policy --help)
   auditpipe permissions --config PATH           the least Deno permission flags the config needs
+  auditpipe buffer inspect PATH [--dump]        a sink's disk buffer: segments, cursor, damage
   auditpipe --version | --help
 
 Options:
@@ -64,6 +65,10 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "permissions") {
     const { permissionsCommand } = await import("./cli/permissions.ts");
     return await permissionsCommand(args.slice(1));
+  }
+  if (args[0] === "buffer") {
+    const { bufferCommand } = await import("./cli/buffer.ts");
+    return await bufferCommand(args.slice(1));
   }
   let values;
   try {

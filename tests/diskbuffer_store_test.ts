@@ -4,56 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  type BufferRecord,
-  DiskBuffer,
-  type DiskBufferOptions,
-  type StoredRecord,
-} from "../pipeline/diskbuffer/store.ts";
+import { DiskBuffer, type DiskBufferOptions } from "../pipeline/diskbuffer/store.ts";
 import { DiskBufferError } from "../pipeline/diskbuffer/errors.ts";
 import { listSegments, segmentPath } from "../pipeline/diskbuffer/layout.ts";
 import { scanSegment } from "../pipeline/diskbuffer/scan.ts";
+import { eventRecord, readAll, segmentBytes } from "./diskbuffer_helpers.ts";
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** A realistic event record numbered `i`. */
-export function eventRecord(i: number, pad = 0): BufferRecord {
-  const auditID = `00000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-  const event = {
-    kind: "Event",
-    apiVersion: "audit.k8s.io/v1",
-    level: "Metadata",
-    auditID,
-    stage: "ResponseComplete",
-    requestURI: `/api/v1/namespaces/default/pods/p-${i}`,
-    verb: "get",
-    user: { username: "system:serviceaccount:kube-system:replicaset-controller" },
-    objectRef: { resource: "pods", namespace: "default", name: `p-${i}`, apiVersion: "v1" },
-    responseStatus: { metadata: {}, code: 200 },
-    annotations: pad > 0 ? { pad: "x".repeat(pad) } : undefined,
-  };
-  return {
-    auditID,
-    stage: "ResponseComplete",
-    levelChanged: i % 3 === 0,
-    bytes: enc.encode(JSON.stringify(event)),
-  };
-}
-
-/** Reads every undelivered record now in the buffer (without following). */
-export async function readAll(buf: DiskBuffer): Promise<StoredRecord[]> {
-  const out: StoredRecord[] = [];
-  for await (const r of buf.read()) out.push(r);
-  return out;
-}
-
-/** Total size of the segment files in `dir`. */
-export async function segmentBytes(dir: string): Promise<number> {
-  let n = 0;
-  for (const id of await listSegments(dir)) n += (await Deno.stat(segmentPath(dir, id))).size;
-  return n;
-}
 
 async function open(dir: string, opts: Partial<DiskBufferOptions> = {}): Promise<DiskBuffer> {
   return await DiskBuffer.open({ path: dir, maxBytes: 64 << 20, ...opts });

@@ -255,3 +255,15 @@ Deno.test("disk buffer: counters report bytes, events, segments and the oldest u
   assert.equal(again.stats.oldestUndeliveredAt, 1_005_000);
   await again.close();
 });
+
+Deno.test("disk buffer: non-ASCII auditIDs and stages round-trip", async () => {
+  const dir = await tmp();
+  const buf = await open(dir);
+  const r = { ...eventRecord(1), auditID: "prüfung-日本-1", stage: "Panic" };
+  await buf.append([r, eventRecord(2)]);
+  const got = await readAll(buf);
+  assert.equal(got[0].auditID, "prüfung-日本-1");
+  assert.equal(got[0].stage, "Panic");
+  assert.equal(got[1].auditID, eventRecord(2).auditID);
+  await buf.close();
+});

@@ -38,6 +38,98 @@ export const MAX_PAYLOAD_BYTES = 256 * 1024 * 1024;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** UTF-8 length of `s`, counting without encoding when it is ASCII (auditIDs and stages are). */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 0x7f) return encoder.encode(s).length;
+  }
+  return s.length;
+}
+
+/** Writes `s` (of UTF-8 length `len`) at `out[at]`. */
+function writeString(s: string, len: number, out: Uint8Array, at: number): void {
+  if (len === s.length) {
+    for (let i = 0; i < len; i++) out[at + i] = s.charCodeAt(i);
+  } else {
+    encoder.encodeInto(s, out.subarray(at, at + len));
+  }
+}
+
+function readString(buf: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c > 0x7f) return decoder.decode(buf.subarray(start, end));
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** A record's frame size, measured once and kept with it until it is written. */
+export interface SizedRecord {
+  readonly record: BufferRecord;
+  readonly idLen: number;
+  readonly stageLen: number;
+  /** Bytes of the whole frame. */
+  readonly size: number;
+}
+
+/**
+ * Measures `record`'s frame, refusing one that cannot be framed.
+ *
+ * @throws {RangeError} when the auditID, stage or whole record is too long.
+ * @example
+ * ```ts
+ * const sized = sizeFrame(record);
+ * const out = new Uint8Array(sized.size);
+ * writeFrame(sized, Date.now(), out, 0);
+ * ```
+ */
+export function sizeFrame(record: BufferRecord): SizedRecord {
+  const idLen = utf8Length(record.auditID);
+  const stageLen = utf8Length(record.stage);
+  if (idLen > 0xffff || stageLen > 0xff) {
+    throw new RangeError(`auditID or stage too long (${idLen}, ${stageLen} bytes)`);
+  }
+  const payloadLen = FIXED_BYTES + idLen + stageLen + record.bytes.length;
+  if (payloadLen > MAX_PAYLOAD_BYTES) {
+    throw new RangeError(`record of ${payloadLen} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
+  }
+  return { record, idLen, stageLen, size: HEADER_BYTES + payloadLen };
+}
+
+/**
+ * Writes the frame of `sized`, appended at `appendedAt` (ms since the epoch), at `out[at]`
+ * (`sized.size` bytes), straight into the buffer that goes to disk.
+ *
+ * @example
+ * ```ts
+ * writeFrame(sizeFrame(record), Date.now(), out, 0);
+ * ```
+ */
+export function writeFrame(
+  sized: SizedRecord,
+  appendedAt: number,
+  out: Uint8Array,
+  at: number,
+): void {
+  const { record, idLen, stageLen, size } = sized;
+  const payloadLen = size - HEADER_BYTES;
+  const view = new DataView(out.buffer, out.byteOffset + at, HEADER_BYTES + FIXED_BYTES);
+  view.setUint32(0, payloadLen, true);
+  const p = at + HEADER_BYTES;
+  out[p] = VERSION;
+  out[p + 1] = record.levelChanged ? 1 : 0;
+  view.setUint16(HEADER_BYTES + 2, idLen, true);
+  out[p + 4] = stageLen;
+  out[p + 5] = out[p + 6] = out[p + 7] = 0;
+  view.setFloat64(HEADER_BYTES + 8, appendedAt, true);
+  writeString(record.auditID, idLen, out, p + FIXED_BYTES);
+  writeString(record.stage, stageLen, out, p + FIXED_BYTES + idLen);
+  out.set(record.bytes, p + FIXED_BYTES + idLen + stageLen);
+  view.setUint32(4, frameCrc(out, at, payloadLen), true);
+}
+
 /**
  * The frame of `record`, appended at `appendedAt` (ms since the epoch).
  *
@@ -48,28 +140,9 @@ const decoder = new TextDecoder();
  * ```
  */
 export function encodeFrame(record: BufferRecord, appendedAt: number): Uint8Array {
-  const id = encoder.encode(record.auditID);
-  const stage = encoder.encode(record.stage);
-  if (id.length > 0xffff || stage.length > 0xff) {
-    throw new RangeError(`auditID or stage too long (${id.length}, ${stage.length} bytes)`);
-  }
-  const payloadLen = FIXED_BYTES + id.length + stage.length + record.bytes.length;
-  if (payloadLen > MAX_PAYLOAD_BYTES) {
-    throw new RangeError(`record of ${payloadLen} bytes exceeds ${MAX_PAYLOAD_BYTES}`);
-  }
-  const frame = new Uint8Array(HEADER_BYTES + payloadLen);
-  const view = new DataView(frame.buffer);
-  view.setUint32(0, payloadLen, true);
-  const p = HEADER_BYTES;
-  frame[p] = VERSION;
-  frame[p + 1] = record.levelChanged ? 1 : 0;
-  view.setUint16(p + 2, id.length, true);
-  frame[p + 4] = stage.length;
-  view.setFloat64(p + 8, appendedAt, true);
-  frame.set(id, p + FIXED_BYTES);
-  frame.set(stage, p + FIXED_BYTES + id.length);
-  frame.set(record.bytes, p + FIXED_BYTES + id.length + stage.length);
-  view.setUint32(4, frameCrc(frame, 0, payloadLen), true);
+  const sized = sizeFrame(record);
+  const frame = new Uint8Array(sized.size);
+  writeFrame(sized, appendedAt, frame, 0);
   return frame;
 }
 
@@ -128,8 +201,8 @@ export function decodeFrame(buf: Uint8Array, at: number, payloadLen: number): De
   const stageLen = buf[p + 4];
   const s = p + FIXED_BYTES;
   return {
-    auditID: decoder.decode(buf.subarray(s, s + idLen)),
-    stage: decoder.decode(buf.subarray(s + idLen, s + idLen + stageLen)),
+    auditID: readString(buf, s, s + idLen),
+    stage: readString(buf, s + idLen, s + idLen + stageLen),
     levelChanged: (buf[p + 1] & 1) === 1,
     appendedAt: view.getFloat64(8, true),
     bytes: buf.slice(s + idLen + stageLen, p + payloadLen),

@@ -25,8 +25,10 @@ import {
   APPENDED_AT_BYTES,
   type BufferRecord,
   type DecodedRecord,
-  encodeFrame,
   frameAppendedAt,
+  type SizedRecord,
+  sizeFrame,
+  writeFrame,
 } from "./frame.ts";
 import { type Cursor, readCursor, writeCursor } from "./cursor.ts";
 import { CURSOR_FILE, listSegments, segmentPath, syncDir } from "./layout.ts";
@@ -90,7 +92,7 @@ interface Segment {
 }
 
 interface Pending {
-  readonly frames: Uint8Array[];
+  readonly frames: SizedRecord[];
   readonly bytes: number;
   readonly appendedAt: number;
   readonly resolve: (r: AppendResult) => void;
@@ -102,7 +104,7 @@ interface Target {
   readonly file: Deno.FsFile;
   readonly startSize: number;
   readonly created: boolean;
-  chunks: Uint8Array[];
+  frames: { sized: SizedRecord; appendedAt: number }[];
   pending: number;
 }
 
@@ -298,15 +300,15 @@ export class DiskBuffer {
     }
     if (records.length === 0) return Promise.resolve("appended");
     const appendedAt = this.#now();
-    let frames: Uint8Array[];
+    let frames: SizedRecord[];
     try {
-      frames = records.map((r) => encodeFrame(r, appendedAt));
+      frames = records.map(sizeFrame);
     } catch (err) {
       return Promise.reject(
         new DiskBufferError("too_large", "append", this.#dir, "record refused", { cause: err }),
       );
     }
-    const bytes = frames.reduce((n, f) => n + f.length, 0);
+    const bytes = frames.reduce((n, f) => n + f.size, 0);
     if (bytes > this.#maxBytes) {
       return Promise.reject(
         new DiskBufferError(
@@ -371,18 +373,23 @@ export class DiskBuffer {
             targets.push(current);
           }
           const size = current.startSize + current.pending;
-          if (size > 0 && size + frame.length > this.#segmentBytes) {
+          if (size > 0 && size + frame.size > this.#segmentBytes) {
             current = await this.#target(current);
             targets.push(current);
           }
-          current.chunks.push(frame);
-          current.pending += frame.length;
+          current.frames.push({ sized: frame, appendedAt: p.appendedAt });
+          current.pending += frame.size;
         }
       }
       for (const t of targets) {
         opPath = segmentPath(this.#dir, t.seg.id);
         op = "write";
-        const data = concat(t.chunks, t.pending);
+        const data = new Uint8Array(t.pending);
+        let at = 0;
+        for (const f of t.frames) {
+          writeFrame(f.sized, f.appendedAt, data, at);
+          at += f.sized.size;
+        }
         this.#faults?.("write", opPath);
         await t.file.seek(t.startSize, Deno.SeekMode.Start);
         let done = 0;
@@ -445,7 +452,7 @@ export class DiskBuffer {
         file: this.#active.file,
         startSize: seg.size,
         created: false,
-        chunks: [],
+        frames: [],
         pending: 0,
       };
     }
@@ -458,7 +465,7 @@ export class DiskBuffer {
       file,
       startSize: 0,
       created: true,
-      chunks: [],
+      frames: [],
       pending: 0,
     };
   }
@@ -749,15 +756,4 @@ export class DiskBuffer {
     this.#active = undefined;
     this.#notify();
   }
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -267,3 +267,23 @@ Deno.test("disk buffer: non-ASCII auditIDs and stages round-trip", async () => {
   assert.equal(got[1].auditID, eventRecord(2).auditID);
   await buf.close();
 });
+
+Deno.test("disk buffer: the bytes gauge matches the files while deliveries delete segments during appends", async () => {
+  const dir = await tmp();
+  const buf = await open(dir, { segmentBytes: 2048 });
+  const ac = new AbortController();
+  let delivered = 0;
+  const consumer = (async () => {
+    for await (const r of buf.read({ follow: true, signal: ac.signal })) {
+      await buf.markDelivered(r);
+      if (++delivered === 600) ac.abort();
+    }
+  })();
+  await Promise.all(Array.from({ length: 6 }, async (_, p) => {
+    for (let i = 0; i < 100; i++) await buf.append([eventRecord(p * 1000 + i)]);
+  }));
+  await consumer;
+  await buf.close();
+  assert.equal(buf.stats.bytes, await segmentBytes(dir));
+  assert.equal(buf.stats.events, 0);
+});

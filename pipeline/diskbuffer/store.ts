@@ -433,7 +433,8 @@ export class DiskBuffer {
     }
     const last = targets.at(-1)!;
     this.#active = { seg: last.seg, file: last.file };
-    this.stats.bytes = planned;
+    // Not `planned`: deletions may have run meanwhile.
+    for (const t of targets) this.stats.bytes += t.pending;
     this.stats.segments = this.#segments.length;
     this.stats.events += count;
     this.stats.appended += count;
@@ -458,8 +459,9 @@ export class DiskBuffer {
     }
     const id = this.#nextId++;
     const path = segmentPath(this.#dir, id);
-    this.#strays.push(path);
     const file = await Deno.open(path, { read: true, write: true, createNew: true });
+    // Only files this store made are removed after a failure, never something in the way.
+    this.#strays.push(path);
     return {
       seg: { id, size: 0, sealed: false },
       file,

@@ -101,5 +101,6 @@ Deno.test({
     );
     assert.ok(acked.size > 1000, `only ${acked.size} records acknowledged`);
     assert.deepEqual(missing.slice(0, 10), []);
+    await Deno.remove(dir, { recursive: true });
   },
 });

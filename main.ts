@@ -26,6 +26,7 @@ Usage:
   auditpipe rbac --user NAME [-f FILE]...       least-privilege RBAC from audit logs, as
                                                 audit2rbac (auditpipe rbac --help)
   auditpipe permissions --config PATH           the least Deno permission flags the config needs
+  auditpipe buffer inspect PATH [--dump]        a sink's disk buffer: segments, cursor, damage
   auditpipe --version | --help
 
 Options:
@@ -71,6 +72,10 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "permissions") {
     const { permissionsCommand } = await import("./cli/permissions.ts");
     return await permissionsCommand(args.slice(1));
+  }
+  if (args[0] === "buffer") {
+    const { bufferCommand } = await import("./cli/buffer.ts");
+    return await bufferCommand(args.slice(1));
   }
   const values = parseCommandLine("auditpipe", HELP, args, {
     config: { type: "string", short: "c" },

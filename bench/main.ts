@@ -5,7 +5,7 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,webhook,memory,latency,policy] [--cpu-prof DIR]
+ *                 [--only tail,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
@@ -28,8 +28,9 @@ import { benchWebhook, buildBodies, daemonRun } from "./webhook.ts";
 import { benchMemory } from "./memory.ts";
 import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
+import { benchDiskBuffer } from "./diskbuffer.ts";
 
-const ALL = ["policy", "tail", "webhook", "memory", "latency"] as const;
+const ALL = ["policy", "tail", "webhook", "memory", "latency", "diskbuffer"] as const;
 type Bench = (typeof ALL)[number];
 
 const log = (msg: string) => console.error(`[bench] ${msg}`);
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,webhook,memory,latency,policy] [--cpu-prof DIR]",
+        "[--only tail,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
     );
     return;
   }
@@ -163,6 +164,12 @@ async function main(): Promise<void> {
     const latencyRuns = Math.min(runs, 3);
     rows.push(await benchLatency(lines, "never", { log, runs: latencyRuns }));
     rows.push(await benchLatency(lines, "batch", { log, runs: latencyRuns }));
+  }
+  if (want("diskbuffer")) {
+    // In process; bench/diskbuffer.ts alone runs the 1 GiB backlog.
+    rows.push(
+      await benchDiskBuffer({ seconds: 5, producers: 32, batch: 10, backlogMb: 200, log }),
+    );
   }
 
   const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";

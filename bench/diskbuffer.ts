@@ -1,0 +1,275 @@
+/**
+ * Disk buffer micro-benchmark (in process, no daemon): appends/s and events/s with and
+ * without fsync while a consumer reads and marks, p50/p99 latency from `append()` to its
+ * resolution (after the group commit's fsync), and memory while a backlog of `--backlog-mb`
+ * is written and then drained.
+ *
+ * ```
+ * deno run -A bench/diskbuffer.ts [--seconds 5] [--producers 32] [--batch 10] [--backlog-mb 1024]
+ * ```
+ *
+ * Progress goes to stderr, results to stdout. Speed is measured here only, never asserted.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BufferRecord, DiskBuffer } from "../pipeline/diskbuffer/store.ts";
+import type { Row } from "./lib.ts";
+
+const enc = new TextEncoder();
+const MB = 1024 * 1024;
+
+/** Options of {@linkcode benchDiskBuffer}. */
+export interface DiskBufferBenchOptions {
+  readonly seconds: number;
+  readonly producers: number;
+  readonly batch: number;
+  readonly backlogMb: number;
+  readonly log: (msg: string) => void;
+}
+
+/** A realistic Metadata-level event of about 1-2 KB. */
+function record(i: number): BufferRecord {
+  const auditID = `7b3f2c1e-0000-4000-8000-${String(i).padStart(12, "0")}`;
+  const event = {
+    kind: "Event",
+    apiVersion: "audit.k8s.io/v1",
+    level: "Metadata",
+    auditID,
+    stage: "ResponseComplete",
+    requestURI: `/apis/apps/v1/namespaces/team-${i % 50}/deployments/web-${i % 997}`,
+    verb: i % 5 === 0 ? "update" : "get",
+    user: {
+      username: "system:serviceaccount:kube-system:deployment-controller",
+      uid: "0b6f9a2c-6f0e-4c1a-9d51-3c4b1b0f6c2a",
+      groups: [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+        "system:authenticated",
+      ],
+    },
+    sourceIPs: ["10.0.0.12"],
+    userAgent:
+      "kube-controller-manager/v1.31.2 (linux/amd64) kubernetes/5864a46/system:serviceaccount:kube-system:deployment-controller",
+    objectRef: {
+      resource: "deployments",
+      namespace: `team-${i % 50}`,
+      name: `web-${i % 997}`,
+      apiGroup: "apps",
+      apiVersion: "v1",
+    },
+    responseStatus: { metadata: {}, code: 200 },
+    requestReceivedTimestamp: "2026-12-01T12:00:00.000000Z",
+    stageTimestamp: "2026-12-01T12:00:00.004000Z",
+    annotations: {
+      "authorization.k8s.io/decision": "allow",
+      "authorization.k8s.io/reason":
+        'RBAC: allowed by ClusterRoleBinding "system:controller:deployment-controller"',
+      pad: "x".repeat(i % 800),
+    },
+  };
+  return {
+    auditID,
+    stage: "ResponseComplete",
+    levelChanged: false,
+    bytes: enc.encode(JSON.stringify(event)),
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted.length === 0
+    ? 0
+    : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+/** Steady state: producers append, a consumer reads and marks every 1000 records. */
+async function throughput(
+  fsync: boolean,
+  opts: DiskBufferBenchOptions,
+): Promise<
+  {
+    events: number;
+    appends: number;
+    p50: number;
+    p99: number;
+    fsyncs: number;
+    fsyncP99: number;
+    fsyncMean: number;
+    secs: number;
+  }
+> {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-diskbuf-" });
+  const buf = await DiskBuffer.open({
+    path: dir,
+    maxBytes: 4096 * MB,
+    segmentBytes: 64 * MB,
+    fsync,
+  });
+  const pool = Array.from({ length: 1000 }, (_, i) => record(i));
+  const ac = new AbortController();
+  const consumer = (async () => {
+    let n = 0;
+    for await (const r of buf.read({ follow: true, signal: ac.signal })) {
+      if (++n % 1000 === 0) await buf.markDelivered(r);
+    }
+  })();
+  const latencies: number[] = [];
+  let events = 0;
+  const started = performance.now();
+  const deadline = started + opts.seconds * 1000;
+  await Promise.all(Array.from({ length: opts.producers }, async (_, p) => {
+    let i = p * 7;
+    while (performance.now() < deadline) {
+      const batch: BufferRecord[] = [];
+      for (let k = 0; k < opts.batch; k++) batch.push(pool[i++ % pool.length]);
+      const t0 = performance.now();
+      await buf.append(batch);
+      latencies.push(performance.now() - t0);
+      events += batch.length;
+    }
+  }));
+  const secs = (performance.now() - started) / 1000;
+  ac.abort();
+  await consumer;
+  const series = buf.stats.fsync.series.get("segment");
+  const fsyncs = series?.counts.at(-1) ?? 0;
+  // The histogram's bucket holding the 99th percentile: an upper bound, in ms.
+  const b99 = series?.counts.findIndex((c) => c >= fsyncs * 0.99) ?? -1;
+  const bounds = buf.stats.fsync.bounds;
+  const fsyncP99 = b99 < 0 || b99 >= bounds.length ? Infinity : bounds[b99] * 1000;
+  const fsyncMean = series && fsyncs > 0 ? series.sum / fsyncs * 1000 : 0;
+  await buf.close();
+  await Deno.remove(dir, { recursive: true });
+  latencies.sort((a, b) => a - b);
+  return {
+    events,
+    appends: latencies.length,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    fsyncs,
+    fsyncP99,
+    fsyncMean,
+    secs,
+  };
+}
+
+/** Writes a backlog of `backlogMb` with fsync and no consumer, then drains it; samples RSS. */
+async function backlog(opts: DiskBufferBenchOptions) {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-diskbuf-" });
+  const target = opts.backlogMb * MB;
+  const buf = await DiskBuffer.open({
+    path: dir,
+    maxBytes: target + 256 * MB,
+    segmentBytes: 64 * MB,
+  });
+  const pool = Array.from({ length: 1000 }, (_, i) => record(i));
+  const rss = () => Deno.memoryUsage().rss / MB;
+  const startRss = rss();
+  let fillMax = startRss;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: opts.producers }, async () => {
+    while (buf.stats.bytes < target) {
+      const batch: BufferRecord[] = [];
+      for (let k = 0; k < 100; k++) batch.push(pool[next++ % pool.length]);
+      await buf.append(batch);
+      if (next % 100_000 < 100) {
+        fillMax = Math.max(fillMax, rss());
+        opts.log(`backlog ${(buf.stats.bytes / MB).toFixed(0)} MiB, rss ${rss().toFixed(0)} MiB`);
+      }
+    }
+  }));
+  const fillSecs = (performance.now() - t0) / 1000;
+  const events = buf.stats.events;
+  const bytes = buf.stats.bytes;
+  fillMax = Math.max(fillMax, rss());
+  const t1 = performance.now();
+  let drainMax = rss();
+  let n = 0;
+  for await (const r of buf.read()) {
+    if (++n % 1000 === 0) await buf.markDelivered(r);
+    if (n % 100_000 === 0) {
+      drainMax = Math.max(drainMax, rss());
+      opts.log(`drained ${n} events, rss ${rss().toFixed(0)} MiB`);
+    }
+  }
+  const drainSecs = (performance.now() - t1) / 1000;
+  drainMax = Math.max(drainMax, rss());
+  await buf.close();
+  await Deno.remove(dir, { recursive: true });
+  return { events, bytes, fillSecs, drainSecs, startRss, fillMax, drainMax, drained: n };
+}
+
+/**
+ * Runs the disk buffer benchmarks and returns a results-table row.
+ *
+ * @example
+ * ```ts
+ * const row = await benchDiskBuffer({ seconds: 5, producers: 32, batch: 10, backlogMb: 200, log: console.error });
+ * ```
+ */
+export async function benchDiskBuffer(opts: DiskBufferBenchOptions): Promise<Row> {
+  opts.log(
+    `diskbuffer: ${opts.producers} producers × ${opts.batch} events per append, ${opts.seconds} s, fsync on`,
+  );
+  const on = await throughput(true, opts);
+  opts.log(`diskbuffer: the same with fsync off`);
+  const off = await throughput(false, opts);
+  opts.log(`diskbuffer: backlog of ${opts.backlogMb} MiB`);
+  const b = await backlog(opts);
+  const rate = (x: { events: number; secs: number }) => Math.round(x.events / x.secs);
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  const notes = [
+    `fsync on: ${fmt(rate(on))} events/s, ${fmt(Math.round(on.appends / on.secs))} appends/s, ` +
+    `append→fsync p50 ${on.p50.toFixed(2)} ms, p99 ${on.p99.toFixed(2)} ms, ` +
+    `${fmt(on.fsyncs)} fsyncs (${
+      (on.appends / Math.max(1, on.fsyncs)).toFixed(1)
+    } appends per fsync)`,
+    `fsync off: ${fmt(rate(off))} events/s, ${
+      fmt(Math.round(off.appends / off.secs))
+    } appends/s, ` +
+    `p50 ${off.p50.toFixed(2)} ms, p99 ${off.p99.toFixed(2)} ms`,
+    `backlog: ${fmt(b.events)} events, ${(b.bytes / MB).toFixed(0)} MiB written in ` +
+    `${b.fillSecs.toFixed(1)} s (${(b.bytes / MB / b.fillSecs).toFixed(0)} MiB/s), drained ` +
+    `${fmt(b.drained)} in ${b.drainSecs.toFixed(1)} s; RSS ${
+      b.startRss.toFixed(0)
+    } MiB at start, ` +
+    `max ${b.fillMax.toFixed(0)} MiB while filling, max ${
+      b.drainMax.toFixed(0)
+    } MiB while draining`,
+  ];
+  return {
+    name: "disk buffer append → fsync (bench/diskbuffer.ts, in process)",
+    result: `${fmt(rate(on))} events/s, p99 ${on.p99.toFixed(1)} ms`,
+    baseline: `fsync off: ${fmt(rate(off))} events/s`,
+    ratio: (rate(on) / Math.max(1, rate(off))).toFixed(2),
+    goal: "p99 < 20 ms",
+    met: on.p99 < 20,
+    notes,
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      seconds: { type: "string", default: "5" },
+      producers: { type: "string", default: "32" },
+      batch: { type: "string", default: "10" },
+      "backlog-mb": { type: "string", default: "1024" },
+    },
+  });
+  const row = await benchDiskBuffer({
+    seconds: Number(values.seconds),
+    producers: Number(values.producers),
+    batch: Number(values.batch),
+    backlogMb: Number(values["backlog-mb"]),
+    log: (m) => console.error(`[bench] ${m}`),
+  });
+  console.log(
+    `${row.name}: ${row.result} (${row.baseline}; goal ${row.goal}: ${
+      row.met ? "met" : "NOT met"
+    })`,
+  );
+  for (const n of row.notes) console.log(`- ${n}`);
+}

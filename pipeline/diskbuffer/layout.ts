@@ -1,0 +1,57 @@
+/**
+ * Where a buffer keeps its files: numbered segments (`00000000000000000001.seg`, appended to
+ * in order, the highest being written) and the delivery cursor (`cursor.json`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+
+/** The cursor's file name. */
+export const CURSOR_FILE = "cursor.json";
+const SEGMENT_RE = /^(\d{20})\.seg$/;
+
+/**
+ * The path of segment `id` in `dir`.
+ *
+ * @example
+ * ```ts
+ * segmentPath("/var/lib/auditpipe/buf", 3); // ".../00000000000000000003.seg"
+ * ```
+ */
+export function segmentPath(dir: string, id: number): string {
+  return join(dir, `${String(id).padStart(20, "0")}.seg`);
+}
+
+/**
+ * The ids of the segments in `dir`, lowest first.
+ *
+ * @example
+ * ```ts
+ * await listSegments("/var/lib/auditpipe/buf"); // [3, 4, 5]
+ * ```
+ */
+export async function listSegments(dir: string): Promise<number[]> {
+  const ids: number[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const m = e.isFile ? SEGMENT_RE.exec(e.name) : null;
+    if (m) ids.push(Number(m[1]));
+  }
+  return ids.sort((a, b) => a - b);
+}
+
+/**
+ * Makes renames and new files in `dir` survive a crash (fsync of the folder).
+ *
+ * @example
+ * ```ts
+ * await syncDir("/var/lib/auditpipe/buf");
+ * ```
+ */
+export async function syncDir(dir: string): Promise<void> {
+  const f = await Deno.open(dir, { read: true });
+  try {
+    await f.sync();
+  } finally {
+    f.close();
+  }
+}

@@ -23,6 +23,8 @@ Usage:
   auditpipe --config PATH --check               validate the config and every file it names
   auditpipe policy eval|report|apply ...        audit Policy tools (auditpipe policy --help)
   auditpipe permissions --config PATH           the least Deno permission flags the config needs
+  auditpipe keygen --out DIR                    an Ed25519 key pair for a log sink's integrity
+  auditpipe verify --public-key FILE LOG...     check signed log files (auditpipe verify --help)
   auditpipe --version | --help
 
 Options:
@@ -64,6 +66,14 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "permissions") {
     const { permissionsCommand } = await import("./cli/permissions.ts");
     return await permissionsCommand(args.slice(1));
+  }
+  if (args[0] === "keygen") {
+    const { keygenCommand } = await import("./cli/keygen.ts");
+    return await keygenCommand(args.slice(1));
+  }
+  if (args[0] === "verify") {
+    const { verifyCommand } = await import("./cli/verify/main.ts");
+    return await verifyCommand(args.slice(1));
   }
   let values;
   try {

@@ -185,9 +185,13 @@ function checkRecords(
     if (r.kind === "open" && r.prev !== null) {
       result.notes.push({
         kind: "restart",
-        at: `${unitName(unit)}:${r.from + 1}`,
+        at: `${unitName(unit)}:${r.lines + 1}`,
         message: `restart at ${r.time}, chain ${r.chain} continues${
-          r.recovered > 0 ? `; ${r.recovered} line(s) written before a crash were chained now` : ""
+          r.recovered > 0
+            ? `; lines ${
+              r.from + 1
+            }-${r.lines} (${r.recovered}), written before a crash, were chained now`
+            : ""
         }`,
       });
     }

@@ -3,7 +3,9 @@
  * without a signed hash chain, in process (no daemon around it, so the sink's own cost is
  * all that is measured: the strictest comparison). Runs alternate; medians reported.
  *
- * Run alone with `deno run -A bench/integrity.ts [--size-mb 20] [--runs 5] [--batch 1]`.
+ * Run alone with `deno run -A bench/integrity.ts [--size-mb 20] [--runs 5] [--batch 1,400]`,
+ * or `--daemon` for the daemon with and without it (tail → policy20 → log, as in
+ * `deno task bench`).
  *
  * @module
  */
@@ -16,6 +18,7 @@ import { systemClock } from "../pipeline/core/clock.ts";
 import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { ensureData } from "./generate.ts";
+import { tailDaemonRun } from "./tail.ts";
 
 /** One measured run. */
 interface Run {
@@ -105,6 +108,54 @@ export async function benchIntegrity(
   return out;
 }
 
+/**
+ * The daemon (tail → policy20 → log, as `deno task bench` runs it) with and without
+ * `integrity` on its log sink, alternating; prints the medians and their ratio.
+ *
+ * @example
+ * ```ts
+ * await benchIntegrityDaemon({ sizeMb: 200, runs: 3 });
+ * ```
+ */
+export async function benchIntegrityDaemon(
+  opts: { sizeMb: number; runs: number },
+): Promise<number> {
+  const data = await ensureData({ seed: 1, sizeMb: opts.sizeMb });
+  const keyDir = await Deno.makeTempDir({ prefix: "auditpipe-bench-key-" });
+  try {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const signingKey = `${keyDir}/signing.key`;
+    await Deno.writeTextFile(
+      signingKey,
+      privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+      { mode: 0o600 },
+    );
+    const log = (msg: string) => console.error(`[bench] ${msg}`);
+    const plain: number[] = [];
+    const signed: number[] = [];
+    for (let r = 0; r < opts.runs; r++) {
+      plain.push((await tailDaemonRun(data, { log })).seconds);
+      signed.push((await tailDaemonRun(data, { log, signingKey })).seconds);
+      log(
+        `integrity: run ${r + 1}: plain ${plain[r].toFixed(2)} s, integrity ${
+          signed[r].toFixed(2)
+        } s`,
+      );
+    }
+    const p = median(plain), s = median(signed);
+    console.log(
+      `daemon tail → policy20 → log, ${data.events} events, ${(data.bytes / 1e6).toFixed(0)} MB: ` +
+        `plain ${Math.round(data.events / p).toLocaleString("en")} ev/s (${p.toFixed(2)} s), ` +
+        `integrity ${Math.round(data.events / s).toLocaleString("en")} ev/s (${s.toFixed(2)} s), ` +
+        `ratio ${(p / s).toFixed(3)}; runs plain ${plain.map((x) => x.toFixed(2)).join(",")} ` +
+        `integrity ${signed.map((x) => x.toFixed(2)).join(",")}`,
+    );
+    return p / s;
+  } finally {
+    await Deno.remove(keyDir, { recursive: true });
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -112,8 +163,13 @@ if (import.meta.main) {
       "size-mb": { type: "string", default: "20" },
       runs: { type: "string", default: "5" },
       batch: { type: "string", default: "1,400" },
+      daemon: { type: "boolean", default: false },
     },
   });
+  if (values.daemon) {
+    await benchIntegrityDaemon({ sizeMb: Number(values["size-mb"]), runs: Number(values.runs) });
+    Deno.exit(0);
+  }
   await benchIntegrity({
     sizeMb: Number(values["size-mb"]),
     runs: Number(values.runs),

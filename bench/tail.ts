@@ -32,6 +32,8 @@ export interface TailOptions {
   readonly cpuProfDir?: string;
   /** Progress messages. */
   readonly log: (msg: string) => void;
+  /** Sign the output (`integrity.signingKey`), to measure what that costs. */
+  readonly signingKey?: string;
 }
 
 /** What one daemon run measured. */
@@ -64,7 +66,9 @@ sinks:
     policy: ${POLICY20}
     mode: blocking
     fsync: never
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}${
+    opts.signingKey ? `\n    integrity: {signingKey: ${opts.signingKey}}` : ""
+  }
 server:
   listen: 127.0.0.1:0
 shutdownTimeout: 60s

@@ -19,14 +19,14 @@ import {
   extendHead,
   genesisHead,
   keyFingerprint,
-  lineDigest,
   parseRecord,
   recordHash,
   type RecordKind,
-  SHORT_DIGEST,
+  shortDigests,
   SIDECAR_SUFFIX,
   signRecord,
 } from "./format.ts";
+import { LineHasher } from "./hasher.ts";
 
 /**
  * How a {@linkcode ChainWriter} signs and how often it checkpoints.
@@ -131,9 +131,12 @@ export class ChainWriter {
   /** Lines and bytes of the current file covered by the last record. */
   #from: number;
   #offset: number;
-  /** Digests of lines appended since the last record. */
-  #pending: string[] = [];
+  readonly #hasher = new LineHasher();
+  /** Lines and bytes appended since the last record. */
+  #pending = 0;
   #pendingBytes = 0;
+  /** Digests of the first of those lines, taken from the hasher by a record that failed. */
+  #carry = "";
   #chained: number;
   #ino: number | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -192,7 +195,12 @@ export class ChainWriter {
         offset: r.offset,
         chained: 0,
       });
-      if (size > r.offset) recovered = await writer.#readTail(r.offset, size);
+      if (size > r.offset) {
+        recovered = await writer.#readTail(r.offset, size).catch((e) => {
+          writer.#hasher.close();
+          throw e;
+        });
+      }
     } else {
       if (last !== null || size > 0) {
         opts.log.warn("log file does not match its last checkpoint; starting a new chain", {
@@ -213,10 +221,15 @@ export class ChainWriter {
       });
     }
     if (recovered) writer.append(splitLines(recovered));
-    await writer.#write("open", { recovered: writer.#pending.length });
+    try {
+      await writer.#write("open", { recovered: writer.#pending });
+    } catch (e) {
+      writer.#hasher.close();
+      throw e;
+    }
     if (opts.interval > 0) {
       writer.#timer = setInterval(() => {
-        if (writer.#pending.length > 0) writer.checkpoint().catch(() => {});
+        if (writer.#pending > 0) writer.checkpoint().catch(() => {});
       }, opts.interval);
       Deno.unrefTimer(writer.#timer);
     }
@@ -266,7 +279,7 @@ export class ChainWriter {
    * ```
    */
   get pending(): number {
-    return this.#pending.length;
+    return this.#pending;
   }
 
   /**
@@ -279,9 +292,10 @@ export class ChainWriter {
    */
   append(lines: readonly Uint8Array[]): void {
     for (const line of lines) {
-      this.#pending.push(lineDigest(line));
+      this.#hasher.push(line);
       this.#pendingBytes += line.length;
     }
+    this.#pending += lines.length;
     this.#chained += lines.length;
   }
 
@@ -295,7 +309,7 @@ export class ChainWriter {
    */
   checkpoint(): Promise<void> {
     return this.#serial(async () => {
-      if (this.#pending.length > 0 && !this.#closed) await this.#write("checkpoint");
+      if (this.#pending > 0 && !this.#closed) await this.#write("checkpoint");
     });
   }
 
@@ -364,8 +378,12 @@ export class ChainWriter {
     clearInterval(this.#timer);
     return this.#serial(async () => {
       if (this.#closed) return;
-      await this.#write("close");
-      this.#closed = true;
+      try {
+        await this.#write("close");
+      } finally {
+        this.#closed = true;
+        this.#hasher.close();
+      }
     });
   }
 
@@ -390,13 +408,25 @@ export class ChainWriter {
     kind: RecordKind,
     extra: { file?: string; next?: string; prevFile?: string | null; recovered?: number } = {},
   ): Promise<void> {
-    const digests = this.#pending;
+    // Taken before any await: lines appended meanwhile go into the next record.
+    const count = this.#pending;
     const bytes = this.#pendingBytes;
-    this.#pending = [];
+    const carry = this.#carry;
+    this.#pending = 0;
     this.#pendingBytes = 0;
+    this.#carry = "";
+    let digests = carry;
+    try {
+      digests += await this.#hasher.take(count - carry.length / 64);
+    } catch (e) {
+      this.#pending += count;
+      this.#pendingBytes += bytes;
+      this.#carry = carry;
+      throw e;
+    }
     const base = this.#head;
     const head = extendHead(base, digests);
-    const lines = this.#from + digests.length;
+    const lines = this.#from + count;
     const offset = this.#offset + bytes;
     const record: ChainRecord = {
       v: CHAIN_VERSION,
@@ -410,7 +440,7 @@ export class ChainWriter {
       from: this.#from,
       lines,
       offset,
-      digests: digests.map((d) => d.slice(0, SHORT_DIGEST)).join(""),
+      digests: shortDigests(digests),
       base,
       head,
       recovered: extra.recovered ?? 0,
@@ -434,8 +464,9 @@ export class ChainWriter {
       }
     } catch (e) {
       // The lines stay pending, so the next record covers them and the chain has no gap.
-      this.#pending = digests.concat(this.#pending);
+      this.#pending += count;
       this.#pendingBytes += bytes;
+      this.#carry = digests;
       throw e;
     }
     this.#ino ??= await this.#inode();

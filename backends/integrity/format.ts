@@ -18,7 +18,7 @@
  * record's line, so a removed record or file is seen) and an Ed25519 signature over the
  * record's bytes up to the signature. Measured: one native SHA-256 call per line costs far
  * less than a link hash per line plus a digest per line (two calls), and the head is one call
- * per checkpoint.
+ * per checkpoint; the line digests are computed on a worker thread (see `hasher.ts`).
  *
  * @module
  */
@@ -123,18 +123,30 @@ export function genesisHead(sink: string, chain: string): string {
 }
 
 /**
- * The head after the lines whose digests are given, starting from `base`.
+ * The head after the lines whose digests are given (concatenated hex), starting from `base`.
  *
  * @example
  * ```ts
- * const head = extendHead(base, [lineDigest(line)]);
+ * const head = extendHead(base, lineDigest(line1) + lineDigest(line2));
  * ```
  */
-export function extendHead(base: string, digests: readonly string[]): string {
-  if (digests.length === 0) return base;
-  const h = createHash("sha256").update(base);
-  for (const d of digests) h.update(d);
-  return h.digest("hex");
+export function extendHead(base: string, digests: string): string {
+  if (digests === "") return base;
+  return createHash("sha256").update(base).update(digests).digest("hex");
+}
+
+/**
+ * The short digests a record keeps, from the full ones (concatenated hex).
+ *
+ * @example
+ * ```ts
+ * shortDigests(lineDigest(line)).length; // SHORT_DIGEST
+ * ```
+ */
+export function shortDigests(digests: string): string {
+  let out = "";
+  for (let i = 0; i < digests.length; i += 64) out += digests.slice(i, i + SHORT_DIGEST);
+  return out;
 }
 
 /**

@@ -569,8 +569,9 @@ export class RotatingFile {
   async #rotate(): Promise<void> {
     await this.#closeFile();
     const backup = await this.#openNew();
-    this.#mill();
+    // Before cleanup, so that a backup's sidecar is beside it when cleanup looks.
     if (backup !== null) await this.#opts.onRotated?.(backup);
+    this.#mill();
   }
 
   /**

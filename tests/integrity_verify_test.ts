@@ -266,3 +266,106 @@ Deno.test("verify: a removed checkpoint record breaks the chain at its place", a
     assert.ok(r.problems.some((p) => p.kind === "broken-chain" && p.at.endsWith(".chain:2")));
   });
 });
+
+/** A sink as a crashed daemon leaves it: written to, never closed (its file stays open). */
+async function crashedSink(dir: string, n: number): Promise<void> {
+  const sink = await createLogSink(
+    {
+      ...config(join(dir, "audit.log")),
+      integrity: { checkpointEvery: { events: 1000, interval: 0 } },
+    },
+    ctx(),
+    { checkInterval: 0 },
+    keys.privateKey,
+  );
+  for (let i = 0; i < n; i++) await sink.write([testEnvelope(`crash-${i}`)]);
+  // Its chain's worker would keep the test alive; the process is gone after a real crash.
+  await sink.close();
+  // What the crash took: every record after `open`, as if none had been written.
+  await editLines(join(dir, "audit.log.chain"), (l) => l.slice(0, 1));
+}
+
+Deno.test("recovery: a partial last line left by a crash is cut off; the lines before it are chained as ours", async () => {
+  await withDir(async (dir) => {
+    await crashedSink(dir, 7);
+    const path = join(dir, "audit.log");
+    await Deno.writeTextFile(path, '{"kind":"Event","auditID":"half', { append: true });
+    const files = await writeLog(dir, 5);
+    const r = await verify(files);
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.lines, 12);
+    assert.deepEqual(r.notes.map((n) => `${n.kind} ${n.at.replace(/^.*\//, "")}`), [
+      "restart audit.log:8",
+    ]);
+    assert.match(r.notes[0].message, /lines 1-7 \(7\), written before a crash/);
+    assert.ok(!(await Deno.readTextFile(path)).includes("half"));
+  });
+});
+
+Deno.test("recovery: a sink that finds no checkpoint starts a new chain after the lines already there, and verify shows both", async () => {
+  await withDir(async (dir) => {
+    await writeLog(dir, 6);
+    await Deno.remove(join(dir, "audit.log.chain"));
+    const files = await writeLog(dir, 4);
+    const r = await verify(files);
+    assert.deepEqual(kinds(r), ["unverified audit.log:1-6"]);
+    assert.equal(r.lines, 10);
+    assert.equal(r.chains.length, 1);
+  });
+});
+
+Deno.test("recovery: a chain lost mid-file is shown as a new chain; the old one is still verified", async () => {
+  await withDir(async (dir) => {
+    await writeLog(dir, 6);
+    // The last record is gone (say, the sidecar was cut): the sink cannot pick up the chain.
+    await editLines(
+      join(dir, "audit.log.chain"),
+      (l) => l.map((x, i) => i === l.length - 1 ? x.replace('"sig":"', '"sig":"AA') : x),
+    );
+    const files = await writeLog(dir, 4);
+    const r = await verify(files);
+    assert.ok(
+      r.notes.some((n) => n.kind === "new-chain" && n.at.endsWith("audit.log:7")),
+      JSON.stringify(r.notes),
+    );
+    assert.equal(r.chains.length, 2);
+    assert.ok(r.problems.some((p) => p.kind === "forged"));
+  });
+});
+
+Deno.test("reopen of the same file writes a reopen checkpoint and the chain goes on", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "audit.log");
+    const sink = await createLogSink(config(path), ctx(), { checkInterval: 0 }, keys.privateKey);
+    await sink.write([testEnvelope("a"), testEnvelope("b")]);
+    await sink.reopen!();
+    await sink.write([testEnvelope("c")]);
+    await sink.close();
+    const kindsWritten = (await Deno.readTextFile(path + ".chain")).trim().split("\n")
+      .map((l) => JSON.parse(l).kind);
+    assert.deepEqual(kindsWritten, ["open", "reopen", "close"]);
+    const r = await verify([path]);
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.lines, 3);
+  });
+});
+
+Deno.test("cleanup removes a backup's sidecar with the backup", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "audit.log");
+    const sink = await createLogSink(
+      { ...config(path), rotate: { maxSize: 0, maxBackup: 1, maxAge: 0, compress: false } },
+      ctx(),
+      { checkInterval: 0, maxSizeBytes: 1200 },
+      keys.privateKey,
+    );
+    for (let i = 0; i < 40; i += 3) {
+      await sink.write([i, i + 1, i + 2].map((j) => testEnvelope(`id-${j}`)));
+    }
+    await sink.close();
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.equal(names.filter((n) => n.endsWith(".chain")).length, 2, names.join(" "));
+    assert.equal(names.length, 4, names.join(" "));
+  });
+});

@@ -112,3 +112,53 @@ Deno.test("integrity: SIGKILL between checkpoints, restart, more events: verify 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("integrity: the daemon signs under the least permissions 'auditpipe permissions' prints", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-integrity-perms-" });
+  try {
+    const keygen = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "keygen", "--out", `${dir}/keys`],
+      stdout: "null",
+    }).output();
+    assert.equal(keygen.code, 0);
+    const config = `sources:
+  - type: stdin
+sinks:
+  - type: log
+    path: logs/audit.log
+    integrity: {signingKey: keys/auditpipe-signing.key}
+`;
+    await Deno.writeTextFile(`${dir}/pipeline.yaml`, config);
+    const perms = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "permissions", "--config", `${dir}/pipeline.yaml`],
+      stdout: "piped",
+    }).output();
+    const flags = new TextDecoder().decode(perms.stdout).trim().split("\n").at(-1)!.split(" ")
+      .filter((f) => f.startsWith("--allow-"));
+    assert.ok(flags.length > 0);
+    const lines = events(0, 3).map((e) => JSON.stringify({ kind: "Event", ...e })).join("\n");
+    const d = await startDaemon(() => config, {
+      dir,
+      permissions: flags,
+      stdin: new TextEncoder().encode(lines + "\n"),
+    });
+    const { code } = await d.exited();
+    assert.equal(code, 0, JSON.stringify(d.logs));
+    assert.ok(!d.logs.some((r) => r.level === "error"), JSON.stringify(d.logs));
+    const v = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "verify",
+        "--public-key",
+        `${dir}/keys/auditpipe-signing.pub`,
+        `${dir}/logs/audit.log`,
+      ],
+      stdout: "piped",
+    }).output();
+    assert.equal(v.code, 0, new TextDecoder().decode(v.stdout));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,6 +8,28 @@
  * @module
  */
 
+/**
+ * The worker: SHA-256 (hex) of each line of a block `{ buf, lens }` (the lines back to back
+ * and their lengths), answered as one string, in the order received; the same digest as
+ * `lineDigest` in `format.ts`. Inline, from a blob URL, because a worker loaded from a file
+ * needs read permission on the program's own source, which the daemon's least permissions
+ * (`auditpipe permissions`) do not grant.
+ */
+const WORKER_SOURCE = `
+import { hash } from "node:crypto";
+self.onmessage = (e) => {
+  const bytes = new Uint8Array(e.data.buf);
+  const lens = e.data.lens;
+  const out = new Array(lens.length);
+  let off = 0;
+  for (let i = 0; i < lens.length; i++) {
+    out[i] = hash("sha256", bytes.subarray(off, off + lens[i]), "hex");
+    off += lens[i];
+  }
+  self.postMessage(out.join(""));
+};
+`;
+
 /** Bytes gathered before a block goes to the worker. */
 const BLOCK = 1 << 20;
 /** Hex digits of one digest. */
@@ -36,9 +58,9 @@ export class LineHasher {
   #failed: Error | null = null;
 
   constructor() {
-    this.#worker = new Worker(new URL("./hash_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    this.#worker = new Worker(url, { type: "module" });
+    URL.revokeObjectURL(url);
     this.#worker.onmessage = (e: MessageEvent<string>) => {
       this.#ready.push(e.data);
       this.#readyLines += e.data.length / HEX;

@@ -34,6 +34,8 @@ sinks:
     integrity:
       signingKey: signing.key
       checkpointEvery: {events: 1000, interval: 1h}
+server:
+  listen: 127.0.0.1:0
 `;
 
 /** Posts `n` events in lists of 5; a blocking log sink answers once they are written. */
@@ -90,6 +92,10 @@ Deno.test("integrity: SIGKILL between checkpoints, restart, more events: verify 
     await post(await second.webhookPort(), 30, 20);
     const reopened = await second.waitLog((r) => r.msg === "log sink chain opened");
     assert.equal(reopened.chain, opened.chain, "the same chain goes on");
+    const metrics = await (await fetch(`http://127.0.0.1:${await second.opsPort()}/metrics`)).text();
+    // The `open` record, which chained the 30 lines written before the crash.
+    assert.match(metrics, /^auditpipe_sink_checkpoints_total\{sink="audit"\} 1$/m);
+    assert.match(metrics, /^auditpipe_sink_chain_lines\{sink="audit"\} 30$/m);
     const { code } = await second.stop("SIGTERM");
     assert.equal(code, 0);
 

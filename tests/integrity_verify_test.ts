@@ -369,3 +369,30 @@ Deno.test("cleanup removes a backup's sidecar with the backup", async () => {
     assert.equal(names.length, 4, names.join(" "));
   });
 });
+
+Deno.test("reopen after logrotate moved the file: the chain goes on into the new file; verify follows it once the old sidecar is beside the moved file", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "audit.log");
+    const sink = await createLogSink(config(path), ctx(), { checkInterval: 0 }, keys.privateKey);
+    await sink.write([testEnvelope("a"), testEnvelope("b")]);
+    await Deno.rename(path, path + ".1");
+    await sink.write([testEnvelope("c")]); // still into the moved file, as before SIGHUP
+    await sink.reopen!();
+    await sink.write([testEnvelope("d"), testEnvelope("e")]);
+    await sink.close();
+    const moved = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith("audit.log.chain-")) moved.push(e.name);
+    }
+    assert.equal(moved.length, 1);
+    await Deno.rename(join(dir, moved[0]), path + ".1.chain");
+    const r = await verify([path, path + ".1"]);
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.lines, 5);
+    assert.equal(r.files, 2);
+    assert.equal(r.chains.length, 1);
+    // Without the old file, the new one's chain comes from a file that is missing.
+    const r2 = await verify([path]);
+    assert.deepEqual(kinds(r2), ["missing-file audit.log"]);
+  });
+});

@@ -79,7 +79,7 @@ async function logFiles(dir: string): Promise<string[]> {
 }
 
 async function verify(files: string[], key: KeyObject = keys.publicKey): Promise<VerifyResult> {
-  return await verifyUnits(await loadUnits(files, key));
+  return await verifyUnits(await loadUnits(files, key), key);
 }
 
 async function editLines(path: string, fn: (lines: string[]) => string[]): Promise<void> {

@@ -13,7 +13,8 @@
 import { createHash, type Hash } from "node:crypto";
 import { SHORT_DIGEST } from "../../backends/integrity/format.ts";
 import { Peekable, type ReadLine, readLines } from "./lines.ts";
-import { chainOrder, type Located, type Unit, unitName } from "./sidecars.ts";
+import type { KeyObject } from "node:crypto";
+import { chainOrder, type Located, readUnit, type Unit, unitName } from "./sidecars.ts";
 
 /** Lines looked ahead to resynchronize after a difference. */
 const WINDOW = 16;
@@ -58,7 +59,7 @@ export interface Finding {
  *
  * @example
  * ```ts
- * const r = await verifyUnits(units);
+ * const r = await verifyUnits(units, publicKey);
  * if (r.problems.length === 0) console.log(`OK: ${r.lines} lines`);
  * ```
  */
@@ -80,10 +81,13 @@ const short = (d: string) => d.slice(0, SHORT_DIGEST);
  *
  * @example
  * ```ts
- * const result = await verifyUnits(await loadUnits(paths, publicKey));
+ * const result = await verifyUnits(await loadUnits(paths, publicKey), publicKey);
  * ```
  */
-export async function verifyUnits(units: readonly Unit[]): Promise<VerifyResult> {
+export async function verifyUnits(
+  units: readonly Unit[],
+  key: KeyObject,
+): Promise<VerifyResult> {
   const result: VerifyResult = {
     problems: [],
     notes: [],
@@ -138,7 +142,9 @@ export async function verifyUnits(units: readonly Unit[]): Promise<VerifyResult>
       problem("missing-file", name, `missing: only its sidecar ${unit.sidecar} was given`);
     } else {
       result.files++;
-      await checkLines(unit, result, problem);
+      // The line digests, for this file only.
+      const full = unit.sidecar === null ? unit : await readUnit(unit.log, unit.sidecar, key, true);
+      await checkLines(full, result, problem);
     }
     prevUnit = unit;
   }

@@ -70,7 +70,7 @@ export async function verifyCommand(args: string[]): Promise<number> {
     return 2;
   }
   const units = await loadUnits(positionals, key);
-  const r = await verifyUnits(units);
+  const r = await verifyUnits(units, key);
   for (const n of r.notes) console.log(show(n));
   if (r.problems.length > 0) {
     for (const p of r.problems) console.log(show(p));

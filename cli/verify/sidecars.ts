@@ -85,21 +85,55 @@ export async function loadUnits(paths: readonly string[], key: KeyObject): Promi
   return units;
 }
 
-async function readUnit(log: string | null, sidecar: string | null, key: KeyObject) {
+/**
+ * Reads a sidecar line by line. Without `withDigests`, records keep no line digests (they
+ * are read again, one sidecar at a time, when its file is checked): so memory holds a few
+ * hundred bytes per checkpoint of every file, and the digests of one file.
+ *
+ * @example
+ * ```ts
+ * const full = await readUnit("audit.log", "audit.log.chain", key, true);
+ * ```
+ */
+export async function readUnit(
+  log: string | null,
+  sidecar: string | null,
+  key: KeyObject,
+  withDigests = false,
+): Promise<Unit> {
   const unit: Unit = { log, sidecar, records: [], forged: [], unreadable: [] };
   if (sidecar === null) return unit;
-  const text = await Deno.readTextFile(sidecar);
-  const lines = text.split("\n");
-  if (lines.at(-1) === "") lines.pop();
-  for (const [i, line] of lines.entries()) {
+  using file = await Deno.open(sidecar, { read: true });
+  let no = 0;
+  for await (
+    const line of file.readable.pipeThrough(new TextDecoderStream()).pipeThrough(splitter())
+  ) {
+    no++;
+    if (line === "") continue;
     const parsed = parseRecord(line, key);
-    if (parsed === null) unit.unreadable.push(i + 1);
-    else if (!parsed.signed) unit.forged.push(i + 1);
+    if (parsed === null) unit.unreadable.push(no);
+    else if (!parsed.signed) unit.forged.push(no);
     else {
-      unit.records.push({ record: parsed.record, hash: recordHash(line), sidecar, lineNo: i + 1 });
+      const record = withDigests ? parsed.record : { ...parsed.record, digests: "" };
+      unit.records.push({ record, hash: recordHash(line), sidecar, lineNo: no });
     }
   }
   return unit;
+}
+
+/** Splits text into lines (without their `\n`). */
+function splitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, out) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop()!;
+      for (const p of parts) out.enqueue(p);
+    },
+    flush(out) {
+      if (rest !== "") out.enqueue(rest);
+    },
+  });
 }
 
 /**

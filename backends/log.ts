@@ -101,6 +101,7 @@ export async function createLogSink(
   const sync = cfg.fsync !== "never";
   let chain: ChainWriter | null = null;
   let opening: Promise<ChainWriter> | null = null;
+  let checkpointing: Promise<void> | null = null;
   const every = cfg.integrity?.checkpointEvery;
   const key = every ? signingKey : undefined;
   // Opened at the first write, not now: on reload the sink this one replaces writes until
@@ -167,9 +168,17 @@ export async function createLogSink(
       } catch (e) {
         throw failure("write", path, e);
       }
-      // A failed checkpoint is logged by the chain; its lines go into the next one.
+      // A checkpoint waits for the hashing worker; writes go on meanwhile, and wait only
+      // when the next one is due while one still runs (memory stays bounded when the worker
+      // cannot keep up). A failed checkpoint is logged by the chain; its lines go into the
+      // next one.
       const c = chain as ChainWriter | null;
-      if (c && c.pending >= every!.events) await c.checkpoint().catch(() => {});
+      if (c && c.pending >= every!.events) {
+        if (checkpointing) await checkpointing;
+        if (c.pending >= every!.events) {
+          checkpointing = c.checkpoint().catch(() => {}).finally(() => checkpointing = null);
+        }
+      }
       if (skipped.length === 0) return;
       const dropped: DroppedEvent[] = skipped.map((index) => ({
         index,

@@ -122,3 +122,27 @@ Deno.test("config: a public key or other file given as signing key is a problem"
     assert.match(problems[0].message, /not a PEM private key/);
   });
 });
+
+Deno.test("keygen and verify load no daemon module: only cli/verify/ and the chain format", async () => {
+  for (const entry of ["cli/verify/main.ts", "cli/keygen.ts"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      modules: { specifier: string }[];
+    };
+    const root = new URL("..", import.meta.url).href;
+    const local = info.modules.map((m) => m.specifier).filter((s) => s.startsWith(root))
+      .map((s) => s.slice(root.length));
+    for (const m of local) {
+      assert.ok(
+        m.startsWith("cli/verify/") || m === "cli/keygen.ts" ||
+          m === "backends/integrity/format.ts",
+        `${entry} loads ${m}`,
+      );
+    }
+  }
+});

@@ -411,6 +411,7 @@ export class ChainWriter {
     // Taken before any await: lines appended meanwhile go into the next record.
     const count = this.#pending;
     const bytes = this.#pendingBytes;
+    const chained = this.#chained;
     const carry = this.#carry;
     this.#pending = 0;
     this.#pendingBytes = 0;
@@ -475,7 +476,7 @@ export class ChainWriter {
     this.#head = head;
     this.#from = lines;
     this.#offset = offset;
-    this.#opts.onCheckpoint?.(this.#chained);
+    this.#opts.onCheckpoint?.(chained);
   }
 }
 

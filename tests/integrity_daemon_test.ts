@@ -92,7 +92,8 @@ Deno.test("integrity: SIGKILL between checkpoints, restart, more events: verify 
     await post(await second.webhookPort(), 30, 20);
     const reopened = await second.waitLog((r) => r.msg === "log sink chain opened");
     assert.equal(reopened.chain, opened.chain, "the same chain goes on");
-    const metrics = await (await fetch(`http://127.0.0.1:${await second.opsPort()}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${await second.opsPort()}/metrics`))
+      .text();
     // The `open` record, which chained the 30 lines written before the crash.
     assert.match(metrics, /^auditpipe_sink_checkpoints_total\{sink="audit"\} 1$/m);
     assert.match(metrics, /^auditpipe_sink_chain_lines\{sink="audit"\} 30$/m);

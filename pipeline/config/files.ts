@@ -14,6 +14,7 @@ import { PolicyCache, type ResolvedPolicy } from "./policies.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
 import { createPrivateKey, type KeyObject } from "node:crypto";
+import { keyFingerprint } from "../../backends/integrity/format.ts";
 
 export type { ResolvedPolicy } from "./policies.ts";
 
@@ -180,7 +181,8 @@ async function resolveSink(
     policy: policy?.canonical ?? null,
     target: target ? { ...target, url: target.url.href } : null,
     nats: nats ?? null,
-    signingKey: key?.pem ?? null,
+    // The public key's fingerprint stands for the key: a new key rebuilds the branch.
+    signingKey: key ? keyFingerprint(key.key) : null,
   });
   return { config, policy, target, nats, signingKey: key?.key, fingerprint };
 }
@@ -193,7 +195,7 @@ async function readSigningKey(
   read: Reader,
   at: KeyPath,
   name: string,
-): Promise<{ key: KeyObject; pem: string } | undefined> {
+): Promise<{ key: KeyObject } | undefined> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(name);
@@ -219,7 +221,7 @@ async function readSigningKey(
       read.problem(at, `not an Ed25519 private key (${key.asymmetricKeyType}): ${name}`);
       return undefined;
     }
-    return { key, pem };
+    return { key };
   } catch (err) {
     read.problem(at, `not a PEM private key: ${name}: ${(err as Error).message}`);
     return undefined;

@@ -396,3 +396,16 @@ Deno.test("reopen after logrotate moved the file: the chain goes on into the new
     assert.deepEqual(kinds(r2), ["missing-file audit.log"]);
   });
 });
+
+Deno.test("verify: files cut at a checkpoint together with their later checkpoints are shown to end without a close record", async () => {
+  await withDir(async (dir) => {
+    const files = await writeLog(dir, 25);
+    await editLines(files[0] + ".chain", (l) => l.slice(0, -1));
+    await editLines(files[0], (l) => l.slice(0, 24));
+    const r = await verify(files);
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(r.notes.map((n) => `${n.kind} ${n.at.replace(/^.*\//, "")}`), [
+      "open-end audit.log.chain:3",
+    ]);
+  });
+});

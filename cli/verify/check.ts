@@ -48,7 +48,7 @@ export type ProblemKind =
  * ```
  */
 export interface Finding {
-  readonly kind: ProblemKind | "restart" | "new-chain";
+  readonly kind: ProblemKind | "restart" | "new-chain" | "open-end";
   /** `file:line`, `file`, or `sidecar:line`. */
   readonly at: string;
   readonly message: string;
@@ -147,6 +147,17 @@ export async function verifyUnits(
       await checkLines(full, result, problem);
     }
     prevUnit = unit;
+  }
+  // Whole checkpoints cut off the end together with their lines leave files that agree with
+  // each other: say where the chain ends, so an auditor can compare with when it should.
+  const last = prevRecord?.record;
+  if (last && last.kind !== "close") {
+    result.notes.push({
+      kind: "open-end",
+      at: `${prevRecord!.sidecar}:${prevRecord!.lineNo}`,
+      message:
+        `the chain ends at checkpoint ${last.seq} (${last.time}) without a close record: the sink is running or crashed, or later files or checkpoints were removed`,
+    });
   }
   return result;
 }

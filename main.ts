@@ -27,6 +27,8 @@ Usage:
                                                 audit2rbac (auditpipe rbac --help)
   auditpipe permissions --config PATH           the least Deno permission flags the config needs
   auditpipe buffer inspect PATH [--dump]        a sink's disk buffer: segments, cursor, damage
+  auditpipe keygen --out DIR                    an Ed25519 key pair for a log sink's integrity
+  auditpipe verify --public-key FILE LOG...     check signed log files (auditpipe verify --help)
   auditpipe --version | --help
 
 Options:
@@ -76,6 +78,14 @@ export async function main(args: string[]): Promise<number> {
   if (args[0] === "buffer") {
     const { bufferCommand } = await import("./cli/buffer.ts");
     return await bufferCommand(args.slice(1));
+  }
+  if (args[0] === "keygen") {
+    const { keygenCommand } = await import("./cli/keygen.ts");
+    return await keygenCommand(args.slice(1));
+  }
+  if (args[0] === "verify") {
+    const { verifyCommand } = await import("./cli/verify/main.ts");
+    return await verifyCommand(args.slice(1));
   }
   const values = parseCommandLine("auditpipe", HELP, args, {
     config: { type: "string", short: "c" },

@@ -61,6 +61,8 @@ export interface BackupPolicy {
   readonly maxAge: number;
   /** Whether to gzip backups. */
   readonly compress: boolean;
+  /** A file beside each backup named `<backup><suffix>` that goes with it (an integrity sidecar). */
+  readonly sidecarSuffix?: string;
 }
 
 /**
@@ -141,9 +143,14 @@ export class Backups {
       files = remaining;
     }
     let firstError: unknown = null;
+    const sidecar = policy.sidecarSuffix;
     for (const f of remove) {
       try {
         await Deno.remove(join(this.#dir, f.name));
+        if (sidecar) {
+          const plain = f.name.endsWith(GZ) ? f.name.slice(0, -GZ.length) : f.name;
+          await Deno.remove(join(this.#dir, plain + sidecar)).catch(() => {});
+        }
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) firstError ??= e;
       }

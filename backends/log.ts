@@ -10,6 +10,9 @@ import type { DroppedEvent, Sink, SinkContext, WriteResult } from "./sink.ts";
 import { encodeLines, type Format } from "./lines.ts";
 import { RotatingFile, type RotatingFileOptions } from "./rotate.ts";
 import { createStdoutSink } from "./stdout.ts";
+import type { KeyObject } from "node:crypto";
+import { ChainWriter } from "./integrity/chain.ts";
+import { keyFingerprint, SIDECAR_SUFFIX } from "./integrity/format.ts";
 
 /**
  * The settings the log sink reads from its config (a whole log `SinkConfig` fits).
@@ -34,6 +37,13 @@ export interface LogSinkConfig {
   };
   /** When written bytes are flushed to disk. */
   readonly fsync: "never" | "batch" | "always";
+  /**
+   * Tamper evidence: a hash chain over the lines and signed checkpoints in `<path>.chain`
+   * (the key itself is passed to {@linkcode createLogSink}).
+   */
+  readonly integrity?: {
+    readonly checkpointEvery: { readonly events: number; readonly interval: number };
+  };
 }
 
 function failure(op: string, path: string, e: unknown): Error {
@@ -63,6 +73,11 @@ function failure(op: string, path: string, e: unknown): Error {
  *
  * `testing` overrides how often the path is checked and how files are opened (tests only).
  *
+ * With `cfg.integrity` and a `signingKey` (Ed25519), every line extends a hash chain and
+ * signed checkpoints go to `<path>.chain` (see `backends/integrity/`): after
+ * `checkpointEvery.events` lines or `interval` ms, at rotation, reopen, start and close.
+ * Lines stay byte for byte what they are without it.
+ *
  * @example
  * ```ts
  * const sink = await createLogSink(
@@ -78,11 +93,51 @@ function failure(op: string, path: string, e: unknown): Error {
 export async function createLogSink(
   cfg: LogSinkConfig,
   ctx: SinkContext,
-  testing: Pick<RotatingFileOptions, "checkInterval" | "openFile"> = {},
+  testing: Pick<RotatingFileOptions, "checkInterval" | "openFile" | "maxSizeBytes"> = {},
+  signingKey?: KeyObject,
 ): Promise<Sink> {
   if (cfg.path === "-") return createStdoutSink({ format: cfg.format }, ctx);
   const path = cfg.path;
   const sync = cfg.fsync !== "never";
+  let chain: ChainWriter | null = null;
+  let opening: Promise<ChainWriter> | null = null;
+  let checkpointing: Promise<void> | null = null;
+  const every = cfg.integrity?.checkpointEvery;
+  const key = every ? signingKey : undefined;
+  // Opened at the first write, not now: on reload the sink this one replaces writes until
+  // it closes, and the chain must pick up after its last record.
+  const openChain = (): Promise<ChainWriter> =>
+    opening ??= ChainWriter.open({
+      path,
+      sink: ctx.name,
+      key: key!,
+      events: every!.events,
+      interval: every!.interval,
+      sync,
+      clock: ctx.clock,
+      log: ctx.log,
+      onCheckpoint: (length) => ctx.stats.checkpointed(length),
+    }).then((c) => {
+      chain = c;
+      ctx.log.info("log sink chain opened", { path, chain: c.chainId, publicKey: c.fingerprint });
+      return c;
+    }, (e) => {
+      opening = null;
+      throw failure("open checkpoints of", path, e);
+    });
+  if (key) {
+    ctx.log.info("log sink signs checkpoints", { path, publicKey: keyFingerprint(key) });
+  }
+  const hooks: Partial<RotatingFileOptions> = key
+    ? {
+      onAppend: (lines) => chain?.append(lines),
+      // A checkpoint that cannot be written is logged by the chain and never fails a write:
+      // the log lines matter more than their proof, and `verify` shows the gap.
+      onRotated: async (backup) => await chain?.rotated(backup).catch(() => {}),
+      onReopened: async () => await chain?.reopened().catch(() => {}),
+      sidecarSuffix: SIDECAR_SUFFIX,
+    }
+    : {};
   let file: RotatingFile;
   try {
     file = await RotatingFile.open(path, {
@@ -94,6 +149,7 @@ export async function createLogSink(
       log: ctx.log,
       syncBeforeClose: sync,
       onReopen: (reason) => ctx.stats.fileReopened(reason),
+      ...hooks,
       ...testing,
     });
     ctx.stats.writesFile();
@@ -104,12 +160,24 @@ export async function createLogSink(
     async write(items: readonly Envelope[]): Promise<WriteResult | void> {
       if (items.length === 0) return;
       const { lines } = encodeLines(items, cfg.format);
+      if (key) await openChain();
       let skipped: number[];
       try {
         skipped = await file.writeRecords(lines);
         if (sync) await file.sync();
       } catch (e) {
         throw failure("write", path, e);
+      }
+      // A checkpoint waits for the hashing worker; writes go on meanwhile, and wait only
+      // when the next one is due while one still runs (memory stays bounded when the worker
+      // cannot keep up). A failed checkpoint is logged by the chain; its lines go into the
+      // next one.
+      const c = chain as ChainWriter | null;
+      if (c && c.pending >= every!.events) {
+        if (checkpointing) await checkpointing;
+        if (c.pending >= every!.events) {
+          checkpointing = c.checkpoint().catch(() => {}).finally(() => checkpointing = null);
+        }
       }
       if (skipped.length === 0) return;
       const dropped: DroppedEvent[] = skipped.map((index) => ({
@@ -133,6 +201,7 @@ export async function createLogSink(
     async close(): Promise<void> {
       try {
         await file.close();
+        if (opening) await (await opening).close();
       } catch (e) {
         throw failure("close", path, e);
       }

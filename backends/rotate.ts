@@ -51,6 +51,26 @@ export interface RotatingFileOptions {
   readonly checkInterval?: number;
   /** Called after the file was found removed or replaced and was reopened, for a metric. */
   readonly onReopen?: (reason: FileReopenReason) => void;
+  /**
+   * Called after records were appended to the file, in order, with the records each call
+   * wrote (a tamper-evident chain follows the lines this way, see `backends/integrity/`).
+   */
+  readonly onAppend?: (records: readonly Uint8Array[]) => void;
+  /**
+   * Awaited after a rotation moved the file to `backup` and created an empty one at the path,
+   * before anything is written to it.
+   */
+  readonly onRotated?: (backup: string) => Promise<void>;
+  /**
+   * Awaited after the file was closed and opened again at the path (`reopen`, or found
+   * removed or replaced), before anything is written to it.
+   */
+  readonly onReopened?: () => Promise<void>;
+  /**
+   * A suffix of sidecar files kept beside each backup (`<backup>.chain`): cleanup removes a
+   * backup's sidecar with it.
+   */
+  readonly sidecarSuffix?: string;
   /** Opens files; a test seam for short writes and full disks (default `Deno.open`). */
   readonly openFile?: (path: string, options: Deno.OpenOptions) => Promise<LogFileHandle>;
 }
@@ -268,6 +288,7 @@ export class RotatingFile {
       await this.#closeFile();
       await this.#ensureFile(this.#mode);
       this.#mill();
+      await this.#opts.onReopened?.();
     });
   }
 
@@ -348,8 +369,9 @@ export class RotatingFile {
         total += records[j].length;
         j++;
       }
+      const taken = records.slice(i, j);
       try {
-        await this.#append(concat(records.slice(i, j), total));
+        await this.#append(concat(taken, total));
       } catch (e) {
         // A file removed under us can fail writes (ESTALE on NFS): try once on a new one.
         if (!retried && await this.#reopenIfGone().catch(() => false)) {
@@ -358,6 +380,7 @@ export class RotatingFile {
         }
         throw e;
       }
+      this.#opts.onAppend?.(taken);
       i = j;
     }
     return skipped;
@@ -460,6 +483,7 @@ export class RotatingFile {
     await this.#ensureFile(mode);
     this.#log.warn("log file was removed or replaced; reopened", { path: this.path, reason });
     this.#opts.onReopen?.(reason);
+    await this.#opts.onReopened?.();
     return true;
   }
 
@@ -479,7 +503,10 @@ export class RotatingFile {
     try {
       info = await Deno.stat(this.path);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return await this.#openNew();
+      if (e instanceof Deno.errors.NotFound) {
+        await this.#openNew();
+        return;
+      }
       throw new Error(`error getting log file info: ${errorMessage(e)}`, { cause: e });
     }
     if (info.size + len >= this.#max) return await this.#rotate();
@@ -487,19 +514,26 @@ export class RotatingFile {
       this.#file = await this.#open(this.path, { append: true });
     } catch {
       // As lumberjack: a file that cannot be opened for append is moved aside.
-      return await this.#openNew();
+      const backup = await this.#openNew();
+      if (backup !== null) await this.#opts.onRotated?.(backup);
+      return;
     }
     this.#size = info.size;
   }
 
   async #rotate(): Promise<void> {
     await this.#closeFile();
-    await this.#openNew();
+    const backup = await this.#openNew();
+    // Before cleanup, so that a backup's sidecar is beside it when cleanup looks.
+    if (backup !== null) await this.#opts.onRotated?.(backup);
     this.#mill();
   }
 
-  /** lumberjack `openNew`: moves an existing file aside and creates an empty one. */
-  async #openNew(): Promise<void> {
+  /**
+   * lumberjack `openNew`: moves an existing file aside and creates an empty one; returns the
+   * backup's path, or null when there was no file to move.
+   */
+  async #openNew(): Promise<string | null> {
     try {
       await Deno.mkdir(this.#dir, { recursive: true, mode: 0o700 });
     } catch (e) {
@@ -512,10 +546,12 @@ export class RotatingFile {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
+    let backup: string | null = null;
     if (old) {
       if (old.mode !== null) mode = old.mode & 0o7777;
       try {
-        await Deno.rename(this.path, await this.#backups.freeName(this.#clock.date().getTime()));
+        backup = await this.#backups.freeName(this.#clock.date().getTime());
+        await Deno.rename(this.path, backup);
       } catch (e) {
         throw new Error(`can't rename log file: ${errorMessage(e)}`, { cause: e });
       }
@@ -535,6 +571,7 @@ export class RotatingFile {
       throw new Error(`can't open new logfile: ${errorMessage(e)}`, { cause: e });
     }
     this.#size = 0;
+    return backup;
   }
 
   async #closeFile(): Promise<void> {

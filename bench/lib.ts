@@ -342,7 +342,7 @@ export function throughputRow(o: {
  */
 export function outSinkYaml(
   path: string,
-  o: { fsync?: "never" | "batch"; shutdownTimeout?: string } = {},
+  o: { fsync?: "never" | "batch"; shutdownTimeout?: string; signingKey?: string } = {},
 ): string {
   return `sinks:
   - type: log
@@ -352,7 +352,9 @@ export function outSinkYaml(
     policy: ${POLICY20}
     mode: blocking
     fsync: ${o.fsync ?? "never"}
-    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}
+    rotate: {maxSize: 0, maxBackup: 0, maxAge: 0}${
+    o.signingKey ? `\n    integrity: {signingKey: ${o.signingKey}}` : ""
+  }
 server:
   listen: 127.0.0.1:0
 shutdownTimeout: ${o.shutdownTimeout ?? "60s"}

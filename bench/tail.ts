@@ -33,6 +33,8 @@ export interface TailOptions {
   readonly cpuProfDir?: string;
   /** Progress messages. */
   readonly log: (msg: string) => void;
+  /** Sign the output (`integrity.signingKey`), to measure what that costs. */
+  readonly signingKey?: string;
 }
 
 /** What one daemon run measured. */
@@ -57,7 +59,7 @@ sources:
     startAt: beginning
     checkpointFile: ${dir}/audit.ckpt
     pollInterval: 10ms
-${outSinkYaml(output)}`, {
+${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
     dir,
     denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
   });

@@ -208,6 +208,7 @@ export class Pipeline {
       { name, log, clock, stats, signal: this.#abort.signal },
       resolved.target,
       resolved.nats,
+      resolved.signingKey,
     );
     return new Branch(branchSpec(resolved), sink, {
       stats,

@@ -187,6 +187,22 @@ export function metricsRegistry(
       }
     },
   );
+  counter(
+    "auditpipe_sink_checkpoints_total",
+    "Signed checkpoints a log sink with integrity wrote to its .chain sidecar.",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) if (s.checkpoints !== null) set({ sink: s.name }, s.checkpoints);
+    },
+  );
+  gauge(
+    "auditpipe_sink_chain_lines",
+    "Lines a log sink with integrity chained since it started (recovered ones included), as of its last checkpoint.",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) if (s.checkpoints !== null) set({ sink: s.name }, s.chainLength);
+    },
+  );
   perSink(counter, "auditpipe_sink_retries_total", "Retried sink writes.", (s) => s.retries);
   perSink(
     gauge,

@@ -80,6 +80,7 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
           // Rotation creates, renames, lists and deletes files in the folder.
           read.add(dirname(s.path));
           write.add(dirname(s.path));
+          if (s.integrity) read.add(s.integrity.signingKey);
         }
         break;
       case "webhook": {

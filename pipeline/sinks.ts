@@ -4,6 +4,7 @@
  * @module
  */
 import type { NatsSecurity } from "./core/nats_connect.ts";
+import type { KeyObject } from "node:crypto";
 import type { SinkConfig } from "./config/schema.ts";
 import type { Envelope } from "./core/envelope.ts";
 import { jsonSize } from "./core/encode.ts";
@@ -30,12 +31,13 @@ export async function createSink(
   ctx: SinkContext,
   target?: WebhookTarget,
   nats?: NatsSecurity,
+  signingKey?: KeyObject,
 ): Promise<Sink> {
   switch (cfg.type) {
     case "stdout":
       return createStdoutSink(cfg, ctx);
     case "log":
-      return await createLogSink(cfg, ctx);
+      return await createLogSink(cfg, ctx, {}, signingKey);
     case "webhook":
       return await createWebhookSink(cfg, ctx, target);
     case "nats":

@@ -14,6 +14,8 @@ import { PolicyCache, type ResolvedPolicy } from "./policies.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
 import { checkToken } from "../ingest/webhook/auth.ts";
+import { createPrivateKey, type KeyObject } from "node:crypto";
+import { keyFingerprint } from "../../backends/integrity/format.ts";
 
 export type { ResolvedPolicy } from "./policies.ts";
 
@@ -47,6 +49,8 @@ export interface ResolvedSink {
   readonly target?: WebhookTarget;
   /** A NATS sink's TLS material and credentials. */
   readonly nats?: NatsSecurity;
+  /** A log sink's Ed25519 key for `integrity.signingKey`. */
+  readonly signingKey?: KeyObject;
   /**
    * Everything that shapes the sink's branch (its config, the content of its policy and
    * kubeconfig). A reload keeps a branch whose fingerprint did not change.
@@ -170,13 +174,59 @@ async function resolveSink(
     }
   }
   const nats = config.type === "nats" ? await readNatsSecurity(read, at, config) : undefined;
+  const key = config.type === "log" && config.integrity
+    ? await readSigningKey(read, [...at, "integrity", "signingKey"], config.integrity.signingKey)
+    : undefined;
   const fingerprint = JSON.stringify({
     sink: config,
     policy: policy?.canonical ?? null,
     target: target ? { ...target, url: target.url.href } : null,
     nats: nats ?? null,
+    // The public key's fingerprint stands for the key: a new key rebuilds the branch.
+    signingKey: key ? keyFingerprint(key.key) : null,
   });
-  return { config, policy, target, nats, fingerprint };
+  return { config, policy, target, nats, signingKey: key?.key, fingerprint };
+}
+
+/**
+ * A log sink's private signing key: it must exist, be readable by its owner only (like an
+ * ssh key) and be an Ed25519 private key (`auditpipe keygen` writes one).
+ */
+async function readSigningKey(
+  read: Reader,
+  at: KeyPath,
+  name: string,
+): Promise<{ key: KeyObject } | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(name);
+  } catch (err) {
+    read.problem(at, `${reason(err)}: ${name}`);
+    return undefined;
+  }
+  const mode = (info.mode ?? 0) & 0o777;
+  if (mode & 0o077) {
+    read.problem(
+      at,
+      `private key is readable by others (mode ${
+        mode.toString(8).padStart(4, "0")
+      }); run: chmod 600 ${name}`,
+    );
+    return undefined;
+  }
+  const pem = await read.text(at, name);
+  if (pem === undefined) return undefined;
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== "ed25519") {
+      read.problem(at, `not an Ed25519 private key (${key.asymmetricKeyType}): ${name}`);
+      return undefined;
+    }
+    return { key };
+  } catch (err) {
+    read.problem(at, `not a PEM private key: ${name}: ${(err as Error).message}`);
+    return undefined;
+  }
 }
 
 async function resolveSource(

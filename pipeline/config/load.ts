@@ -238,7 +238,10 @@ function resolvePaths(config: Config, base: string): void {
   }
   for (const s of config.sinks) {
     if (typeof s.policy === "string") s.policy = abs(s.policy);
-    if (s.type === "log") s.path = abs(s.path);
+    if (s.type === "log") {
+      s.path = abs(s.path);
+      if (s.integrity) s.integrity.signingKey = abs(s.integrity.signingKey);
+    }
     if (s.type === "webhook") s.kubeconfig = abs(s.kubeconfig);
     if (s.type === "nats") resolveNatsFiles(s, abs);
   }

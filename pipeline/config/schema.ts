@@ -140,8 +140,20 @@ const rotateSchema = z.strictObject({
   compress: bool().default(false),
 }).default({ maxSize: 100, maxBackup: 100, maxAge: 366, compress: false });
 
+const CHECKPOINT_EVERY = { events: 1000, interval: 10_000 };
+
+/** Tamper evidence for a log sink: a signed hash chain in `<path>.chain`. */
+const integritySchema = z.strictObject({
+  signingKey: str().min(1, "must not be empty"),
+  checkpointEvery: z.strictObject({
+    events: posInt().default(CHECKPOINT_EVERY.events),
+    interval: duration().default(CHECKPOINT_EVERY.interval),
+  }).default(CHECKPOINT_EVERY),
+});
+
 const logSink = z.strictObject({
   type: z.literal("log"),
+  integrity: integritySchema.optional(),
   path: str().min(1, "must not be empty"),
   format: oneOf(FORMATS).default("json"),
   rotate: rotateSchema,

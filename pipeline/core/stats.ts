@@ -146,6 +146,10 @@ export class SinkStats {
    * null for sinks that write no file (set by {@linkcode SinkStats.writesFile}).
    */
   fileReopens: Record<FileReopenReason, number> | null = null;
+  /** Signed checkpoints written, null for sinks that sign none (see `checkpointed`). */
+  checkpoints: number | null = null;
+  /** Lines in the sink's hash chain since it started. */
+  chainLength = 0;
 
   constructor(readonly name: string) {}
 
@@ -182,6 +186,19 @@ export class SinkStats {
   /** Marks the sink as one writing a file, so its reopen counts are exposed (as zeros). */
   writesFile(): void {
     this.fileReopens ??= { removed: 0, replaced: 0 };
+  }
+
+  /**
+   * A log sink wrote a signed checkpoint; its chain has `length` lines now.
+   *
+   * @example
+   * ```ts
+   * stats.checkpointed(1000);
+   * ```
+   */
+  checkpointed(length: number): void {
+    this.checkpoints = (this.checkpoints ?? 0) + 1;
+    this.chainLength = length;
   }
 
   /** Counts one reopen of the sink's file for `reason`. */

@@ -1,0 +1,178 @@
+/**
+ * What `integrity` costs a log sink: the same events written through a log sink with and
+ * without a signed hash chain, in process (no daemon around it, so the sink's own cost is
+ * all that is measured: the strictest comparison). Runs alternate; medians reported.
+ *
+ * Run alone with `deno run -A bench/integrity.ts [--size-mb 20] [--runs 5] [--batch 1,400]`,
+ * or `--daemon` for the daemon with and without it (tail → policy20 → log, as in
+ * `deno task bench`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createLogSink } from "../backends/log.ts";
+import { decodeLine } from "../pipeline/core/decode.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
+import { systemClock } from "../pipeline/core/clock.ts";
+import { silentLogger } from "../pipeline/core/log.ts";
+import { SinkStats } from "../pipeline/core/stats.ts";
+import { ensureData } from "./generate.ts";
+import { tailDaemonRun } from "./tail.ts";
+
+/** One measured run. */
+interface Run {
+  readonly seconds: number;
+  readonly bytes: number;
+}
+
+async function once(envelopes: Envelope[], batch: number, key: KeyObject | null): Promise<Run> {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-integrity-" });
+  try {
+    const path = `${dir}/audit.log`;
+    const sink = await createLogSink(
+      {
+        path,
+        format: "json",
+        fsync: "never",
+        rotate: { maxSize: 0, maxBackup: 0, maxAge: 0, compress: false },
+        integrity: key ? { checkpointEvery: { events: 1000, interval: 10_000 } } : undefined,
+      },
+      {
+        name: "audit",
+        log: silentLogger,
+        clock: systemClock,
+        stats: new SinkStats("audit"),
+        signal: new AbortController().signal,
+      },
+      { checkInterval: 0 },
+      key ?? undefined,
+    );
+    const t0 = performance.now();
+    for (let i = 0; i < envelopes.length; i += batch) {
+      await sink.write(envelopes.slice(i, i + batch));
+    }
+    await sink.close();
+    const seconds = (performance.now() - t0) / 1000;
+    return { seconds, bytes: (await Deno.stat(path)).size };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * Measures and prints `plain: … ev/s; integrity: … ev/s; ratio …` per batch size.
+ *
+ * @example
+ * ```ts
+ * await benchIntegrity({ sizeMb: 20, runs: 5, batches: [1, 400] });
+ * ```
+ */
+export async function benchIntegrity(
+  opts: { sizeMb: number; runs: number; batches: number[] },
+): Promise<{ batch: number; plain: number; signed: number; ratio: number }[]> {
+  const data = await ensureData({ seed: 1, sizeMb: opts.sizeMb });
+  const text = await Deno.readTextFile(data.path);
+  const enc = new TextEncoder();
+  const envelopes = text.split("\n").filter((l) => l !== "")
+    .flatMap((l) => decodeLine(enc.encode(l)).envelopes);
+  const { privateKey } = generateKeyPairSync("ed25519");
+  const out = [];
+  for (const batch of opts.batches) {
+    await once(envelopes.slice(0, 2000), batch, privateKey); // warm-up
+    await once(envelopes.slice(0, 2000), batch, null);
+    const plain: number[] = [];
+    const signed: number[] = [];
+    let bytes = 0;
+    for (let r = 0; r < opts.runs; r++) {
+      const a = await once(envelopes, batch, null);
+      const b = await once(envelopes, batch, privateKey);
+      plain.push(envelopes.length / a.seconds);
+      signed.push(envelopes.length / b.seconds);
+      bytes = a.bytes;
+    }
+    const p = median(plain), s = median(signed);
+    const mb = (rate: number) => (rate * bytes / envelopes.length / 1e6).toFixed(1);
+    console.log(
+      `batch ${batch}: plain ${Math.round(p).toLocaleString("en")} ev/s (${mb(p)} MB/s), ` +
+        `integrity ${Math.round(s).toLocaleString("en")} ev/s (${mb(s)} MB/s), ratio ${
+          (s / p).toFixed(3)
+        } (${envelopes.length} events, ${opts.runs} runs, per-run plain ${
+          plain.map((x) => Math.round(x)).join(",")
+        } signed ${signed.map((x) => Math.round(x)).join(",")})`,
+    );
+    out.push({ batch, plain: p, signed: s, ratio: s / p });
+  }
+  return out;
+}
+
+/**
+ * The daemon (tail → policy20 → log, as `deno task bench` runs it) with and without
+ * `integrity` on its log sink, alternating; prints the medians and their ratio.
+ *
+ * @example
+ * ```ts
+ * await benchIntegrityDaemon({ sizeMb: 200, runs: 3 });
+ * ```
+ */
+export async function benchIntegrityDaemon(
+  opts: { sizeMb: number; runs: number },
+): Promise<number> {
+  const data = await ensureData({ seed: 1, sizeMb: opts.sizeMb });
+  const keyDir = await Deno.makeTempDir({ prefix: "auditpipe-bench-key-" });
+  try {
+    const { privateKey } = generateKeyPairSync("ed25519");
+    const signingKey = `${keyDir}/signing.key`;
+    await Deno.writeTextFile(
+      signingKey,
+      privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+      { mode: 0o600 },
+    );
+    const log = (msg: string) => console.error(`[bench] ${msg}`);
+    const plain: number[] = [];
+    const signed: number[] = [];
+    for (let r = 0; r < opts.runs; r++) {
+      plain.push((await tailDaemonRun(data, { log })).seconds);
+      signed.push((await tailDaemonRun(data, { log, signingKey })).seconds);
+      log(
+        `integrity: run ${r + 1}: plain ${plain[r].toFixed(2)} s, integrity ${
+          signed[r].toFixed(2)
+        } s`,
+      );
+    }
+    const p = median(plain), s = median(signed);
+    console.log(
+      `daemon tail → policy20 → log, ${data.events} events, ${(data.bytes / 1e6).toFixed(0)} MB: ` +
+        `plain ${Math.round(data.events / p).toLocaleString("en")} ev/s (${p.toFixed(2)} s), ` +
+        `integrity ${Math.round(data.events / s).toLocaleString("en")} ev/s (${s.toFixed(2)} s), ` +
+        `ratio ${(p / s).toFixed(3)}; runs plain ${plain.map((x) => x.toFixed(2)).join(",")} ` +
+        `integrity ${signed.map((x) => x.toFixed(2)).join(",")}`,
+    );
+    return p / s;
+  } finally {
+    await Deno.remove(keyDir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      "size-mb": { type: "string", default: "20" },
+      runs: { type: "string", default: "5" },
+      batch: { type: "string", default: "1,400" },
+      daemon: { type: "boolean", default: false },
+    },
+  });
+  if (values.daemon) {
+    await benchIntegrityDaemon({ sizeMb: Number(values["size-mb"]), runs: Number(values.runs) });
+    Deno.exit(0);
+  }
+  await benchIntegrity({
+    sizeMb: Number(values["size-mb"]),
+    runs: Number(values.runs),
+    batches: values.batch.split(",").map(Number),
+  });
+}

@@ -1,4 +1,7 @@
-/** deploy/prometheus-rules.yaml only names metrics and labels the daemon exports. */
+/**
+ * deploy/prometheus-rules.yaml only names metrics and labels the daemon exports, and
+ * docs/operations.md documents every metric it exports with its labels.
+ */
 import { parse } from "yaml";
 import { assert } from "./helpers/assert.ts";
 import { realLines, ROOT, startDaemon } from "./helpers/daemon.ts";
@@ -30,6 +33,7 @@ server:
   await d.stop();
   await Deno.remove(d.dir, { recursive: true });
   const series = text.split("\n").filter((l) => l.startsWith("auditpipe_"));
+  await checkDocumented(text);
   for (const { rules: group } of rules.groups) {
     for (const { alert, expr } of group) {
       const used: string[] = [];
@@ -51,3 +55,25 @@ server:
     }
   }
 });
+
+/** Every `auditpipe_` family on `/metrics` (but prom-client's own) has a row naming its labels. */
+async function checkDocumented(metrics: string): Promise<void> {
+  const doc = await Deno.readTextFile(`${ROOT}docs/operations.md`);
+  const families = new Map<string, Set<string>>();
+  for (const m of metrics.matchAll(/^# TYPE (auditpipe_[a-z_]+) (\w+)$/gm)) {
+    if (/^auditpipe_(process|nodejs)_/.test(m[1])) continue;
+    families.set(m[1], new Set());
+  }
+  for (const line of metrics.split("\n")) {
+    const m = /^(auditpipe_[a-z_]+?)(?:_bucket|_sum|_count)?\{([^}]*)\}/.exec(line);
+    const labels = m && families.get(m[1]);
+    if (!labels) continue;
+    for (const l of m[2].matchAll(/([a-z_]+)="/g)) if (l[1] !== "le") labels.add(l[1]);
+  }
+  assert(families.size > 10, `found ${families.size} families`);
+  for (const [name, labels] of families) {
+    const row = doc.split("\n").find((l) => l.startsWith(`| \`${name}\``));
+    assert(row, `docs/operations.md has no row for ${name}`);
+    for (const l of labels) assert(row.includes(`\`${l}\``), `docs: ${name} lacks label ${l}`);
+  }
+}

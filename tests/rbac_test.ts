@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { parseRbacArgs, sanitizeLabel, sanitizeName } from "../cli/rbac/args.ts";
-import { type Attributes, compareRequests, eventToAttributes } from "../cli/rbac/attributes.ts";
+import {
+  type Attributes,
+  compareRequests,
+  eventToAttributes,
+  nonResourceAttributes,
+} from "../cli/rbac/attributes.ts";
 import { RbacAuthorizer, ruleAllows } from "../cli/rbac/authorize.ts";
 import { compactRules } from "../cli/rbac/compact.ts";
 import {
@@ -50,18 +55,7 @@ function res(
 
 /** A non-resource request of bob's. */
 function url(verb: string, path: string): Attributes {
-  return {
-    ...BOB,
-    verb,
-    resourceRequest: false,
-    namespace: "",
-    name: "",
-    apiGroup: "",
-    apiVersion: "",
-    resource: "",
-    subresource: "",
-    path,
-  };
+  return nonResourceAttributes({ ...BOB, verb }, path);
 }
 
 /** A rule as audit2rbac's tests write them (NewRule(verbs).Groups().Resources().Names()). */

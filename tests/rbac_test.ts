@@ -149,6 +149,13 @@ const neither: GenerateOptions = {
   expandMultipleNamespaces: false,
 };
 
+const CLUSTER_NAMED_GETS = [
+  res("get", "nodes", { name: "node1" }),
+  res("get", "nodes", { name: "node2" }),
+  res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
+  res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
+];
+
 const NAMESPACED_GETS = [
   res("get", "configmaps", { ns: "ns1", name: "cm1" }),
   res("get", "pods", { ns: "ns2", name: "pod1" }),
@@ -197,12 +204,7 @@ const PROCESS_OPTIONS_CASES: {
   {
     name: "cluster-scoped named resources with name expansion",
     opts: DEFAULT_GENERATE_OPTIONS,
-    requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
-    ],
+    requests: CLUSTER_NAMED_GETS,
     expected: {
       cluster: [
         rule(["get"], "", ["nodes"]),
@@ -213,12 +215,7 @@ const PROCESS_OPTIONS_CASES: {
   {
     name: "cluster-scoped named resources without name expansion",
     opts: noNames,
-    requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
-    ],
+    requests: CLUSTER_NAMED_GETS,
     expected: {
       cluster: [
         rule(["get"], "", ["nodes"], ["node1", "node2"]),
@@ -230,10 +227,7 @@ const PROCESS_OPTIONS_CASES: {
     name: "cluster-scoped named resources without name expansion with covering verb expansion",
     opts: noNames,
     requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
+      ...CLUSTER_NAMED_GETS,
       // Sorted first, widened to get+list+watch: they cover the gets.
       res("list", "nodes"),
       res("list", "storageclasses", { group: "storage.k8s.io" }),

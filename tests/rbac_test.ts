@@ -30,6 +30,7 @@ import {
 import { eventCounts } from "../cli/rbac/select.ts";
 import type { Event } from "../pipeline/core/event.ts";
 import { VERSION } from "../cli/version.ts";
+import { testEvent } from "./helpers/events.ts";
 
 const BOB = { user: "bob", groups: ["system:authenticated"] };
 
@@ -422,17 +423,8 @@ Deno.test("generate (audit2rbac's process case): nodes, pods across namespaces a
 /** A v1 event of `user` with `fields` over a resource-less base. */
 function event(fields: Partial<Event> & { username?: string }): Event {
   const { username, ...rest } = fields;
-  return {
-    level: "Metadata",
-    auditID: "a",
-    stage: "ResponseComplete",
-    requestURI: "/",
-    verb: "get",
-    user: { username: username ?? "bob", groups: ["system:authenticated"] },
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-    ...rest,
-  };
+  const user = { username: username ?? "bob", groups: ["system:authenticated"] };
+  return testEvent("a", { requestURI: "/", user, ...rest });
 }
 
 Deno.test("attributes (audit2rbac's cases): a create's name is cleared, refused or accepted", () => {

@@ -54,6 +54,18 @@ blocked, so start the daemon through 'env --block-signal=USR1 deno run ...'.
 
 const LEVELS = ["debug", "info", "warn", "error"];
 
+type Subcommand = (args: string[]) => Promise<number>;
+
+/** Loaded only when run, so the daemon does not load (or need permissions for) the tools. */
+const SUBCOMMANDS: ReadonlyMap<string, () => Promise<Subcommand>> = new Map([
+  ["policy", async () => (await import("./cli/policy/main.ts")).policyCommand],
+  ["rbac", async () => (await import("./cli/rbac/main.ts")).rbacCommand],
+  ["permissions", async () => (await import("./cli/permissions.ts")).permissionsCommand],
+  ["buffer", async () => (await import("./cli/buffer.ts")).bufferCommand],
+  ["keygen", async () => (await import("./cli/keygen.ts")).keygenCommand],
+  ["verify", async () => (await import("./cli/verify/main.ts")).verifyCommand],
+]);
+
 /**
  * Parses the command line and runs the chosen command; returns the exit code.
  *
@@ -63,30 +75,8 @@ const LEVELS = ["debug", "info", "warn", "error"];
  * ```
  */
 export async function main(args: string[]): Promise<number> {
-  if (args[0] === "policy") {
-    const { policyCommand } = await import("./cli/policy/main.ts");
-    return await policyCommand(args.slice(1));
-  }
-  if (args[0] === "rbac") {
-    const { rbacCommand } = await import("./cli/rbac/main.ts");
-    return await rbacCommand(args.slice(1));
-  }
-  if (args[0] === "permissions") {
-    const { permissionsCommand } = await import("./cli/permissions.ts");
-    return await permissionsCommand(args.slice(1));
-  }
-  if (args[0] === "buffer") {
-    const { bufferCommand } = await import("./cli/buffer.ts");
-    return await bufferCommand(args.slice(1));
-  }
-  if (args[0] === "keygen") {
-    const { keygenCommand } = await import("./cli/keygen.ts");
-    return await keygenCommand(args.slice(1));
-  }
-  if (args[0] === "verify") {
-    const { verifyCommand } = await import("./cli/verify/main.ts");
-    return await verifyCommand(args.slice(1));
-  }
+  const load = SUBCOMMANDS.get(args[0]);
+  if (load !== undefined) return await (await load())(args.slice(1));
   const values = parseCommandLine("auditpipe", HELP, args, {
     config: { type: "string", short: "c" },
     check: { type: "boolean", default: false },

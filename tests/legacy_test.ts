@@ -3,6 +3,7 @@ import { goQuote, isGoPrint, legacyLine, rfc3339Nano } from "../backends/legacy.
 import type { Event } from "../pipeline/core/event.ts";
 import { auditLogLines, ruleFixtureEvents } from "./data/corpus.ts";
 import { legacyLog } from "./data/samples.ts";
+import { testEvent } from "./helpers/events.ts";
 
 /** The example event of spec sec. 9. */
 const SPEC_EVENT = JSON.parse(
@@ -10,17 +11,7 @@ const SPEC_EVENT = JSON.parse(
 ) as Event;
 
 function event(extra: Partial<Event>): Event {
-  return {
-    level: "Metadata",
-    auditID: "a",
-    stage: "ResponseComplete",
-    requestURI: "/",
-    verb: "get",
-    user: {},
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-    ...extra,
-  };
+  return testEvent("a", { requestURI: "/", user: {}, ...extra });
 }
 
 /** The part of a legacy line for one key, e.g. `groups="<none>"`. */

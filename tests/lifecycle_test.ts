@@ -59,6 +59,17 @@ function assertFailure(
   assert(String(line.error).includes(error), String(line.error));
 }
 
+/**
+ * Posts `evs` without the caller waiting on it: the status, or "reset" when the daemon closed
+ * the connection first (as it may while it stops).
+ */
+function postPending(port: number, evs: Record<string, unknown>[]): Promise<number | "reset"> {
+  return postEvents(port, evs).then(
+    async (r) => (await r.body?.cancel(), r.status),
+    () => "reset" as const,
+  );
+}
+
 async function failedStart(
   config: (dir: string) => string,
   opts: Parameters<typeof startDaemon>[1] = {},
@@ -95,10 +106,7 @@ shutdownTimeout: 2s
   });
   const port = await d.webhookPort();
   // The request waits for its ack, which waits for a sink that retries forever.
-  const pending = postEvents(port, events(0, 5)).then(
-    async (r) => (await r.body?.cancel(), r.status),
-    () => "reset",
-  );
+  const pending = postPending(port, events(0, 5));
   await d.waitLog((r) => r.msg === "webhook attempt failed");
 
   // A changed source is stopped by the reload: stopping waits for that request.
@@ -320,11 +328,7 @@ shutdownTimeout: 2s
   const big = "x".repeat(4000);
   const posts = Array.from(
     { length: 20 },
-    (_, k) =>
-      postEvents(p, events(k * 10, 10).map((e) => ({ ...e, annotations: { big } }))).then(
-        async (r) => (await r.body?.cancel(), r.status),
-        () => "reset",
-      ),
+    (_, k) => postPending(p, events(k * 10, 10).map((e) => ({ ...e, annotations: { big } }))),
   );
   // Wait until the sink has taken events it cannot write.
   await new Promise((r) => setTimeout(r, 500));

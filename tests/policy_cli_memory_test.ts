@@ -4,10 +4,8 @@
  * /proc/<pid>/status, polled while it runs) must stay well under the file's size.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { MiB, runMeasured, writeGenerated } from "./helpers/peak_rss.ts";
 
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
-const MiB = 1024 * 1024;
 /** Peak RSS allowed: the file is at least 200 MiB, so a program holding it cannot pass. */
 const MAX_RSS = 150 * MiB;
 
@@ -55,71 +53,13 @@ function item(n: number): string {
 
 const TOP = '{"kind":"Event","apiVersion":"audit.k8s.io/v1",';
 
-/**
- * Writes `size` bytes or more of events to `path`, 4 MiB at a time so the test itself stays
- * small: JSON lines, or one EventList on a single line. Returns the number of events.
- */
-async function writeBig(path: string, size: number, shape: "lines" | "eventlist"): Promise<number> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const enc = new TextEncoder();
-  let written = 0;
-  let n = 0;
-  try {
-    if (shape === "eventlist") {
-      written += await file.write(
-        enc.encode('{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":['),
-      );
-    }
-    while (written < size) {
-      const parts: string[] = [];
-      let len = 0;
-      while (len < 4 * MiB) {
-        const e = item(n++);
-        const text = shape === "lines" ? `${TOP}${e.slice(1)}\n` : `${n > 1 ? "," : ""}${e}`;
-        parts.push(text);
-        len += text.length;
-      }
-      const bytes = enc.encode(parts.join(""));
-      for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-      written += bytes.length;
-    }
-    if (shape === "eventlist") await file.write(enc.encode("]}\n"));
-  } finally {
-    file.close();
-  }
-  return n;
-}
-
-async function peakOf(pid: number): Promise<number> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = status.match(/^VmHWM:\s+(\d+) kB/m);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0; // exited between polls
-  }
-}
-
-/** Runs `main.ts policy <args>`; returns its status, stdout, stderr and peak RSS in bytes. */
-async function runMeasured(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "policy", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let peak = 0;
-  let running = true;
-  const poll = (async () => {
-    while (running) {
-      peak = Math.max(peak, await peakOf(child.pid));
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  })();
-  const out = await child.output();
-  running = false;
-  await poll;
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr), peak };
+/** Writes `size` bytes or more of events to `path`: JSON lines, or one EventList on a single line. */
+function writeBig(path: string, size: number, shape: "lines" | "eventlist"): Promise<number> {
+  if (shape === "lines") return writeGenerated(path, size, (n) => `${TOP}${item(n).slice(1)}\n`);
+  return writeGenerated(path, size, (n) => `${n > 0 ? "," : ""}${item(n)}`, {
+    head: '{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[',
+    tail: "]}\n",
+  });
 }
 
 for (const shape of ["lines", "eventlist"] as const) {
@@ -131,7 +71,7 @@ for (const shape of ["lines", "eventlist"] as const) {
       const count = await writeBig(log, 200 * MiB, shape);
       const size = (await Deno.stat(log)).size;
       assert.ok(size >= 200 * MiB);
-      const r = await runMeasured(["report", "--json", "-p", `${dir}/p.yaml`, log]);
+      const r = await runMeasured(["policy", "report", "--json", "-p", `${dir}/p.yaml`, log]);
       assert.equal(r.code, 0, r.stderr);
       const rep = JSON.parse(r.stdout);
       assert.equal(rep.total.events, count);

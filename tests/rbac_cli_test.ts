@@ -15,6 +15,8 @@ const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 const FIX = fileURLToPath(new URL("./fixtures/rbac/", import.meta.url));
 const LOG = `${FIX}audit.log`;
 const EXISTING = `${FIX}existing.yaml`;
+/** The service account of the fixture log, over the whole log. */
+const SA1_LOG = ["--serviceaccount", "ns1:sa1", "-f", LOG];
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
@@ -122,7 +124,7 @@ Deno.test("every input shape gives the same objects: EventList, array, pretty-pr
 });
 
 Deno.test("--format json writes one v1 List of the same objects", async () => {
-  const r = await run(["--serviceaccount", "ns1:sa1", "-f", LOG, "--format", "json"]);
+  const r = await run([...SA1_LOG, "--format", "json"]);
   assert.equal(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout);
   assert.equal(list.kind, "List");
@@ -140,7 +142,7 @@ Deno.test("--format json writes one v1 List of the same objects", async () => {
 });
 
 Deno.test("-n keeps only requests on objects in that namespace", async () => {
-  const r = await run(["--serviceaccount", "ns1:sa1", "-f", LOG, "-n", "ns2"]);
+  const r = await run([...SA1_LOG, "-n", "ns2"]);
   assert.equal(r.code, 0, r.stderr);
   const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
   assert.deepEqual(docs.map((d) => [d.kind, d.metadata.namespace]), [
@@ -154,7 +156,7 @@ Deno.test("-n keeps only requests on objects in that namespace", async () => {
 });
 
 Deno.test("--existing: only what the existing objects do not allow is written", async () => {
-  const r = await run(["--serviceaccount", "ns1:sa1", "-f", LOG, "--existing", EXISTING]);
+  const r = await run([...SA1_LOG, "--existing", EXISTING]);
   assert.equal(r.code, 0, r.stderr);
   const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
   assert.deepEqual(docs.map((d) => d.kind), [
@@ -206,14 +208,7 @@ Deno.test("--existing that grants everything: nothing written, said on stderr, e
         ],
       }),
     );
-    const r = await run([
-      "--serviceaccount",
-      "ns1:sa1",
-      "-f",
-      LOG,
-      "--existing",
-      `${dir}/admin.json`,
-    ]);
+    const r = await run([...SA1_LOG, "--existing", `${dir}/admin.json`]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, "");
     assert.match(r.stderr, /every request is already allowed/);
@@ -223,15 +218,8 @@ Deno.test("--existing that grants everything: nothing written, said on stderr, e
 });
 
 Deno.test("--unused: every granted rule with the requests that used it; unused rules have 0", async () => {
-  const r = await run([
-    "--serviceaccount",
-    "ns1:sa1",
-    "-f",
-    LOG,
-    "--existing",
-    EXISTING,
-    "--unused",
-  ]);
+  const unused = [...SA1_LOG, "--existing", EXISTING, "--unused"];
+  const r = await run(unused);
   assert.equal(r.code, 0, r.stderr);
   const report = parse(r.stdout);
   assert.equal(report.user, "system:serviceaccount:ns1:sa1");
@@ -258,17 +246,7 @@ Deno.test("--unused: every granted rule with the requests that used it; unused r
   });
   // bob's binding is not the service account's.
   assert.ok(!r.stdout.includes("someone-else"));
-  const json = await run([
-    "--serviceaccount",
-    "ns1:sa1",
-    "-f",
-    LOG,
-    "--existing",
-    EXISTING,
-    "--unused",
-    "--format",
-    "json",
-  ]);
+  const json = await run([...unused, "--format", "json"]);
   assert.deepEqual(JSON.parse(json.stdout), report);
 });
 

@@ -5,10 +5,8 @@
  * distinct requests are held, so memory follows those (here a few hundred), not the log.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { MiB, runMeasured, writeGenerated } from "./helpers/peak_rss.ts";
 
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
-const MiB = 1024 * 1024;
 /** Peak RSS allowed: the file is at least 200 MiB, so a program holding it cannot pass. */
 const MAX_RSS = 150 * MiB;
 
@@ -40,67 +38,18 @@ function line(n: number): string {
   }) + "\n";
 }
 
-async function writeBig(path: string, size: number): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const enc = new TextEncoder();
-  let written = 0;
-  let n = 0;
-  try {
-    while (written < size) {
-      const parts: string[] = [];
-      let len = 0;
-      while (len < 4 * MiB) {
-        const l = line(n++);
-        parts.push(l);
-        len += l.length;
-      }
-      const bytes = enc.encode(parts.join(""));
-      for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
-      written += bytes.length;
-    }
-  } finally {
-    file.close();
-  }
-}
-
-async function peakOf(pid: number): Promise<number> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const m = status.match(/^VmHWM:\s+(\d+) kB/m);
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0; // exited between polls
-  }
-}
-
 Deno.test("rbac on a 200 MB audit log keeps its peak memory under 150 MB", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-rbac-mem-" });
   try {
     const log = `${dir}/audit.log`;
-    await writeBig(log, 200 * MiB);
+    await writeGenerated(log, 200 * MiB, line);
     const size = (await Deno.stat(log)).size;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "rbac", "--serviceaccount", "ns1:sa1", "-f", log],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let peak = 0;
-    let running = true;
-    const poll = (async () => {
-      while (running) {
-        peak = Math.max(peak, await peakOf(child.pid));
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    })();
-    const out = await child.output();
-    running = false;
-    await poll;
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    assert.match(new TextDecoder().decode(out.stdout), /kind: ClusterRole\n/);
+    const r = await runMeasured(["rbac", "--serviceaccount", "ns1:sa1", "-f", log]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /kind: ClusterRole\n/);
     assert.ok(
-      peak > 0 && peak < MAX_RSS,
-      `peak RSS ${(peak / MiB).toFixed(1)} MiB for a ${(size / MiB).toFixed(0)} MiB input`,
+      r.peak > 0 && r.peak < MAX_RSS,
+      `peak RSS ${(r.peak / MiB).toFixed(1)} MiB for a ${(size / MiB).toFixed(0)} MiB input`,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -6,7 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { parseRbacArgs, sanitizeLabel, sanitizeName } from "../cli/rbac/args.ts";
-import { type Attributes, compareRequests, eventToAttributes } from "../cli/rbac/attributes.ts";
+import {
+  type Attributes,
+  compareRequests,
+  eventToAttributes,
+  nonResourceAttributes,
+} from "../cli/rbac/attributes.ts";
 import { RbacAuthorizer, ruleAllows } from "../cli/rbac/authorize.ts";
 import { compactRules } from "../cli/rbac/compact.ts";
 import {
@@ -25,6 +30,7 @@ import {
 import { eventCounts } from "../cli/rbac/select.ts";
 import type { Event } from "../pipeline/core/event.ts";
 import { VERSION } from "../cli/version.ts";
+import { testEvent } from "./helpers/events.ts";
 
 const BOB = { user: "bob", groups: ["system:authenticated"] };
 
@@ -50,18 +56,7 @@ function res(
 
 /** A non-resource request of bob's. */
 function url(verb: string, path: string): Attributes {
-  return {
-    ...BOB,
-    verb,
-    resourceRequest: false,
-    namespace: "",
-    name: "",
-    apiGroup: "",
-    apiVersion: "",
-    resource: "",
-    subresource: "",
-    path,
-  };
+  return nonResourceAttributes({ ...BOB, verb }, path);
 }
 
 /** A rule as audit2rbac's tests write them (NewRule(verbs).Groups().Resources().Names()). */
@@ -155,6 +150,13 @@ const neither: GenerateOptions = {
   expandMultipleNamespaces: false,
 };
 
+const CLUSTER_NAMED_GETS = [
+  res("get", "nodes", { name: "node1" }),
+  res("get", "nodes", { name: "node2" }),
+  res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
+  res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
+];
+
 const NAMESPACED_GETS = [
   res("get", "configmaps", { ns: "ns1", name: "cm1" }),
   res("get", "pods", { ns: "ns2", name: "pod1" }),
@@ -203,12 +205,7 @@ const PROCESS_OPTIONS_CASES: {
   {
     name: "cluster-scoped named resources with name expansion",
     opts: DEFAULT_GENERATE_OPTIONS,
-    requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
-    ],
+    requests: CLUSTER_NAMED_GETS,
     expected: {
       cluster: [
         rule(["get"], "", ["nodes"]),
@@ -219,12 +216,7 @@ const PROCESS_OPTIONS_CASES: {
   {
     name: "cluster-scoped named resources without name expansion",
     opts: noNames,
-    requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
-    ],
+    requests: CLUSTER_NAMED_GETS,
     expected: {
       cluster: [
         rule(["get"], "", ["nodes"], ["node1", "node2"]),
@@ -236,10 +228,7 @@ const PROCESS_OPTIONS_CASES: {
     name: "cluster-scoped named resources without name expansion with covering verb expansion",
     opts: noNames,
     requests: [
-      res("get", "nodes", { name: "node1" }),
-      res("get", "nodes", { name: "node2" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc1" }),
-      res("get", "storageclasses", { group: "storage.k8s.io", name: "sc2" }),
+      ...CLUSTER_NAMED_GETS,
       // Sorted first, widened to get+list+watch: they cover the gets.
       res("list", "nodes"),
       res("list", "storageclasses", { group: "storage.k8s.io" }),
@@ -434,17 +423,8 @@ Deno.test("generate (audit2rbac's process case): nodes, pods across namespaces a
 /** A v1 event of `user` with `fields` over a resource-less base. */
 function event(fields: Partial<Event> & { username?: string }): Event {
   const { username, ...rest } = fields;
-  return {
-    level: "Metadata",
-    auditID: "a",
-    stage: "ResponseComplete",
-    requestURI: "/",
-    verb: "get",
-    user: { username: username ?? "bob", groups: ["system:authenticated"] },
-    requestReceivedTimestamp: null,
-    stageTimestamp: null,
-    ...rest,
-  };
+  const user = { username: username ?? "bob", groups: ["system:authenticated"] };
+  return testEvent("a", { requestURI: "/", user, ...rest });
 }
 
 Deno.test("attributes (audit2rbac's cases): a create's name is cleared, refused or accepted", () => {

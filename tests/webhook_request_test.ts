@@ -8,20 +8,10 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { testEvent } from "./helpers/events.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 import { ROOT } from "./helpers/daemon.ts";
-import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
-import { createLogger } from "../pipeline/core/log.ts";
-import { SourceStats } from "../pipeline/core/stats.ts";
-import type { Chunk } from "../pipeline/core/envelope.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { withWebhookSource } from "./helpers/webhook_source.ts";
+import { concatBytes } from "../pipeline/core/bytes.ts";
 import { needs } from "./helpers/external.ts";
-
-const base: WebhookSourceConfig = {
-  type: "webhook",
-  name: "api",
-  listen: "127.0.0.1:0",
-  path: "/audit",
-  maxBodyBytes: 1 << 20,
-  maxInFlight: 64,
-};
 
 const json = { "content-type": "application/json" };
 const encoder = new TextEncoder();
@@ -36,47 +26,6 @@ function eventListBody(n: number): string {
   return JSON.stringify({ kind: "EventList", apiVersion: "audit.k8s.io/v1", items });
 }
 
-interface Running {
-  port: number;
-  stats: SourceStats;
-  chunks: Chunk[];
-  /** The source's log records so far. */
-  logs: Record<string, unknown>[];
-}
-
-async function withSource(
-  cfg: Partial<WebhookSourceConfig>,
-  opts: {
-    token?: string;
-    tls?: { cert: string; key: string; clientCA?: string };
-    onChunk?: (c: Chunk) => Promise<void> | void;
-  },
-  fn: (s: Running) => Promise<void>,
-) {
-  const stats = new SourceStats("api");
-  const logs: Record<string, unknown>[] = [];
-  const log = createLogger("debug", (line) => logs.push(JSON.parse(line)));
-  const src = webhookSource({ ...base, ...cfg }, {
-    name: "api",
-    log,
-    stats,
-    token: opts.token,
-    tls: opts.tls,
-  });
-  const chunks: Chunk[] = [];
-  const ended = src.run(async (chunk) => {
-    chunks.push(chunk);
-    await (opts.onChunk ?? ((c: Chunk) => c.ack.release()))(chunk);
-  });
-  await src.listening;
-  try {
-    await fn({ port: src.addr!.port, stats, chunks, logs });
-  } finally {
-    await src.stop();
-    await ended;
-  }
-}
-
 /** Everything the peer sends until it closes (or `ms` pass), as text. */
 async function readAll(conn: Deno.Conn, ms = 10_000): Promise<string> {
   const parts: Uint8Array[] = [];
@@ -88,7 +37,7 @@ async function readAll(conn: Deno.Conn, ms = 10_000): Promise<string> {
       if (n === null) break;
       parts.push(buf.slice(0, n));
       // One answer is all a test waits for; the server may keep the connection open.
-      const text = decoder.decode(concat(parts));
+      const text = decoder.decode(concatBytes(parts));
       const head = text.indexOf("\r\n\r\n");
       if (head >= 0) {
         const length = /content-length:\s*(\d+)/i.exec(text.slice(0, head));
@@ -100,14 +49,7 @@ async function readAll(conn: Deno.Conn, ms = 10_000): Promise<string> {
   } finally {
     clearTimeout(timer);
   }
-  return decoder.decode(concat(parts));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, at), at += p.length;
-  return out;
+  return decoder.decode(concatBytes(parts));
 }
 
 function statusOf(answer: string): number {
@@ -118,17 +60,9 @@ function bodyOf(answer: string): string {
   return answer.slice(answer.indexOf("\r\n\r\n") + 4);
 }
 
-async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 Deno.test("webhook source accepts a bearer token outside RFC 6750's charset, as kube-apiserver sends whatever its kubeconfig holds", async () => {
   for (const token of ["p@ss:w0rd!", "ключ-🔑", 'a"b,c;d=e(f)g']) {
-    await withSource({}, { token }, async ({ port, stats }) => {
+    await withWebhookSource({}, { token }, async ({ port, stats }) => {
       const url = `http://127.0.0.1:${port}/audit`;
       // Headers are byte strings: a UTF-8 token arrives as its bytes, one char each.
       const sent = String.fromCharCode(...encoder.encode(token));
@@ -155,7 +89,7 @@ Deno.test("webhook source accepts a bearer token outside RFC 6750's charset, as 
 
 Deno.test("webhook source answers 400 to a request cut off mid-body, counts it as incomplete_body and logs it at most once an interval", async () => {
   const body = encoder.encode(eventListBody(50));
-  await withSource({}, {}, async ({ port, stats, chunks, logs }) => {
+  await withWebhookSource({}, {}, async ({ port, stats, chunks, logs }) => {
     const answers: string[] = [];
     for (let i = 0; i < 5; i++) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -173,7 +107,7 @@ Deno.test("webhook source answers 400 to a request cut off mid-body, counts it a
       assertEquals(statusOf(a), 400, a);
       assertEquals(JSON.parse(bodyOf(a)).error, "request body ended before its Content-Length");
     }
-    await waitFor(() => stats.rejected.get("incomplete_body") === 5, "5 incomplete_body");
+    await waitFor("5 incomplete_body", () => stats.rejected.get("incomplete_body") === 5);
     assertEquals(chunks.length, 0);
     const lines = logs.filter((r) => String(r.msg).includes("body"));
     // Five in a row within the interval: the first is logged, the rest are counted behind it.
@@ -185,7 +119,7 @@ Deno.test("webhook source answers 400 to a request cut off mid-body, counts it a
 
 Deno.test("webhook source counts a request whose client went away mid-body, without an answer to send", async () => {
   const body = encoder.encode(eventListBody(50));
-  await withSource({}, {}, async ({ port, stats }) => {
+  await withWebhookSource({}, {}, async ({ port, stats }) => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     await conn.write(encoder.encode(
       `POST /audit HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
@@ -193,12 +127,12 @@ Deno.test("webhook source counts a request whose client went away mid-body, with
     ));
     await conn.write(body.subarray(0, body.length >> 1));
     conn.close();
-    await waitFor(() => stats.rejected.get("incomplete_body") === 1, "incomplete_body");
+    await waitFor("incomplete_body", () => stats.rejected.get("incomplete_body") === 1);
   });
 });
 
 Deno.test("webhook source never echoes internal error text: a broken gzip body gets a generic 400", async () => {
-  await withSource({}, {}, async ({ port, stats }) => {
+  await withWebhookSource({}, {}, async ({ port, stats }) => {
     const res = await fetch(`http://127.0.0.1:${port}/audit`, {
       method: "POST",
       headers: { ...json, "content-encoding": "gzip" },
@@ -231,7 +165,7 @@ Deno.test(
     let release!: () => void;
     const held = new Promise<void>((r) => release = r);
     try {
-      await withSource(
+      await withWebhookSource(
         { maxInFlight: 1, maxBodyBytes: 64 * 1024 },
         {
           tls: { cert: pki.serverCert, key: pki.serverKey, clientCA: pki.caCert },
@@ -246,7 +180,7 @@ Deno.test(
                 `content-length: ${body.length}\r\n\r\n`,
             ));
             await first.write(body);
-            await waitFor(() => chunks.length === 1, "the first request's events");
+            await waitFor("the first request's events", () => chunks.length === 1);
 
             // Headers only: a body that has not arrived must not hold up the 429.
             const second = await connectMtls(pki, port);
@@ -268,7 +202,7 @@ Deno.test(
                 `transfer-encoding: chunked\r\n\r\n`,
             ));
             const piece = new Uint8Array(16 * 1024).fill(0x20);
-            const frame = concat([
+            const frame = concatBytes([
               encoder.encode(`${piece.length.toString(16)}\r\n`),
               piece,
               encoder.encode("\r\n"),
@@ -298,7 +232,7 @@ Deno.test(
             ));
             await fourth.write(body.subarray(0, body.length >> 1));
             fourth.close();
-            await waitFor(() => stats.rejected.get("incomplete_body") === 1, "incomplete_body");
+            await waitFor("incomplete_body", () => stats.rejected.get("incomplete_body") === 1);
           } finally {
             // Stopping waits for the held request.
             release();

@@ -1,44 +1,18 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { eventList, realEvents } from "./helpers/daemon.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { webhookSource, type WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
-import { silentLogger } from "../pipeline/core/log.ts";
-import { SourceStats } from "../pipeline/core/stats.ts";
+import { withWebhookSource } from "./helpers/webhook_source.ts";
+import type { WebhookSourceConfig } from "../pipeline/ingest/webhook.ts";
+import type { SourceStats } from "../pipeline/core/stats.ts";
 import type { Chunk } from "../pipeline/core/envelope.ts";
 
-const base: WebhookSourceConfig = {
-  type: "webhook",
-  name: "api",
-  listen: "127.0.0.1:0",
-  path: "/audit",
-  maxBodyBytes: 1 << 20,
-  maxInFlight: 64,
-};
-
-async function withSource(
+/** Runs `fn` against a webhook source with `cfg` (see helpers/webhook_source.ts). */
+function withSource(
   cfg: Partial<WebhookSourceConfig>,
   opts: { token?: string; onChunk?: (c: Chunk) => Promise<void> | void },
   fn: (url: string, chunks: Chunk[], stats: SourceStats) => Promise<void>,
-) {
-  const stats = new SourceStats("api");
-  const src = webhookSource({ ...base, ...cfg }, {
-    name: "api",
-    log: silentLogger,
-    stats,
-    token: opts.token,
-  });
-  const chunks: Chunk[] = [];
-  const ended = src.run(async (chunk) => {
-    chunks.push(chunk);
-    await (opts.onChunk ?? ((c: Chunk) => c.ack.release()))(chunk);
-  });
-  await src.listening;
-  try {
-    await fn(`http://127.0.0.1:${src.addr!.port}/audit`, chunks, stats);
-  } finally {
-    await src.stop();
-    await ended;
-  }
+): Promise<void> {
+  return withWebhookSource(cfg, opts, (s) => fn(s.url, s.chunks, s.stats));
 }
 
 const json = { "content-type": "application/json" };

@@ -49,6 +49,31 @@ export function effectiveUser(event: Event): { username?: string; groups?: strin
 }
 
 /**
+ * The attributes of a non-resource request (a URL path, no object) by `who`.
+ *
+ * @example
+ * ```ts
+ * nonResourceAttributes({ user: "bob", groups: [], verb: "get" }, "/healthz").path; // "/healthz"
+ * ```
+ */
+export function nonResourceAttributes(
+  who: Pick<Attributes, "user" | "groups" | "verb">,
+  path: string,
+): Attributes {
+  return {
+    ...who,
+    resourceRequest: false,
+    namespace: "",
+    name: "",
+    apiGroup: "",
+    apiVersion: "",
+    resource: "",
+    subresource: "",
+    path,
+  };
+}
+
+/**
  * The attributes of an event's request. A create's name is cleared: the authorizer is never
  * asked about it (the name is in the body), though the event of an accepted create has it.
  * The query string is left out of a non-resource path: the authorizer sees the path alone,
@@ -67,17 +92,7 @@ export function eventToAttributes(event: Event): Attributes {
   if (ref === undefined || ref === null) {
     const uri = event.requestURI ?? "";
     const q = uri.indexOf("?");
-    return {
-      ...base,
-      resourceRequest: false,
-      namespace: "",
-      name: "",
-      apiGroup: "",
-      apiVersion: "",
-      resource: "",
-      subresource: "",
-      path: q < 0 ? uri : uri.slice(0, q),
-    };
+    return nonResourceAttributes(base, q < 0 ? uri : uri.slice(0, q));
   }
   return {
     ...base,

@@ -135,19 +135,15 @@ class Reader {
       obj.items.forEach((item, i) => this.add(item, [...path, "items", i], into, warn));
       return;
     }
-    switch (kind) {
-      case "Role":
-        into.roles.push(this.role(obj, path, true));
-        return;
-      case "ClusterRole":
-        into.clusterRoles.push(this.role(obj, path, false));
-        return;
-      case "RoleBinding":
-        into.roleBindings.push(this.binding(obj, path, true));
-        return;
-      case "ClusterRoleBinding":
-        into.clusterRoleBindings.push(this.binding(obj, path, false));
-        return;
+    if (kind === "Role" || kind === "ClusterRole") {
+      const role = this.role(obj, path, kind === "Role");
+      (kind === "Role" ? into.roles : into.clusterRoles).push(role);
+      return;
+    }
+    if (kind === "RoleBinding" || kind === "ClusterRoleBinding") {
+      const binding = this.binding(obj, path, kind === "RoleBinding");
+      (kind === "RoleBinding" ? into.roleBindings : into.clusterRoleBindings).push(binding);
+      return;
     }
     const node = path.length === 0 ? this.doc.contents : this.doc.getIn(path, true);
     const range = (node as { range?: [number, number, number] } | null)?.range;

@@ -2,16 +2,15 @@
  * `auditpipe rbac`: the Roles, ClusterRoles and bindings that allow exactly what a user or
  * service account did in audit logs (audit2rbac's decisions, see generate.ts), or with
  * `--unused`, which granted rules those requests used. Inputs are streamed through the
- * policy tools' reader (cli/policy/input.ts); only distinct requests are held.
+ * policy tools' reader (cli/policy/sources.ts); only distinct requests are held.
  *
  * The command takes its input and output through {@linkcode PolicyCliIO} so tests can run
  * it without a process; `main.ts rbac` runs the real one.
  *
  * @module
  */
-import { type NamedInput, readEvents } from "../policy/input.ts";
 import { type PolicyCliIO, processIO } from "../policy/io.ts";
-import { Progress, PROGRESS_MIN_BYTES } from "../policy/progress.ts";
+import { openEventSource } from "../policy/sources.ts";
 import { LineWriter } from "../policy/writer.ts";
 import { HELP, parseRbacArgs } from "./args.ts";
 import { eventToAttributes, RequestSet } from "./attributes.ts";
@@ -24,28 +23,6 @@ import { formatUsageReport, usageReport } from "./unused.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const STDIN_NAME = "<stdin>";
-
-async function openInputs(
-  io: PolicyCliIO,
-  paths: readonly string[],
-): Promise<NamedInput[] | { failed: string; err: Error }> {
-  const inputs: NamedInput[] = [];
-  for (const path of paths) {
-    try {
-      inputs.push(
-        path === "-"
-          ? { name: STDIN_NAME, file: io.openStdin() }
-          : { name: path, file: await io.openFile(path) },
-      );
-    } catch (err) {
-      for (const i of inputs) await i.file.stream.cancel().catch(() => {});
-      return { failed: path === "-" ? STDIN_NAME : path, err: err as Error };
-    }
-  }
-  return inputs;
-}
-
 /**
  * Runs `rbac ...` (the arguments after the word `rbac`) with the given I/O; returns the exit
  * status.
@@ -92,54 +69,26 @@ export async function runRbacCli(args: string[], io: PolicyCliIO): Promise<numbe
   }
 
   await say(a.inputs.length === 1 ? "Opening audit source..." : "Opening audit sources...");
-  const inputs = await openInputs(io, a.inputs);
-  if (!Array.isArray(inputs)) return fail(`cannot read ${inputs.failed}: ${inputs.err.message}`);
-  const sizes = inputs.map((i) => i.file.size);
-  const total = sizes.every((s) => s !== null) ? sizes.reduce((x, y) => x + y, 0) : 0;
-  const progress = new Progress(
-    io.stderrIsTerminal && total >= PROGRESS_MIN_BYTES ? io.stderr : null,
-    total,
-  );
+  const source = await openEventSource(io, a.inputs, err, "rbac");
+  if ("error" in source) return fail(source.error);
 
   await say("Loading events...");
-  let rejected = 0;
-  let unreadable = 0;
-  let read = 0;
-  let ticks = 0;
   const set = new RequestSet();
-  for await (
-    const batch of readEvents(inputs, {
-      // Called while decoding, which cannot wait: written after each batch.
-      reject: (where, reason) => {
-        rejected++;
-        err.push(`${where}: not an event: ${reason}`);
-      },
-      onReadError: (name, e) => {
-        unreadable++;
-        err.push(`auditpipe rbac: cannot read ${name} to its end: ${e.message}`);
-      },
-      onRead: (n) => progress.read(n),
-    })
-  ) {
+  for await (const batch of source.batches()) {
     for (const env of batch) {
       if (eventCounts(env.event, a.user, a.namespace)) {
         set.add(eventToAttributes(env.event), env.event.stage);
       }
     }
-    read += batch.length;
-    // A turn of the event loop now and then lets V8 finish incremental GC (see policy/main.ts).
-    if ((++ticks & 63) === 0) await new Promise((r) => setTimeout(r, 0));
-    await progress.draw(read);
-    await err.flushIfFull();
   }
-  await progress.done();
+  await source.progress.done();
   await err.flush();
   const requests = set.requests();
   await say(
-    `Read ${read} events: ${set.events} of ${a.user}, ${requests.length} distinct requests`,
+    `Read ${source.events} events: ${set.events} of ${a.user}, ${requests.length} distinct requests`,
   );
 
-  const status = unreadable > 0 ? 2 : rejected > 0 ? 1 : 0;
+  const status = source.status();
   if (set.events === 0) {
     const where = a.namespace === "" ? "" : ` in namespace ${a.namespace}`;
     await fail(`no audit events matched user ${a.user}${where}`, 1);
@@ -169,7 +118,9 @@ export async function runRbacCli(args: string[], io: PolicyCliIO): Promise<numbe
     if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
   }
   await say("Complete!");
-  if (rejected > 0) await say(`auditpipe rbac: ${rejected} input items were not events`);
+  if (source.rejected > 0) {
+    await say(`auditpipe rbac: ${source.rejected} input items were not events`);
+  }
   return status;
 }
 

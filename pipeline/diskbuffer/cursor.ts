@@ -1,12 +1,13 @@
 /**
  * The delivery cursor: the segment and offset of the first record not yet delivered. It is
- * replaced atomically (temp file, fsync, rename, fsync of the folder), so after a crash it is
- * either the old or the new one, never a mix.
+ * replaced atomically (core/atomic_file.ts), so after a crash it is either the old or the new
+ * one, never a mix.
  *
  * @module
  */
 import { join } from "node:path";
-import { CURSOR_FILE, syncDir } from "./layout.ts";
+import { writeFileAtomic } from "../core/atomic_file.ts";
+import { CURSOR_FILE } from "./layout.ts";
 
 /** A position in the buffer: records in lower segments, and before `offset` in `segment`. */
 export interface Cursor {
@@ -59,19 +60,6 @@ export async function readCursor(dir: string): Promise<CursorRead> {
  * ```
  */
 export async function writeCursor(dir: string, cursor: Cursor): Promise<void> {
-  const path = join(dir, CURSOR_FILE);
-  const tmp = `${path}.tmp`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-  try {
-    const data = new TextEncoder().encode(
-      JSON.stringify({ version: 1, segment: cursor.segment, offset: cursor.offset }) + "\n",
-    );
-    let done = 0;
-    while (done < data.length) done += await f.write(data.subarray(done));
-    await f.syncData();
-  } finally {
-    f.close();
-  }
-  await Deno.rename(tmp, path);
-  await syncDir(dir);
+  const data = JSON.stringify({ version: 1, segment: cursor.segment, offset: cursor.offset });
+  await writeFileAtomic(join(dir, CURSOR_FILE), new TextEncoder().encode(data + "\n"));
 }

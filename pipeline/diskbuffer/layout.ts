@@ -38,20 +38,3 @@ export async function listSegments(dir: string): Promise<number[]> {
   }
   return ids.sort((a, b) => a - b);
 }
-
-/**
- * Makes renames and new files in `dir` survive a crash (fsync of the folder).
- *
- * @example
- * ```ts
- * await syncDir("/var/lib/auditpipe/buf");
- * ```
- */
-export async function syncDir(dir: string): Promise<void> {
-  const f = await Deno.open(dir, { read: true });
-  try {
-    await f.sync();
-  } finally {
-    f.close();
-  }
-}

@@ -31,7 +31,8 @@ import {
   writeFrame,
 } from "./frame.ts";
 import { type Cursor, readCursor, writeCursor } from "./cursor.ts";
-import { CURSOR_FILE, listSegments, segmentPath, syncDir } from "./layout.ts";
+import { syncDir } from "../core/atomic_file.ts";
+import { CURSOR_FILE, listSegments, segmentPath } from "./layout.ts";
 import { type Damage, scanSegment } from "./scan.ts";
 import { SegmentReader } from "./segment_reader.ts";
 import { DiskBufferStats } from "./stats.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 import type { AckOutcome } from "../core/ack.ts";
+import { writeFileAtomic } from "../core/atomic_file.ts";
 import { dirname } from "node:path";
 
 /**
@@ -131,27 +132,13 @@ const encoder = new TextEncoder();
 export async function writeCheckpoint(file: string, cp: Checkpoint): Promise<void> {
   const dir = dirname(file);
   await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${file}.tmp-${Deno.pid}`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
-  try {
-    const bytes = encoder.encode(JSON.stringify(cp) + "\n");
-    let at = 0;
-    while (at < bytes.length) at += await f.write(bytes.subarray(at));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.rename(tmp, file);
-  // The rename is durable only once the directory entry is; not every platform lets a
-  // directory be opened, and the checkpoint is still correct (just older) without it.
-  try {
-    const d = await Deno.open(dir, { read: true });
-    try {
-      await d.sync();
-    } finally {
-      d.close();
-    }
-  } catch { /* best effort */ }
+  // The folder's fsync is best effort: not every platform lets a folder be opened, and the
+  // checkpoint is still correct (just older) without it.
+  await writeFileAtomic(file, encoder.encode(JSON.stringify(cp) + "\n"), {
+    mode: 0o600,
+    tmp: `${file}.tmp-${Deno.pid}`,
+    dirSync: "best-effort",
+  });
 }
 
 /** One read's range in the commit window, from `start` to `end` (positions of any kind). */

@@ -20,6 +20,7 @@ import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { loadUnits } from "../cli/verify/sidecars.ts";
 import { type VerifyResult, verifyUnits } from "../cli/verify/check.ts";
+import { eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { testEnvelope } from "./helpers/events.ts";
 
 const keys = generateKeyPairSync("ed25519");
@@ -242,4 +243,87 @@ Deno.test("retention: backups past maxAge are recorded with reason maxAge", asyn
     }, 10 * day);
     assert.deepEqual(seen, [{ name: "audit-1970-01-01T00-00-00.000.log", reason: "maxAge" }]);
   });
+});
+
+Deno.test("integrity: the daemon's retention (maxBackup) is shown by auditpipe verify as pruned, exit 0", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-retention-daemon-" });
+  try {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    await Deno.writeTextFile(
+      `${dir}/signing.key`,
+      privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+      { mode: 0o600 },
+    );
+    await Deno.writeTextFile(
+      `${dir}/signing.pub`,
+      publicKey.export({ type: "spki", format: "pem" }) as string,
+    );
+    const config = `
+sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+sinks:
+  - type: log
+    name: audit
+    path: logs/audit.log
+    rotate: {maxSize: 1, maxBackup: 1, maxAge: 0}
+    integrity:
+      signingKey: signing.key
+      checkpointEvery: {events: 1000, interval: 1h}
+server:
+  listen: 127.0.0.1:0
+`;
+    const daemon = await startDaemon(() => config, { dir });
+    const port = await daemon.webhookPort();
+    // About 1 MiB per list: every list rotates the file, 5 lists leave 1 backup of 4.
+    const pad = "x".repeat(90_000);
+    for (let list = 0; list < 5; list++) {
+      const items = Array.from({ length: 11 }, (_, k) => ({
+        level: "RequestResponse",
+        auditID: `rt-${list}-${k}`,
+        stage: "ResponseComplete",
+        requestURI: "/api/v1/namespaces/default/configmaps",
+        verb: "create",
+        user: { username: "alice" },
+        requestObject: { data: { pad } },
+        responseStatus: { metadata: {}, code: 201 },
+        requestReceivedTimestamp: "2024-03-01T12:34:56.789000Z",
+        stageTimestamp: "2024-03-01T12:34:56.801234Z",
+      }));
+      const r = await fetch(`http://127.0.0.1:${port}/audit`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: eventList(items),
+      });
+      await r.body?.cancel();
+      assert.equal(r.status, 200);
+    }
+    const { code } = await daemon.stop("SIGTERM");
+    assert.equal(code, 0);
+    const logs = (await names(`${dir}/logs`)).filter((n) => !n.endsWith(SIDECAR_SUFFIX));
+    assert.equal(logs.length, 2, logs.join(" "));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "verify",
+        "--public-key",
+        `${dir}/signing.pub`,
+        ...logs.map((n) => `${dir}/logs/${n}`),
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    assert.match(text, /^OK: \d+ lines in 2 files/m);
+    const pruned = text.split("\n").filter((l) => l.includes(": pruned: pruned by retention"));
+    assert.ok(pruned.length >= 2, text);
+    assert.ok(pruned.every((l) => l.includes("(maxBackup)")), text);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -43,6 +43,11 @@ function extOf(name: string): string {
   return i < 0 ? "" : name.slice(i);
 }
 
+/** A backup's name without `.gz`. */
+function plainName(name: string): string {
+  return name.endsWith(GZ) ? name.slice(0, -GZ.length) : name;
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -51,6 +56,20 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
+}
+
+/**
+ * A backup that cleanup is about to remove, and which limit removes it.
+ *
+ * @example
+ * ```ts
+ * const b: PrunedBackup = { name: "audit-2026-01-01T00-00-00.000.log", reason: "maxBackup" };
+ * ```
+ */
+export interface PrunedBackup {
+  /** Base name of the backup as rotation named it (without `.gz`, which may follow it). */
+  readonly name: string;
+  readonly reason: "maxBackup" | "maxAge";
 }
 
 /** How many backups to keep, for how long, and whether to gzip them. */
@@ -63,6 +82,13 @@ export interface BackupPolicy {
   readonly compress: boolean;
   /** A file beside each backup named `<backup><suffix>` that goes with it (an integrity sidecar). */
   readonly sidecarSuffix?: string;
+  /**
+   * Awaited before backups are removed, with each backup once (a file and its `.gz` are one),
+   * oldest first: a tamper-evident chain records the removal, so that `verify` tells retention
+   * from deletion. When it throws, none of them is removed in this pass (a later pass tries
+   * again) and the error is thrown at the end.
+   */
+  readonly onPrune?: (backups: readonly PrunedBackup[]) => Promise<void>;
 }
 
 /**
@@ -126,30 +152,48 @@ export class Backups {
   async prune(policy: BackupPolicy, now: number): Promise<void> {
     const { maxBackup, maxAge, compress } = policy;
     let files = await this.list();
-    const remove: Backup[] = [];
+    const remove: (Backup & { reason: PrunedBackup["reason"] })[] = [];
     if (maxBackup > 0 && maxBackup < files.length) {
       const preserved = new Set<string>();
       const remaining: Backup[] = [];
       for (const f of files) {
-        preserved.add(f.name.endsWith(GZ) ? f.name.slice(0, -GZ.length) : f.name);
-        (preserved.size > maxBackup ? remove : remaining).push(f);
+        preserved.add(plainName(f.name));
+        if (preserved.size > maxBackup) remove.push({ ...f, reason: "maxBackup" });
+        else remaining.push(f);
       }
       files = remaining;
     }
     if (maxAge > 0) {
       const cutoff = now - maxAge * DAY_MS;
       const remaining: Backup[] = [];
-      for (const f of files) (f.time < cutoff ? remove : remaining).push(f);
+      for (const f of files) {
+        if (f.time < cutoff) remove.push({ ...f, reason: "maxAge" });
+        else remaining.push(f);
+      }
       files = remaining;
     }
     let firstError: unknown = null;
     const sidecar = policy.sidecarSuffix;
-    for (const f of remove) {
+    let removable = remove;
+    if (policy.onPrune && remove.length > 0) {
+      const once = new Map<string, PrunedBackup>();
+      for (const f of [...remove].sort((a, b) => a.time - b.time)) {
+        const name = plainName(f.name);
+        if (!once.has(name)) once.set(name, { name, reason: f.reason });
+      }
+      try {
+        await policy.onPrune([...once.values()]);
+      } catch (e) {
+        // Removed without its record, a backup would look deleted by an intruder.
+        firstError = e;
+        removable = [];
+      }
+    }
+    for (const f of removable) {
       try {
         await Deno.remove(join(this.#dir, f.name));
         if (sidecar) {
-          const plain = f.name.endsWith(GZ) ? f.name.slice(0, -GZ.length) : f.name;
-          await Deno.remove(join(this.#dir, plain + sidecar)).catch(() => {});
+          await Deno.remove(join(this.#dir, plainName(f.name) + sidecar)).catch(() => {});
         }
       } catch (e) {
         if (!(e instanceof Deno.errors.NotFound)) firstError ??= e;

@@ -136,6 +136,10 @@ export async function createLogSink(
       onRotated: async (backup) => await chain?.rotated(backup).catch(() => {}),
       onReopened: async () => await chain?.reopened().catch(() => {}),
       sidecarSuffix: SIDECAR_SUFFIX,
+      // Unlike the hooks above, a failure here keeps the backups (cleanup retries at the next
+      // rotation): removed without its signed record, a backup would look deleted by an
+      // intruder. Cleanup runs after a write opened the chain.
+      onPrune: async (backups) => await (chain ?? await openChain()).pruned(backups),
     }
     : {};
   let file: RotatingFile;

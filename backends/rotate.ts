@@ -9,7 +9,7 @@
 import { concatBytes, writeAll } from "../pipeline/core/bytes.ts";
 import { errorMessage } from "../pipeline/core/errors.ts";
 import { dirname } from "node:path";
-import { Backups } from "./backups.ts";
+import { Backups, type PrunedBackup } from "./backups.ts";
 import { type Clock, systemClock } from "../pipeline/core/clock.ts";
 import { type Logger, silentLogger } from "../pipeline/core/log.ts";
 import type { FileReopenReason } from "../pipeline/core/stats.ts";
@@ -71,6 +71,11 @@ export interface RotatingFileOptions {
    * backup's sidecar with it.
    */
   readonly sidecarSuffix?: string;
+  /**
+   * Awaited by cleanup before it removes backups (`maxBackup`, `maxAge`), oldest first, so a
+   * tamper-evident chain can record the removal; when it throws, cleanup keeps them this time.
+   */
+  readonly onPrune?: (backups: readonly PrunedBackup[]) => Promise<void>;
   /** Opens files; a test seam for short writes and full disks (default `Deno.open`). */
   readonly openFile?: (path: string, options: Deno.OpenOptions) => Promise<LogFileHandle>;
 }

@@ -5,12 +5,15 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
+ *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
  * alternating) and reports medians; latency runs min(N, 3) times per fsync setting, 15 s
  * each, and reports the median p99.
+ *
+ * `integrity` runs the tail benchmark's daemon with and without `integrity` on its log sink,
+ * alternating on the same data, and reports the ratio (goal: integrity costs ≤ 10%).
  *
  * `--cpu-prof DIR` runs the tail (and webhook) benchmark's daemon under `deno run --cpu-prof` and prints
  * where its time went (the profiled run is slower; do not compare it with the floor).
@@ -29,8 +32,17 @@ import { benchMemory } from "./memory.ts";
 import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBuffer } from "./diskbuffer.ts";
+import { integrityRow } from "./integrity.ts";
 
-const ALL = ["policy", "tail", "webhook", "memory", "latency", "diskbuffer"] as const;
+const ALL = [
+  "policy",
+  "tail",
+  "integrity",
+  "webhook",
+  "memory",
+  "latency",
+  "diskbuffer",
+] as const;
 type Bench = (typeof ALL)[number];
 
 const log = (msg: string) => console.error(`[bench] ${msg}`);
@@ -101,7 +113,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
+        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
     );
     return;
   }
@@ -145,6 +157,8 @@ async function main(): Promise<void> {
       console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
     }
   }
+  // The same tail run with and without a signed hash chain on the log sink.
+  if (want("integrity")) rows.push(await integrityRow(data, { log, runs }));
   const needLines = want("webhook") || want("memory") || want("latency");
   const lines = needLines ? await readLines(data.path) : [];
   if (want("webhook")) {

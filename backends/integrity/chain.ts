@@ -9,7 +9,8 @@
  */
 import { randomBytes } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { basename } from "node:path";
+import { basename, dirname, join } from "node:path";
+import type { PrunedBackup } from "../backups.ts";
 import { writeAll } from "../../pipeline/core/bytes.ts";
 import type { Clock } from "../../pipeline/core/clock.ts";
 import type { Logger } from "../../pipeline/core/log.ts";
@@ -20,6 +21,7 @@ import {
   genesisHead,
   keyFingerprint,
   parseRecord,
+  type PrunedInfo,
   recordHash,
   type RecordKind,
   shortDigests,
@@ -366,6 +368,37 @@ export class ChainWriter {
   }
 
   /**
+   * Before retention removes backups: one `pruned` record each, naming the backup and the
+   * last record of its sidecar (read now, while it is there), so that `verify` reports the
+   * file as pruned, not missing. Throws when a record cannot be written: the caller keeps
+   * the backups then.
+   *
+   * @example
+   * ```ts
+   * await chain.pruned([{ name: "audit-2026-01-01T00-00-00.000.log", reason: "maxBackup" }]);
+   * ```
+   */
+  pruned(backups: readonly PrunedBackup[]): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed) throw new Error("checkpoints already closed");
+      const dir = dirname(this.#opts.path);
+      for (const b of backups) {
+        const last = await lastRecord(join(dir, b.name + SIDECAR_SUFFIX), this.#opts.key)
+          .catch(() => null);
+        const pruned: PrunedInfo = {
+          file: b.name,
+          reason: b.reason,
+          last: last?.hash ?? null,
+          seq: last?.record.seq ?? null,
+          lines: last?.record.lines ?? null,
+          head: last?.record.head ?? null,
+        };
+        await this.#write("pruned", { pruned });
+      }
+    });
+  }
+
+  /**
    * Writes the last record and stops the timer.
    *
    * @example
@@ -406,7 +439,13 @@ export class ChainWriter {
   /** Writes one record covering the pending lines (taken now, before any await). */
   async #write(
     kind: RecordKind,
-    extra: { file?: string; next?: string; prevFile?: string | null; recovered?: number } = {},
+    extra: {
+      file?: string;
+      next?: string;
+      prevFile?: string | null;
+      recovered?: number;
+      pruned?: PrunedInfo;
+    } = {},
   ): Promise<void> {
     // Taken before any await: lines appended meanwhile go into the next record.
     const count = this.#pending;
@@ -448,6 +487,7 @@ export class ChainWriter {
       time: this.#opts.clock.date().toISOString(),
       prev: this.#prev,
       key: this.fingerprint,
+      ...(extra.pruned ? { pruned: extra.pruned } : {}),
     };
     const line = signRecord(record, this.#opts.key);
     try {

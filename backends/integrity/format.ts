@@ -41,14 +41,50 @@ export const SHORT_DIGEST = 8;
  * - `rotate`: the last record of a file that was rotated (`next` names the new file);
  * - `rotated`: the first record of the new file (`prevFile` names the backup);
  * - `reopen`: SIGHUP or the file was found removed or replaced;
- * - `close`: shutdown.
+ * - `close`: shutdown;
+ * - `pruned`: retention (`rotate.maxBackup` / `maxAge`) is about to remove a backup; the
+ *   record's `pruned` names it and the last record of its sidecar, so that `verify` tells the
+ *   file's absence from a deletion.
  *
  * @example
  * ```ts
  * const kind: RecordKind = "checkpoint";
  * ```
  */
-export type RecordKind = "open" | "checkpoint" | "rotate" | "rotated" | "reopen" | "close";
+export type RecordKind =
+  | "open"
+  | "checkpoint"
+  | "rotate"
+  | "rotated"
+  | "reopen"
+  | "close"
+  | "pruned";
+
+/**
+ * What a `pruned` record says about the backup retention removes.
+ *
+ * @example
+ * ```ts
+ * const p: PrunedInfo = { file: "audit-2026-01-01T00-00-00.000.log", reason: "maxBackup",
+ *   last: "9c1f…", seq: 41, lines: 5120, head: "77ab…" };
+ * ```
+ */
+export interface PrunedInfo {
+  /** Base name of the backup (without `.gz`), as its records name it. */
+  readonly file: string;
+  /** The limit that removes it. */
+  readonly reason: "maxBackup" | "maxAge";
+  /**
+   * SHA-256 of the last line of the backup's sidecar, which the next file's first record
+   * names as `prev`; null when the backup had no sidecar signed with this key (written before
+   * `integrity` was on, or its sidecar was lost).
+   */
+  readonly last: string | null;
+  /** That record's `seq`, `lines` and `head` (null with `last`). */
+  readonly seq: number | null;
+  readonly lines: number | null;
+  readonly head: string | null;
+}
 
 /**
  * One checkpoint record, as signed.
@@ -94,6 +130,8 @@ export interface ChainRecord {
   readonly prev: string | null;
   /** Fingerprint of the public key that verifies `sig`. */
   readonly key: string;
+  /** `pruned` records only: the backup removed. */
+  readonly pruned?: PrunedInfo;
 }
 
 /**
@@ -237,5 +275,14 @@ function isRecord(r: ChainRecord): boolean {
   return r.v === CHAIN_VERSION && str(r.chain) && str(r.sink) && num(r.seq) && str(r.kind) &&
     str(r.file) && num(r.from) && num(r.lines) && num(r.offset) && str(r.digests) &&
     r.digests.length === (r.lines - r.from) * SHORT_DIGEST && str(r.base) && str(r.head) &&
-    str(r.time) && (r.prev === null || str(r.prev)) && num(r.recovered);
+    str(r.time) && (r.prev === null || str(r.prev)) && num(r.recovered) &&
+    (r.kind === "pruned") === (r.pruned !== undefined) &&
+    (r.pruned === undefined || isPrunedInfo(r.pruned));
+}
+
+function isPrunedInfo(p: PrunedInfo): boolean {
+  const orNull = (v: unknown, t: "string" | "number") => v === null || typeof v === t;
+  return typeof p === "object" && p !== null && typeof p.file === "string" &&
+    (p.reason === "maxBackup" || p.reason === "maxAge") && orNull(p.last, "string") &&
+    orNull(p.seq, "number") && orNull(p.lines, "number") && orNull(p.head, "string");
 }

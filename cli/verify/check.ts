@@ -14,6 +14,7 @@ import { createHash, type Hash } from "node:crypto";
 import { SHORT_DIGEST } from "../../backends/integrity/format.ts";
 import { Peekable, type ReadLine, readLines } from "./lines.ts";
 import type { KeyObject } from "node:crypto";
+import { basename } from "node:path";
 import { chainOrder, type Located, readUnit, type Unit, unitName } from "./sidecars.ts";
 
 /** Lines looked ahead to resynchronize after a difference. */
@@ -48,7 +49,7 @@ export type ProblemKind =
  * ```
  */
 export interface Finding {
-  readonly kind: ProblemKind | "restart" | "new-chain" | "open-end";
+  readonly kind: ProblemKind | "restart" | "new-chain" | "open-end" | "pruned";
   /** `file:line`, `file`, or `sidecar:line`. */
   readonly at: string;
   readonly message: string;
@@ -100,6 +101,29 @@ export async function verifyUnits(
   };
   const problem = (kind: ProblemKind, at: string, message: string) =>
     result.problems.push({ kind, at, message });
+  // Backups retention removed, by the hash of their sidecar's last record (which the next
+  // file's first record names): signed records, so an intruder cannot explain a deletion.
+  const prunedBy = new Map<string, Located>();
+  const given = new Set(
+    units.flatMap((u) => u.log === null ? [] : [basename(u.log).replace(/\.gz$/, "")]),
+  );
+  for (const u of units) {
+    for (const loc of u.records) {
+      const p = loc.record.pruned;
+      if (!p) continue;
+      if (p.last !== null) prunedBy.set(p.last, loc);
+      if (given.has(p.file)) continue;
+      result.notes.push({
+        kind: "pruned",
+        at: `${loc.sidecar}:${loc.lineNo}`,
+        message: `pruned by retention (${p.reason}) at ${loc.record.time}: ${p.file}${
+          p.last === null
+            ? " (it had no checkpoints signed with this key)"
+            : `, ${p.lines} lines, its last checkpoint ${p.seq} with head ${p.head}`
+        }`,
+      });
+    }
+  }
   let prevUnit: Unit | null = null;
   let prevRecord: Located | null = null;
   for (const unit of chainOrder(units)) {
@@ -125,7 +149,8 @@ export async function verifyUnits(
     if (recs.length > 0) {
       const first = recs[0].record;
       const follows = first.prev !== null && prevRecord !== null && first.prev === prevRecord.hash;
-      if (first.prev !== null && !follows) {
+      const pruned = first.prev === null ? undefined : prunedBy.get(first.prev);
+      if (first.prev !== null && !follows && pruned === undefined) {
         const missing = first.prevFile ? `file ${first.prevFile}` : "a file";
         problem(
           "missing-file",
@@ -138,7 +163,16 @@ export async function verifyUnits(
       checkRecords(unit, follows ? prevRecord : null, result, problem);
       prevRecord = recs.at(-1)!;
     }
-    if (unit.log === null) {
+    const removedByRetention = unit.records.length > 0 &&
+      prunedBy.has(unit.records.at(-1)!.hash);
+    if (unit.log === null && removedByRetention) {
+      // Cleanup removes the backup first, its sidecar next: a crash between leaves this.
+      result.notes.push({
+        kind: "pruned",
+        at: unit.sidecar!,
+        message: `sidecar of ${name}, which retention pruned (the sidecar was left behind)`,
+      });
+    } else if (unit.log === null) {
       problem("missing-file", name, `missing: only its sidecar ${unit.sidecar} was given`);
     } else {
       result.files++;

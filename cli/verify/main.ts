@@ -17,8 +17,10 @@ beside them; .gz backups too; any order) against the signed checkpoints.
 Prints 'OK: N lines in M files, K checkpoints, chain ID, first TIME, last TIME' and exits 0, or
 each problem as 'PLACE: KIND: what' and exits 1. Kinds: edited, removed, inserted, reordered,
 truncated, unverified (lines no checkpoint covers, such as the newest lines of a running
-sink's file), missing-file, forged, broken-chain, unreadable. Restarts and new chains are
-shown as notes. Exit 2: usage or unreadable key.
+sink's file), missing-file, forged, broken-chain, unreadable. Restarts, new chains, a chain
+that ends without a close record, and backups removed by the sink's retention (rotate.maxBackup,
+maxAge: 'pruned by retention', recorded in a signed checkpoint) are shown as notes.
+Exit 2: usage or unreadable key.
 
 Example:
   auditpipe verify --public-key auditpipe-signing.pub /var/log/audit/audit*.log*

@@ -358,3 +358,25 @@ Deno.test("--unused warns of a binding of the subject whose role is missing", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("-f also takes an http:// URL, as audit2rbac's does; a status other than 200 exits 2 naming it", async () => {
+  const log = await Deno.readFile(LOG);
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req) =>
+      new URL(req.url).pathname === "/audit.log"
+        ? new Response(log)
+        : new Response("no such log", { status: 404 }),
+  );
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    const r = await run(["--user", "alice", "-f", `${base}/audit.log`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, await golden("alice.yaml"));
+    const missing = await run(["--user", "alice", "-f", `${base}/gone.log`]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /gone\.log: 404 Not Found/);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -8,11 +8,27 @@
  */
 import type { Envelope } from "../../pipeline/core/envelope.ts";
 import { type NamedInput, readEvents } from "./input.ts";
-import type { PolicyCliIO } from "./io.ts";
+import type { InputFile, PolicyCliIO } from "./io.ts";
 import { Progress, PROGRESS_MIN_BYTES } from "./progress.ts";
 import type { LineWriter } from "./writer.ts";
 
 const STDIN_NAME = "<stdin>";
+
+/** Whether an input names a URL to fetch rather than a file (audit2rbac's `-f` takes both). */
+function isUrl(path: string): boolean {
+  return /^https?:\/\//i.test(path);
+}
+
+/** A log fetched over HTTP(S), streamed as it arrives; any status but 200 is an error. */
+async function openUrl(url: string): Promise<InputFile> {
+  const res = await fetch(url);
+  if (res.status !== 200 || res.body === null) {
+    await res.body?.cancel();
+    throw new Error(`GET ${url}: ${res.status} ${res.statusText}`.trimEnd());
+  }
+  const length = Number(res.headers.get("content-length") ?? "");
+  return { stream: res.body, size: Number.isFinite(length) && length > 0 ? length : null };
+}
 
 /**
  * Opened inputs, read once through {@linkcode EventSource.batches}.
@@ -41,7 +57,7 @@ export interface EventSource {
 }
 
 /**
- * Opens `paths` (`-` is stdin) for the command named `command` (for messages), writing
+ * Opens `paths` (`-` is stdin, `http://` and `https://` are fetched) for the command named `command` (for messages), writing
  * problems found while reading to `err`. When one cannot be opened, the ones already open
  * are closed and the returned `error` says which (`cannot read FILE: reason`).
  *
@@ -63,7 +79,7 @@ export async function openEventSource(
       inputs.push(
         path === "-"
           ? { name: STDIN_NAME, file: io.openStdin() }
-          : { name: path, file: await io.openFile(path) },
+          : { name: path, file: isUrl(path) ? await openUrl(path) : await io.openFile(path) },
       );
     } catch (e) {
       for (const i of inputs) await i.file.stream.cancel().catch(() => {});

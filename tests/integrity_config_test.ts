@@ -7,15 +7,9 @@ import { loadConfigText } from "../pipeline/config/load.ts";
 import { loadResources } from "../pipeline/config/files.ts";
 import { ConfigError } from "../pipeline/config/errors.ts";
 import { keygenCommand } from "../cli/keygen.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-keys-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-keys-", fn);
 
 async function quietly<T>(fn: () => Promise<T>): Promise<T> {
   const { log, error } = console;

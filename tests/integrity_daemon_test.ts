@@ -3,8 +3,8 @@
  * `auditpipe verify` still proves the file, showing the restart.
  */
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
 import { eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
+import { writeSigningKeys } from "./helpers/tmp.ts";
 
 const json = { "content-type": "application/json" };
 
@@ -65,16 +65,7 @@ async function verify(dir: string, files: string[]): Promise<{ code: number; out
 Deno.test("integrity: SIGKILL between checkpoints, restart, more events: verify is OK and shows one restart", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-integrity-daemon-" });
   try {
-    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-    await Deno.writeTextFile(
-      `${dir}/signing.key`,
-      privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-      { mode: 0o600 },
-    );
-    await Deno.writeTextFile(
-      `${dir}/signing.pub`,
-      publicKey.export({ type: "spki", format: "pem" }) as string,
-    );
+    await writeSigningKeys(dir);
     const first = await startDaemon(() => CONFIG, { dir });
     const signs = await first.waitLog((r) => r.msg === "log sink signs checkpoints");
     assert.match(String(signs.publicKey), /^SHA256:/);

@@ -22,6 +22,7 @@ import { loadUnits } from "../cli/verify/sidecars.ts";
 import { type VerifyResult, verifyUnits } from "../cli/verify/check.ts";
 import { eventList, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { testEnvelope } from "./helpers/events.ts";
+import { dirNames, withTempDir, writeSigningKeys } from "./helpers/tmp.ts";
 
 const keys = generateKeyPairSync("ed25519");
 
@@ -35,20 +36,9 @@ function ctx(clock = new FakeClock()): SinkContext {
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-retention-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-retention-", fn);
 
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
-  return out.sort();
-}
+const names = dirNames;
 
 /** Log files (no sidecars) in the directory, newest name first: not the chain's order. */
 async function logFiles(dir: string): Promise<string[]> {
@@ -248,16 +238,7 @@ Deno.test("retention: backups past maxAge are recorded with reason maxAge", asyn
 Deno.test("integrity: the daemon's retention (maxBackup) is shown by auditpipe verify as pruned, exit 0", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-retention-daemon-" });
   try {
-    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-    await Deno.writeTextFile(
-      `${dir}/signing.key`,
-      privateKey.export({ type: "pkcs8", format: "pem" }) as string,
-      { mode: 0o600 },
-    );
-    await Deno.writeTextFile(
-      `${dir}/signing.pub`,
-      publicKey.export({ type: "spki", format: "pem" }) as string,
-    );
+    await writeSigningKeys(dir);
     const config = `
 sources:
   - type: webhook

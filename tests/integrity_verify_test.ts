@@ -13,6 +13,7 @@ import { SinkStats } from "../pipeline/core/stats.ts";
 import { loadUnits } from "../cli/verify/sidecars.ts";
 import { type VerifyResult, verifyUnits } from "../cli/verify/check.ts";
 import { testEnvelope } from "./helpers/events.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
 const keys = generateKeyPairSync("ed25519");
 
@@ -36,14 +37,7 @@ function config(path: string, compress = false): LogSinkConfig {
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-integrity-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-integrity-", fn);
 
 /**
  * Writes `n` events (batches of 3) through a signing log sink and closes it; with

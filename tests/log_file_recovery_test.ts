@@ -15,6 +15,7 @@ import { PipelineStats, type SinkStats } from "../pipeline/core/stats.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import { testEnvelope } from "./helpers/events.ts";
 import { postAccepted, startDaemon } from "./helpers/daemon.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
 const enc = new TextEncoder();
 const jsonLine = (id: string) =>
@@ -70,14 +71,7 @@ function opts(extra: Partial<RotatingFileOptions> = {}): RotatingFileOptions {
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-recovery-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-recovery-", fn);
 
 /** The file's lines; asserts it ends at a line boundary and returns each line's auditID. */
 async function ids(path: string): Promise<string[]> {

@@ -12,6 +12,7 @@ import { silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 
 import { auditLogLines } from "./data/corpus.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
 const enc = new TextEncoder();
 
@@ -35,14 +36,7 @@ function config(path: string, extra: Partial<LogSinkConfig> = {}): LogSinkConfig
   };
 }
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-log-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-log-", fn);
 
 /** The generated audit.log's lines, and envelopes decoded from them (with `raw`). */
 function realEvents(): { lines: string[]; envelopes: Envelope[] } {

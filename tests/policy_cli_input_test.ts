@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { podEvent as ev, POLICY, policyCases, runPolicy as run } from "./helpers/policy_cli.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
 const events = policyCases();
 const IDS = events.map((e) => e.auditID);
@@ -24,14 +25,7 @@ async function gzip(text: string): Promise<Uint8Array> {
   return await new Response(stream).bytes();
 }
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-policy-input-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-policy-input-", fn);
 
 const idsOf = (stdout: string) => stdout.trimEnd().split("\n").map((l) => JSON.parse(l).auditID);
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RotatingFile, type RotatingFileOptions } from "../backends/rotate.ts";
 import { FakeClock } from "../pipeline/core/clock.ts";
+import { dirNames, withTempDir } from "./helpers/tmp.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
@@ -10,20 +11,9 @@ const DAY = 24 * 60 * 60 * 1000;
 /** The FakeClock's default wall time as a backup stamp. */
 const STAMP0 = "2024-03-01T12-34-56.789";
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-rotate-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withDir = <T>(fn: (dir: string) => Promise<T>) => withTempDir("auditpipe-rotate-", fn);
 
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
-  return out.sort();
-}
+const names = dirNames;
 
 function opts(extra: Partial<RotatingFileOptions> = {}): RotatingFileOptions {
   return { maxSize: 0, maxBackup: 0, maxAge: 0, compress: false, clock: new FakeClock(), ...extra };

@@ -272,8 +272,10 @@ Deno.test(
     // The body is read up to the limit (4 MiB) into one buffer, each chunk freed once copied;
     // the TLS and HTTP layers of node:https under it leave garbage of about as much again that
     // RSS shows until the collector runs (10-13 MiB measured here). The old code grew by twice
-    // the whole 200 MB.
-    const bound = 4 * maxBodyBytes;
+    // the whole 200 MB. How much garbage RSS still shows depends on when the collector ran
+    // (16.8 MiB once under a loaded CI), so the bound is what proves the point: far below the
+    // body, not a measure of the garbage.
+    const bound = 8 * maxBodyBytes;
     assert(growth < bound, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
     assertEquals(await rejected(ops, "too_large"), 1);
     assertEquals((await d.stop()).code, 0);

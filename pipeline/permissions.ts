@@ -74,6 +74,11 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
   }
   config.sinks.forEach((s, i) => {
     if (typeof s.policy === "string") read.add(s.policy);
+    if (s.buffer.type === "disk" && s.buffer.path !== undefined) {
+      // Segments and the cursor are created, renamed and deleted in the buffer's folder.
+      read.add(s.buffer.path);
+      write.add(s.buffer.path);
+    }
     switch (s.type) {
       case "log":
         if (s.path !== "-") {

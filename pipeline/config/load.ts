@@ -238,6 +238,7 @@ function resolvePaths(config: Config, base: string): void {
   }
   for (const s of config.sinks) {
     if (typeof s.policy === "string") s.policy = abs(s.policy);
+    if (s.buffer.path !== undefined) s.buffer.path = abs(s.buffer.path);
     if (s.type === "log") {
       s.path = abs(s.path);
       if (s.integrity) s.integrity.signingKey = abs(s.integrity.signingKey);

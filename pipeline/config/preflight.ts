@@ -70,7 +70,7 @@ export async function preflight(
   // Files the daemon creates or appends to.
   // Files the daemon creates or appends to; dead letters are appended to a folder that must
   // exist, the others make their folders.
-  const outputs: { path: KeyPath; file: string; makesFolders: boolean }[] = [];
+  const outputs: { path: KeyPath; file: string; makesFolders: boolean; folder?: boolean }[] = [];
   config.sources.forEach((s, i) => {
     if (s.type === "webhook" && s.deadLetterFile) {
       const path = ["sources", i, "deadLetterFile"];
@@ -85,9 +85,14 @@ export async function preflight(
     if (s.type === "log") {
       outputs.push({ path: ["sinks", i, "path"], file: s.path, makesFolders: true });
     }
+    if (s.buffer.type === "disk" && s.buffer.path !== undefined) {
+      // The buffer's own folder: made if missing, then segments are created in it.
+      const path = ["sinks", i, "buffer", "path"];
+      outputs.push({ path, file: s.buffer.path, makesFolders: true, folder: true });
+    }
   });
-  for (const { path, file, makesFolders } of outputs) {
-    const why = await unwritable(file, makesFolders, ids);
+  for (const { path, file, makesFolders, folder } of outputs) {
+    const why = await unwritable(file, makesFolders, ids, folder);
     if (why) problem(path, why);
   }
   return problems;
@@ -124,12 +129,18 @@ async function unwritable(
   file: string,
   makesFolders: boolean,
   ids: ProcessIds | null,
+  folder = false,
 ): Promise<string | null> {
   if (Deno.permissions.querySync({ name: "write", path: file }).state !== "granted") {
     return `cannot write ${file}: Deno's --allow-write does not include it`;
   }
   const st = await statOf(file);
   if (st === undefined) return null;
+  if (st && folder) {
+    if (!st.isDirectory) return `${file} is a file, not a folder`;
+    const why = denied(st, 0o3, ids);
+    return why && `${file} is not writable: ${why}`;
+  }
   if (st) {
     if (st.isDirectory) return `${file} is a directory, not a file`;
     const why = denied(st, 0o2, ids);

@@ -101,6 +101,67 @@ const truncateSchema = () =>
       path: ["maxBatchSize"],
     });
 
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  TiB: 1024 ** 4,
+};
+
+/**
+ * A size in bytes: a number, or a string such as `512MiB`, `1GiB`, `200MB` or `4096`.
+ *
+ * @example
+ * ```ts
+ * parseSize("512MiB"); // 536870912
+ * parseSize("1.5x");   // null
+ * ```
+ */
+export function parseSize(v: string | number): number | null {
+  if (typeof v === "number") return Number.isSafeInteger(v) && v > 0 ? v : null;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(v);
+  if (!m || !(m[2] in SIZE_UNITS)) return null;
+  const n = Math.floor(Number(m[1]) * SIZE_UNITS[m[2]]);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+const size = () =>
+  z.union([z.string(), z.number()], { error: got("must be a size like 512MiB, 1GiB or 1048576") })
+    .transform((v, ctx) => {
+      const n = parseSize(v);
+      if (n === null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `must be a size like 512MiB, 1GiB or 1048576, got ${show(v)}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const DISK_MAX_BYTES = 1024 ** 3;
+
+/**
+ * Where a sink's events wait: `memory` (the `batch` mode's `bufferSize`, as kube-apiserver) or
+ * `disk` (an fsynced log in its own folder, acknowledged once on disk).
+ */
+const bufferSchema = z.strictObject({
+  type: oneOf(["memory", "disk"] as const).default("memory"),
+  path: str().min(1, "must not be empty").optional(),
+  maxBytes: size().default(DISK_MAX_BYTES),
+  whenFull: oneOf(["block", "dropNewest"] as const).default("block"),
+  fsync: oneOf(["always", "never"] as const).default("always"),
+}).refine((b) => b.type !== "disk" || b.path !== undefined, {
+  error: "a disk buffer needs a path (its own folder)",
+  path: ["path"],
+}).default({ type: "memory", maxBytes: DISK_MAX_BYTES, whenFull: "block", fsync: "always" });
+
 const MODES = ["blocking", "batch", "blocking-strict"] as const;
 const FORMATS = ["json", "legacy"] as const;
 
@@ -124,6 +185,7 @@ const sinkCommon = (mode: (typeof MODES)[number], batch: typeof LOG_BATCH) => ({
   mode: oneOf(MODES).default(mode),
   batch: batchSchema(batch),
   truncate: truncateSchema(),
+  buffer: bufferSchema,
   annotations: annotations().optional(),
 });
 
@@ -354,6 +416,8 @@ export type BatchConfig = SinkConfig["batch"];
 export type TruncateConfig = SinkConfig["truncate"];
 /** The rotation settings of a log sink. */
 export type RotateConfig = Extract<SinkConfig, { type: "log" }>["rotate"];
+/** Where a sink's events wait: memory or a disk buffer. */
+export type BufferConfig = SinkConfig["buffer"];
 /** A sink mode. */
 export type Mode = (typeof MODES)[number];
 /** An output format of the log and stdout sinks. */

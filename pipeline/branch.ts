@@ -8,12 +8,16 @@
  * - `batch`: the fan-out never waits: what does not fit in `bufferSize` is dropped, counted.
  *   Events pass the policy first, then wait in the buffer (kept as bytes only, when the
  *   sink needs no more), then are batched by size and time and throttled.
+ * - a disk buffer (`buffer.type: disk`, any mode): events pass the policy first, then are
+ *   appended to the buffer and their acks settle once fsynced; the fan-out waits on the
+ *   append as on a blocking branch. Records read back are batched (by the `batch` settings
+ *   in `batch` mode), throttled, written, then marked delivered; see `disk_lane.ts`.
  *
  * @module
  */
 import type { Sink } from "../backends/sink.ts";
 import type { Clock } from "./core/clock.ts";
-import type { BatchConfig, Mode, TruncateConfig } from "./config/schema.ts";
+import type { BatchConfig, BufferConfig, Mode, TruncateConfig } from "./config/schema.ts";
 import type { Batch, Chunk, Envelope } from "./core/envelope.ts";
 import type { Level } from "./core/event.ts";
 import type { Logger } from "./core/log.ts";
@@ -31,6 +35,8 @@ import { bufferStage } from "./stages/buffer.ts";
 import { coalesceStage } from "./stages/coalesce.ts";
 import { annotateStep, formatBytes } from "./describe.ts";
 import { formatDuration } from "./core/duration.ts";
+import { DiskLane } from "./disk_lane.ts";
+import { NO_LEDGER } from "./core/ledger.ts";
 
 /** Everything that shapes a branch. */
 export interface BranchSpec {
@@ -38,6 +44,8 @@ export interface BranchSpec {
   readonly mode: Mode;
   readonly batch: BatchConfig;
   readonly truncate: TruncateConfig;
+  /** Where events wait; memory (the default) is `batch.bufferSize` in `batch` mode. */
+  readonly buffer?: BufferConfig;
   readonly annotations?: Readonly<Record<string, string>>;
   /** `null` passes every event unchanged. */
   readonly policy: CompiledPolicy | null;
@@ -66,6 +74,10 @@ export interface BranchDeps {
   readonly clock: Clock;
   /** The branch this one replaces on reload: its sink writes only after that one closed. */
   readonly after?: Promise<unknown>;
+  /** Aborted at the shutdown deadline (a disk buffer stops delivering; its events stay). */
+  readonly signal?: AbortSignal;
+  /** First delay before a disk-buffered branch writes a failed batch again, ms. */
+  readonly retryDelayMs?: number;
 }
 
 /**
@@ -97,7 +109,15 @@ export function describeBranch(spec: BranchSpec): string {
       `truncate(${formatBytes(truncate.maxEventSize)}/${formatBytes(truncate.maxBatchSize)})`,
     );
   }
-  if (spec.mode !== "batch") {
+  const disk = diskBuffer(spec);
+  if (disk) {
+    steps.push(`disk(${disk.path}, ${formatBytes(disk.maxBytes)}, ${disk.whenFull})`);
+    const out = outputBatch(spec);
+    steps.push(`batch(${out.maxSize}, ${formatDuration(out.maxWait)})`);
+    if (spec.mode === "batch" && batch.throttle.enabled) {
+      steps.push(`throttle(${batch.throttle.qps}/s, burst ${batch.throttle.burst})`);
+    }
+  } else if (spec.mode !== "batch") {
     steps.push(spec.mode === "blocking-strict" ? "coalesce(strict)" : "coalesce");
   } else {
     steps.push(
@@ -110,6 +130,25 @@ export function describeBranch(spec: BranchSpec): string {
   }
   steps.push(spec.labels?.sink ?? "sink");
   return `${spec.name}: ${steps.join(" → ")}`;
+}
+
+/** The disk buffer settings of `spec`, or undefined when its events wait in memory. */
+function diskBuffer(
+  spec: BranchSpec,
+): (BufferConfig & { type: "disk"; path: string }) | undefined {
+  const b = spec.buffer;
+  return b?.type === "disk" && b.path !== undefined
+    ? { ...b, type: "disk", path: b.path }
+    : undefined;
+}
+
+/**
+ * How records read back from a disk buffer are batched: by the `batch` settings in `batch`
+ * mode; otherwise as many as are there, at once (as a blocking branch coalesces).
+ */
+function outputBatch(spec: BranchSpec): { maxSize: number; maxWait: number } {
+  if (spec.mode === "batch") return spec.batch;
+  return { maxSize: Math.max(spec.batch.maxSize, 1000), maxWait: 0 };
 }
 
 /**
@@ -131,8 +170,13 @@ export class Branch {
   readonly blocking: boolean;
   readonly done: Promise<void>;
 
+  /** The branch's disk buffer, when it has one. */
+  readonly disk: DiskLane | undefined;
+
   constructor(readonly spec: BranchSpec, readonly sink: Sink, readonly deps: BranchDeps) {
-    this.blocking = spec.mode !== "batch";
+    const disk = diskBuffer(spec);
+    // A disk branch is waited on as a blocking one: its acks settle when the events are on disk.
+    this.blocking = spec.mode !== "batch" || disk !== undefined;
     // One chunk at the entry: in blocking mode the fan-out waits for room there. In batch
     // mode the fan-out never waits; it bounds the branch by counting (see `room`).
     const entry = new TransformStream<Chunk, Chunk>(undefined, { highWaterMark: 1 });
@@ -149,6 +193,31 @@ export class Branch {
         truncateEvents(spec.truncate, { stats: deps.stats, log: deps.log, size: spec.size }),
       );
     }
+    if (disk) {
+      const lane = this.disk = new DiskLane({
+        path: disk.path,
+        maxBytes: disk.maxBytes,
+        whenFull: disk.whenFull,
+        fsync: disk.fsync === "always",
+      }, deps);
+      const appended = chunks.pipeTo(lane.appender()).then(() => lane.drain());
+      // Records on disk are held by the lane's probe: the stages after it keep no ledger.
+      let out = lane.records().pipeThrough(
+        batcher(outputBatch(spec), { clock: deps.clock, ledger: NO_LEDGER }),
+      );
+      if (spec.mode === "batch" && spec.batch.throttle.enabled) {
+        out = out.pipeThrough(
+          throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
+        );
+      }
+      if (spec.truncate.enabled) {
+        out = out.pipeThrough(splitBatches(spec.truncate, { size: spec.size, ledger: NO_LEDGER }));
+      }
+      const delivered = out.pipeTo(lane.deliverer(sink));
+      this.done = Promise.all([appended, delivered]).then(() => {});
+      return;
+    }
+    this.disk = undefined;
     let batches: ReadableStream<Batch>;
     if (this.blocking) {
       batches = chunks.pipeThrough(coalesceStage(COALESCE_EVENTS, deps.stats.ledger));

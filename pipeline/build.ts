@@ -61,6 +61,7 @@ export function branchSpec(resolved: ResolvedSink): BranchSpec {
     mode: cfg.mode,
     batch: cfg.batch,
     truncate: cfg.truncate,
+    buffer: cfg.buffer,
     annotations: cfg.annotations,
     policy: resolved.policy?.compiled ?? null,
     maxInFlight: cfg.type === "webhook" ? cfg.maxInFlight : 1,
@@ -216,6 +217,7 @@ export class Pipeline {
       log,
       clock,
       after,
+      signal: this.#abort.signal,
     });
   }
 

@@ -66,6 +66,23 @@ const READ_AHEAD = 1024;
 /** How often a closing lane looks whether everything was delivered, ms. */
 const DRAIN_POLL_MS = 50;
 
+/** Each sink's disk buffer counters, for the metrics endpoint. */
+const bufferStats = new WeakMap<SinkStats, () => DiskBufferStats | undefined>();
+
+/**
+ * The counters of the disk buffer of the sink counted by `stats`, or undefined when it has
+ * none (or it is not open yet).
+ *
+ * @example
+ * ```ts
+ * const disk = diskBufferStatsOf(stats.sink("remote"));
+ * if (disk) console.log(disk.bytes, disk.events);
+ * ```
+ */
+export function diskBufferStatsOf(stats: SinkStats): DiskBufferStats | undefined {
+  return bufferStats.get(stats)?.();
+}
+
 /** Events handed over by a closed lane, per sink, until the next lane opens the buffer. */
 const handovers = new WeakMap<SinkStats, { count: number; unprobe: () => void }>();
 
@@ -121,6 +138,7 @@ export class DiskLane {
       "error",
     );
     deps.signal?.addEventListener("abort", () => this.#stop.abort(), { once: true });
+    bufferStats.set(deps.stats, () => this.#opened?.stats);
     this.#store = this.#open();
     this.#store.catch(() => {});
   }

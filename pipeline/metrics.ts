@@ -18,6 +18,8 @@ import {
   type SourceStats,
 } from "./core/stats.ts";
 import { ReloadStats } from "./reloads.ts";
+import { diskBufferStatsOf } from "./disk_lane.ts";
+import type { DiskBufferStats } from "./diskbuffer/stats.ts";
 
 /**
  * A registry exposing `stats`, and the outcomes of config reloads.
@@ -130,6 +132,55 @@ export function metricsRegistry(
       for (const s of sources()) set({ source: s.name }, pick(s));
     });
 
+  // Disk buffers: one series per sink that has one (open).
+  const perDisk = (
+    metric: Metric,
+    name: string,
+    help: string,
+    pick: (d: DiskBufferStats) => number,
+  ) =>
+    metric(name, help, ["sink"], (set) => {
+      for (const s of sinks()) {
+        const d = diskBufferStatsOf(s);
+        if (d) set({ sink: s.name }, pick(d));
+      }
+    });
+  perDisk(
+    gauge,
+    "auditpipe_disk_buffer_bytes",
+    "Bytes of a sink's disk buffer segment files (delivered records count until their segment is deleted).",
+    (d) => d.bytes,
+  );
+  perDisk(
+    gauge,
+    "auditpipe_disk_buffer_events",
+    "Events in a sink's disk buffer not yet delivered (part of auditpipe_sink_buffer_events).",
+    (d) => d.events,
+  );
+  perDisk(
+    gauge,
+    "auditpipe_disk_buffer_segments",
+    "Segment files of a sink's disk buffer.",
+    (d) => d.segments,
+  );
+  perDisk(
+    gauge,
+    "auditpipe_disk_buffer_oldest_age_seconds",
+    "Age of the oldest undelivered event in a sink's disk buffer; 0 when it is empty.",
+    (d) => d.oldestUndeliveredAgeSeconds(Date.now()),
+  );
+  perDisk(
+    counter,
+    "auditpipe_disk_buffer_corrupt_records_total",
+    "Damaged regions of a sink's disk buffer found by their CRC and cut off.",
+    (d) => d.corruptRecords,
+  );
+  perDisk(
+    counter,
+    "auditpipe_disk_buffer_append_errors_total",
+    "Appends to a sink's disk buffer the disk refused (full, read-only, permission); their acks failed.",
+    (d) => d.appendErrors,
+  );
   perSource(
     counter,
     "auditpipe_source_events_total",
@@ -273,6 +324,17 @@ export function metricsRegistry(
         for (const [code, series] of s.requestDurations.series) {
           emit({ source: s.name, code }, series);
         }
+      }
+    },
+  );
+  histogram(
+    "auditpipe_disk_buffer_fsync_duration_seconds",
+    "Time a sink's disk buffer took to fsync, by file: segment (appends, group commit) or cursor.",
+    (emit) => {
+      for (const s of sinks()) {
+        const d = diskBufferStatsOf(s);
+        if (!d) continue;
+        for (const [file, series] of d.fsync.series) emit({ sink: s.name, file }, series);
       }
     },
   );

@@ -12,7 +12,8 @@ import { systemClock } from "../pipeline/core/clock.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import { silentLogger } from "../pipeline/core/log.ts";
 import { FanOut } from "../pipeline/stages/fanout.ts";
-import { SinkStats } from "../pipeline/core/stats.ts";
+import { PipelineStats, SinkStats } from "../pipeline/core/stats.ts";
+import { metricsRegistry } from "../pipeline/metrics.ts";
 import type { Sink } from "../backends/sink.ts";
 import type { BufferConfig } from "../pipeline/config/schema.ts";
 
@@ -216,6 +217,42 @@ Deno.test("disk branch: block makes the fan-out wait when maxBytes is reached, a
     assertEquals(new Set(sink.written).size, sent);
     await fanout.close();
     identity(s);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("disk branch: /metrics exports the buffer's gauges, corrupt count and fsync histogram, and held includes what is on disk", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-wire-" });
+  try {
+    const sink = new FlakySink();
+    sink.down = true;
+    const stats = new PipelineStats();
+    const b = diskBranch(dir, sink, {}, stats.sink("remote"));
+    const fanout = new FanOut([b], silentLogger);
+    for (let i = 0; i < 5; i++) assertEquals(await (await send(fanout, i * 8, 8)).settled, null);
+    const text = await metricsRegistry(stats).metrics();
+    const value = (series: string) => {
+      const line = text.split("\n").find((l) => l.startsWith(series + " "));
+      assert(line, `${series} missing:\n${text}`);
+      return Number(line.split(" ").at(-1));
+    };
+    assertEquals(value(`auditpipe_disk_buffer_events{sink="remote"}`), 40);
+    assert(value(`auditpipe_disk_buffer_bytes{sink="remote"}`) > 40 * 100);
+    assertEquals(value(`auditpipe_disk_buffer_segments{sink="remote"}`), 1);
+    assert(value(`auditpipe_disk_buffer_oldest_age_seconds{sink="remote"}`) >= 0);
+    assertEquals(value(`auditpipe_disk_buffer_corrupt_records_total{sink="remote"}`), 0);
+    assert(
+      value(`auditpipe_disk_buffer_fsync_duration_seconds_count{sink="remote",file="segment"}`) >=
+        1,
+    );
+    const received = value(`auditpipe_sink_events_total{sink="remote"}`);
+    const held = value(`auditpipe_sink_buffer_events{sink="remote"}`);
+    assertEquals(received, 40);
+    assertEquals(held, 40);
+    sink.down = false;
+    await until(() => stats.sink("remote").written === 40, "delivery");
+    await fanout.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

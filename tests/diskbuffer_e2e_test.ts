@@ -1,0 +1,180 @@
+/**
+ * The real daemon with a disk-buffered webhook sink: the webhook source answers 200 while
+ * the collector is down (events are fsynced), a SIGKILL loses nothing that got a 200, and
+ * `whenFull: block` makes requests wait instead of dropping.
+ */
+import { assert, assertEquals } from "./helpers/assert.ts";
+import { numberedEvents } from "./helpers/events.ts";
+import { type Daemon, postEvents, startDaemon } from "./helpers/daemon.ts";
+import { startReceiver } from "./helpers/receiver.ts";
+import { scrapeMetrics } from "./helpers/metrics.ts";
+
+function config(buffer: string): string {
+  return `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: siem.kubeconfig
+    initialBackoff: 20ms
+    retry: {maxAttempts: 1}
+    batch: {maxSize: 100, maxWait: 50ms, throttle: {enabled: false}}
+    buffer: ${buffer}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: 5s
+`;
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000) {
+  const end = Date.now() + ms;
+  while (!await cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * received = written + dropped + held for sink `siem`, from one scrape, and held = what is on
+ * disk plus `waiting` (events of requests waiting for space); returns held.
+ */
+async function identity(d: Daemon, waiting: number[] = [0]): Promise<number> {
+  const m = await scrapeMetrics(await d.opsPort());
+  const get = (k: string) => m.get(k) ?? 0;
+  let dropped = 0;
+  for (const [k, v] of m) {
+    if (k.startsWith('auditpipe_sink_dropped_total{sink="siem"')) dropped += v;
+  }
+  const received = get('auditpipe_sink_events_total{sink="siem"}');
+  const written = get('auditpipe_sink_written_total{sink="siem"}');
+  const held = get('auditpipe_sink_buffer_events{sink="siem"}');
+  assertEquals(received, written + dropped + held, `received ${received} written ${written}`);
+  const disk = get('auditpipe_disk_buffer_events{sink="siem"}');
+  assert(waiting.includes(held - disk), `held ${held}, on disk ${disk}`);
+  return held;
+}
+
+Deno.test("disk buffer e2e: 200s while the collector is down, and after a SIGKILL and restart every accepted event arrives", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  const cfg = () => config("{type: disk, path: buf}");
+  const accepted: string[] = [];
+  try {
+    const d = await startDaemon(cfg, { dir });
+    const port = await d.webhookPort();
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const events = numberedEvents("dw", i * 50, 50);
+      const t0 = performance.now();
+      const res = await postEvents(port, events);
+      latencies.push(performance.now() - t0);
+      await res.body?.cancel();
+      assertEquals(res.status, 200);
+      accepted.push(...events.map((e) => e.auditID as string));
+    }
+    latencies.sort((a, b) => a - b);
+    console.log(
+      `ack latency while the collector is down: p50 ${latencies[10].toFixed(1)} ms, max ${
+        latencies[19].toFixed(1)
+      } ms`,
+    );
+    // Not a timing claim: a request must not wait for the collector's retries (seconds).
+    assert(latencies[19] < 5_000, `slowest 200 took ${latencies[19]} ms`);
+    await until(() => recv.requests > 0, "a delivery attempt");
+    assertEquals(await identity(d), 1000);
+    assertEquals(recv.received.length, 0);
+    d.process.kill("SIGKILL");
+    await d.exited();
+
+    recv.respond = () => 200;
+    const d2 = await startDaemon(cfg, { dir });
+    await until(() => new Set(recv.received).size >= accepted.length, "redelivery");
+    const got = new Set(recv.received);
+    for (const id of accepted) assert(got.has(id), `${id} lost`);
+    console.log(`duplicates after the restart: ${recv.received.length - got.size}`);
+    await until(async () => await identity(d2) === 0, "nothing held");
+    const { code } = await d2.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("disk buffer e2e: whenFull block makes webhook requests wait while the buffer is full; nothing is dropped", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  try {
+    const d = await startDaemon(() => config("{type: disk, path: buf, maxBytes: 64KiB}"), { dir });
+    const port = await d.webhookPort();
+    const pending: Promise<Response>[] = [];
+    let waiting: Promise<Response> | undefined;
+    for (let i = 0; i < 100 && !waiting; i++) {
+      const req = postEvents(port, numberedEvents("bl", i * 20, 20));
+      const answered = await Promise.race([
+        req.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), 1000)),
+      ]);
+      if (answered) pending.push(req);
+      else waiting = req;
+    }
+    assert(waiting, "a request waits once the buffer is full");
+    for (const r of pending) {
+      const res = await r;
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+    }
+    const m = await scrapeMetrics(await d.opsPort());
+    assertEquals(m.get('auditpipe_sink_dropped_total{sink="siem",reason="buffer_full"}'), 0);
+    assert((m.get('auditpipe_disk_buffer_bytes{sink="siem"}') ?? 0) <= 64 * 1024);
+    // The waiting request's events are held too (unless, under load, it was merely slow).
+    await identity(d, [20, 0]);
+    recv.respond = () => 200;
+    const res = await waiting;
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    const sent = (pending.length + 1) * 20;
+    await until(() => new Set(recv.received).size >= sent, "delivery of everything");
+    await identity(d);
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("disk buffer e2e: whenFull dropNewest answers 200 and counts buffer_full when maxBytes is tiny", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  try {
+    const d = await startDaemon(
+      () => config("{type: disk, path: buf, maxBytes: 16KiB, whenFull: dropNewest}"),
+      { dir },
+    );
+    const port = await d.webhookPort();
+    for (let i = 0; i < 20; i++) {
+      const res = await postEvents(port, numberedEvents("dn", i * 20, 20));
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+    }
+    const m = await scrapeMetrics(await d.opsPort());
+    assert((m.get('auditpipe_sink_dropped_total{sink="siem",reason="buffer_full"}') ?? 0) > 0);
+    assert((m.get('auditpipe_disk_buffer_bytes{sink="siem"}') ?? 0) <= 16 * 1024);
+    await identity(d);
+    await d.waitLog((r) => r.msg === "disk buffer full; events dropped");
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -178,3 +178,62 @@ Deno.test("disk buffer e2e: whenFull dropNewest answers 200 and counts buffer_fu
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk buffer e2e: SIGKILLed at random moments while senders post, then restarted with the collector up: every event that got 200 arrives", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  const cfg = () => config("{type: disk, path: buf}");
+  const accepted = new Set<string>();
+  let next = 0;
+  try {
+    for (let round = 0; round < 4; round++) {
+      const d = await startDaemon(cfg, { dir });
+      const port = await d.webhookPort();
+      let killed = false;
+      const sender = async () => {
+        while (!killed) {
+          const events = numberedEvents("ck", next, 40);
+          next += 40;
+          try {
+            const res = await postEvents(port, events);
+            await res.body?.cancel();
+            if (res.status === 200) { for (const e of events) accepted.add(e.auditID as string); }
+          } catch {
+            // The daemon died mid-request: those events were not acknowledged.
+          }
+        }
+      };
+      const senders = [sender(), sender(), sender()];
+      await new Promise((r) => setTimeout(r, 150 + Math.random() * 400));
+      d.process.kill("SIGKILL");
+      killed = true;
+      await d.exited();
+      await Promise.all(senders);
+    }
+    assert(accepted.size > 0, "some requests were accepted");
+    recv.respond = () => 200;
+    const d = await startDaemon(cfg, { dir });
+    await until(
+      () =>
+        (() => {
+          const got = new Set(recv.received);
+          return [...accepted].every((id) => got.has(id));
+        })(),
+      "redelivery",
+      60_000,
+    );
+    const got = new Set(recv.received);
+    console.log(
+      `accepted ${accepted.size}, received ${recv.received.length}, duplicates ${
+        recv.received.length - got.size
+      }`,
+    );
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

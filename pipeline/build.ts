@@ -5,6 +5,7 @@
  * @module
  */
 import { createSink, sinkEventSize } from "./sinks.ts";
+import { diskBufferStatsOf } from "./disk_lane.ts";
 import { Branch, type BranchSpec } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
@@ -371,8 +372,9 @@ export class Pipeline {
     if (outcome === "timeout" && !aborted) this.#abort.abort(new Error("shutdown timeout"));
     if (outcome === "timeout" || aborted) {
       for (const s of this.stats.sinks.values()) {
-        // The branch is abandoned: what it still holds will not be written.
-        const left = s.ledger.clear();
+        // The branch is abandoned: what it still holds will not be written, except what
+        // waits in its disk buffer, which the next start delivers.
+        const left = s.ledger.clear() - (diskBufferStatsOf(s)?.events ?? 0);
         if (left > 0) s.drop("shutdown", left);
         const lost = s.dropped.shutdown -
           (shutdownDropsAtAbort.get(s) ?? s.dropped.shutdown - left);

@@ -237,3 +237,30 @@ Deno.test("disk buffer e2e: SIGKILLed at random moments while senders post, then
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk buffer e2e: a shutdown that times out on a stalled collector counts nothing on disk as dropped", async () => {
+  const recv = await startReceiver();
+  const release = recv.stall();
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  try {
+    const d = await startDaemon(
+      () => config("{type: disk, path: buf}").replace("shutdownTimeout: 5s", "shutdownTimeout: 1s"),
+      { dir },
+    );
+    const res = await postEvents(await d.webhookPort(), numberedEvents("st", 0, 30));
+    assertEquals(res.status, 200);
+    await res.body?.cancel();
+    await until(() => recv.requests > 0, "a delivery attempt");
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+    const stopped = await d.waitLog((r) => r.msg === "pipeline stopped");
+    const siem = (stopped.sinks as Record<string, { dropped: Record<string, number> }>).siem;
+    assertEquals(siem.dropped.shutdown ?? 0, 0, JSON.stringify(stopped));
+    assert(!d.logs.some((r) => r.msg === "shutdown timeout; events not delivered"));
+  } finally {
+    release();
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

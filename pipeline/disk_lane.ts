@@ -138,7 +138,6 @@ export class DiskLane {
       "error",
     );
     deps.signal?.addEventListener("abort", () => this.#stop.abort(), { once: true });
-    bufferStats.set(deps.stats, () => this.#opened?.stats);
     this.#store = this.#open();
     this.#store.catch(() => {});
   }
@@ -172,6 +171,8 @@ export class DiskLane {
       }
       this.#unprobe = stats.ledger.probe(() => store.stats.events);
       this.#opened = store;
+      // Until now a predecessor's buffer (closed, its counts final) stood for this sink.
+      bufferStats.set(stats, () => store.stats);
       return store;
     } catch (err) {
       this.#deps.log.error("disk buffer cannot be opened", {

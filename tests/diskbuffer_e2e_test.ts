@@ -264,3 +264,39 @@ Deno.test("disk buffer e2e: a shutdown that times out on a stalled collector cou
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk buffer e2e: a reload that replaces the sink's branch hands its buffer over: events on disk are delivered by the new branch", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  try {
+    const d = await startDaemon(() => config("{type: disk, path: buf}"), { dir });
+    const port = await d.webhookPort();
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const events = numberedEvents("rl", i * 50, 50);
+      const res = await postEvents(port, events);
+      assertEquals(res.status, 200);
+      await res.body?.cancel();
+      ids.push(...events.map((e) => e.auditID as string));
+    }
+    await until(() => recv.requests > 0, "a delivery attempt");
+    await Deno.writeTextFile(
+      `${dir}/pipeline.yaml`,
+      config("{type: disk, path: buf}").replace("maxSize: 100", "maxSize: 30"),
+    );
+    d.process.kill("SIGHUP");
+    const reloaded = await d.waitLog((r) => r.msg === "config reloaded");
+    assert(JSON.stringify(reloaded).includes("siem"), JSON.stringify(reloaded));
+    assertEquals(await identity(d), 200);
+    recv.respond = () => 200;
+    await until(() => ids.every((id) => recv.received.includes(id)), "delivery after reload");
+    await until(async () => await identity(d) === 0, "nothing held");
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -300,3 +300,42 @@ Deno.test("disk buffer e2e: a reload that replaces the sink's branch hands its b
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk buffer e2e: a tail source's lines are all delivered across a SIGKILL while the collector is down", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  const events = numberedEvents("tl", 0, 500, { kind: "Event", apiVersion: "audit.k8s.io/v1" });
+  await Deno.writeTextFile(
+    `${dir}/audit.log`,
+    events.map((e) => JSON.stringify(e)).join("\n") + "\n",
+  );
+  const cfg = () =>
+    config("{type: disk, path: buf}").replace(
+      "  - type: webhook\n    listen: 127.0.0.1:0\n",
+      "  - type: tail\n    path: audit.log\n    startAt: beginning\n    checkpointFile: tail.pos\n",
+    );
+  try {
+    const d = await startDaemon(cfg, { dir });
+    const ops = await d.opsPort();
+    await until(
+      async () =>
+        (await scrapeMetrics(ops)).get('auditpipe_disk_buffer_events{sink="siem"}') === 500,
+      "every line on disk",
+    );
+    d.process.kill("SIGKILL");
+    await d.exited();
+    recv.respond = () => 200;
+    const d2 = await startDaemon(cfg, { dir });
+    await until(() => new Set(recv.received).size >= 500, "redelivery");
+    const got = new Set(recv.received);
+    for (const e of events) assert(got.has(e.auditID as string), `${e.auditID} lost`);
+    await until(async () => await identity(d2) === 0, "nothing held");
+    const { code } = await d2.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

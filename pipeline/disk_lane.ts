@@ -63,6 +63,8 @@ export class DiskEnvelope extends CompactEnvelope {
 const MAX_APPENDS = 64;
 /** Records read ahead of the batcher. */
 const READ_AHEAD = 1024;
+/** Records in one chunk read back at most. */
+const READ_CHUNK = 512;
 /** How often a closing lane looks whether everything was delivered, ms. */
 const DRAIN_POLL_MS = 50;
 
@@ -302,7 +304,10 @@ export class DiskLane {
    */
   records(): ReadableStream<Chunk> {
     let it: AsyncGenerator<StoredRecord, void, undefined> | undefined;
+    // A read started in one pull and not finished by its end: the next pull takes it up.
+    let pending: Promise<IteratorResult<StoredRecord, void>> | undefined;
     const signal = this.#stop.signal;
+    const TIMEOUT = Symbol("timeout");
     return new ReadableStream<Chunk>({
       pull: async (c) => {
         for (;;) {
@@ -318,26 +323,55 @@ export class DiskLane {
               continue;
             }
           }
+          const items: Envelope[] = [];
           try {
-            const n = await it.next();
-            if (n.done) {
+            const first = await (pending ?? it.next());
+            pending = undefined;
+            if (first.done) {
               c.close();
               return;
             }
-            c.enqueue({ items: [new DiskEnvelope(n.value)], ack: NO_ACK });
+            items.push(new DiskEnvelope(first.value));
+            // Take what is already there into the same chunk, up to the end of this task: one
+            // chunk per record would cost the batcher a turn per event.
+            let timer: ReturnType<typeof setTimeout> | undefined;
+            const turn = new Promise<typeof TIMEOUT>((r) =>
+              timer = setTimeout(() => r(TIMEOUT), 0)
+            );
+            let ended = false;
+            while (items.length < READ_CHUNK) {
+              const p = it.next();
+              const n = await Promise.race([p, turn]);
+              if (n === TIMEOUT) {
+                p.catch(() => {});
+                pending = p;
+                break;
+              }
+              if (n.done) {
+                ended = true;
+                break;
+              }
+              items.push(new DiskEnvelope(n.value));
+            }
+            clearTimeout(timer);
+            c.enqueue({ items, ack: NO_ACK });
+            if (ended) c.close();
             return;
           } catch (err) {
+            if (items.length) c.enqueue({ items, ack: NO_ACK });
             // Read again from the cursor: records after it may be sent twice, none is lost.
             this.#deps.log.error("disk buffer read failed; reading again from the cursor", {
               path: this.#opts.path,
               error: err,
             });
             it = undefined;
+            pending = undefined;
             await abortableSleep(this.#deps.clock, 1000, signal);
+            if (items.length) return;
           }
         }
       },
-    }, { highWaterMark: READ_AHEAD, size: () => 1 });
+    }, { highWaterMark: READ_AHEAD, size: (c) => c.items.length });
   }
 
   /**

@@ -29,6 +29,7 @@ import { toError } from "./core/errors.ts";
 import { CompactEnvelope } from "./stages/compact.ts";
 import { type BufferRecord, DiskBuffer, type StoredRecord } from "./diskbuffer/store.ts";
 import { DiskBufferError } from "./diskbuffer/errors.ts";
+import { BufferFullError, RefusingAck } from "./diskbuffer/full.ts";
 import type { DiskBufferStats } from "./diskbuffer/stats.ts";
 
 /** How a branch's disk buffer is set up (a sink's `buffer` key, type `disk`). */
@@ -120,6 +121,7 @@ export class DiskLane {
   #failing = false;
   #appendsDone: Promise<void> = Promise.resolve();
   readonly #fullLog: RateLimitedLog;
+  readonly #refusedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
   readonly #sendLog: RateLimitedLog;
 
@@ -127,6 +129,10 @@ export class DiskLane {
     this.#opts = opts;
     this.#deps = deps;
     this.#fullLog = new RateLimitedLog(deps.log, "disk buffer full; events dropped");
+    this.#refusedLog = new RateLimitedLog(
+      deps.log,
+      "disk buffer full; requests refused (the client sends them again)",
+    );
     this.#errorLog = new RateLimitedLog(
       deps.log,
       "disk buffer append failed; events refused",
@@ -211,6 +217,7 @@ export class DiskLane {
         this.#appendsDone = Promise.all(inFlight).then(() => {});
         await this.#appendsDone;
         this.#fullLog.flush();
+        this.#refusedLog.flush();
         this.#errorLog.flush();
       },
       abort: async () => {
@@ -243,7 +250,8 @@ export class DiskLane {
     const { stats } = this.#deps;
     try {
       const groups = this.#groups(chunk.items.map(toRecord));
-      const outcomes = await Promise.all(groups.map((g) => this.#appendGroup(g)));
+      const refuse = chunk.ack instanceof RefusingAck;
+      const outcomes = await Promise.all(groups.map((g) => this.#appendGroup(g, refuse)));
       const failure = outcomes.find((o) => o instanceof Error);
       if (failure) chunk.ack.fail(failure);
       else chunk.ack.release();
@@ -256,8 +264,12 @@ export class DiskLane {
     }
   }
 
-  /** Appends one group; resolves with the error that refused it (counted), else null. */
-  async #appendGroup(records: BufferRecord[]): Promise<Error | null> {
+  /**
+   * Appends one group; resolves with the error that refused it (counted), else null. When
+   * the buffer is full in `block` mode, waits for room, unless `refuse` (the source answers
+   * its client "come back later"): then the group is refused with a {@linkcode BufferFullError}.
+   */
+  async #appendGroup(records: BufferRecord[], refuse: boolean): Promise<Error | null> {
     const { stats } = this.#deps;
     for (;;) {
       let store: DiskBuffer;
@@ -281,6 +293,16 @@ export class DiskLane {
           bytes: store.stats.bytes,
         });
         return null;
+      }
+      if (refuse) {
+        // Not acknowledged, so not lost: the client is told to send them again.
+        stats.drop("buffer_full", records.length);
+        this.#refusedLog.add(records.length, {
+          path: this.#opts.path,
+          maxBytes: this.#opts.maxBytes,
+          bytes: store.stats.bytes,
+        });
+        return new BufferFullError(this.#opts.path, this.#opts.maxBytes);
       }
       // `block`: the source waits (the fan-out waits on this branch) until space is freed.
       if (this.#deps.signal?.aborted) {

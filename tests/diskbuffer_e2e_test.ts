@@ -1,7 +1,7 @@
 /**
  * The real daemon with a disk-buffered webhook sink: the webhook source answers 200 while
  * the collector is down (events are fsynced), a SIGKILL loses nothing that got a 200, and
- * `whenFull: block` makes requests wait instead of dropping.
+ * `whenFull: block` refuses webhook requests with 429 instead of dropping.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { numberedEvents } from "./helpers/events.ts";
@@ -33,6 +33,18 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
   while (!await cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function answeredWithin(req: Promise<Response>, ms: number): Promise<Response> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  );
+  try {
+    return await Promise.race([req, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -105,7 +117,7 @@ Deno.test("disk buffer e2e: 200s while the collector is down, and after a SIGKIL
   }
 });
 
-Deno.test("disk buffer e2e: whenFull block makes webhook requests wait while the buffer is full; nothing is dropped", async () => {
+Deno.test("disk buffer e2e: whenFull block answers webhook requests 429 with Retry-After while the buffer is full, 200 again once space frees; every event answered 200 arrives", async () => {
   const recv = await startReceiver();
   recv.respond = () => 503;
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
@@ -113,34 +125,49 @@ Deno.test("disk buffer e2e: whenFull block makes webhook requests wait while the
   try {
     const d = await startDaemon(() => config("{type: disk, path: buf, maxBytes: 64KiB}"), { dir });
     const port = await d.webhookPort();
-    const pending: Promise<Response>[] = [];
-    let waiting: Promise<Response> | undefined;
-    for (let i = 0; i < 100 && !waiting; i++) {
-      const req = postEvents(port, numberedEvents("bl", i * 20, 20));
-      const answered = await Promise.race([
-        req.then(() => true),
-        new Promise<false>((r) => setTimeout(() => r(false), 1000)),
-      ]);
-      if (answered) pending.push(req);
-      else waiting = req;
+    const accepted = new Set<string>();
+    let refused: Response | undefined;
+    let i = 0;
+    for (; i < 200 && !refused; i++) {
+      const events = numberedEvents("bl", i * 20, 20);
+      // A request that waits for room instead of being answered fails the test.
+      const res = await answeredWithin(postEvents(port, events), 15_000);
+      if (res.status === 200) {
+        for (const e of events) accepted.add(String(e.auditID));
+        await res.body?.cancel();
+      } else refused = res;
     }
-    assert(waiting, "a request waits once the buffer is full");
-    for (const r of pending) {
-      const res = await r;
-      assertEquals(res.status, 200);
-      await res.body?.cancel();
-    }
+    assert(refused, "a request is refused once the buffer is full");
+    assertEquals(refused.status, 429);
+    assertEquals(refused.headers.get("retry-after"), "1");
+    assert(/disk buffer is full/.test((await refused.json()).error));
     const m = await scrapeMetrics(await d.opsPort());
-    assertEquals(m.get('auditpipe_sink_dropped_total{sink="siem",reason="buffer_full"}'), 0);
+    const rejected = [...m].filter(([k]) =>
+      k.startsWith("auditpipe_source_rejected_total{") && k.includes('reason="buffer_full"')
+    );
+    assert(rejected.length === 1 && rejected[0][1] >= 1, "the refusal is counted");
     assert((m.get('auditpipe_disk_buffer_bytes{sink="siem"}') ?? 0) <= 64 * 1024);
-    // The waiting request's events are held too (unless, under load, it was merely slow).
-    await identity(d, [20, 0]);
+    await identity(d);
     recv.respond = () => 200;
-    const res = await waiting;
-    assertEquals(res.status, 200);
-    await res.body?.cancel();
-    const sent = (pending.length + 1) * 20;
-    await until(() => new Set(recv.received).size >= sent, "delivery of everything");
+    // Space frees as the collector takes the backlog: requests are answered 200 again.
+    let again = false;
+    for (const end = Date.now() + 30_000; !again && Date.now() < end; i++) {
+      const events = numberedEvents("bl", i * 20, 20);
+      const res = await postEvents(port, events);
+      await res.body?.cancel();
+      if (res.status === 200) {
+        again = true;
+        for (const e of events) accepted.add(String(e.auditID));
+      } else {
+        assertEquals(res.status, 429);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert(again, "requests are answered 200 once the collector is up");
+    await until(() => {
+      const got = new Set(recv.received);
+      return [...accepted].every((id) => got.has(id));
+    }, "delivery of every event answered 200");
     await identity(d);
     const { code } = await d.stop();
     assertEquals(code, 0);

@@ -4,7 +4,6 @@
  * @module
  */
 import { createMiddleware } from "hono/factory";
-import { Ack } from "../../core/ack.ts";
 import { DecodeError } from "../../core/decode.ts";
 import type { Chunk } from "../../core/envelope.ts";
 import type { Logger } from "../../core/log.ts";
@@ -12,6 +11,7 @@ import { RateLimitedLog } from "../../core/log.ts";
 import type { SourceStats } from "../../core/stats.ts";
 import { release } from "../body.ts";
 import type { Dispatch } from "../source.ts";
+import { BufferFullError, RefusingAck } from "../../diskbuffer/full.ts";
 import type { DeadLetters } from "./dead_letters.ts";
 import type { WebhookEnv } from "./env.ts";
 
@@ -24,6 +24,16 @@ import type { WebhookEnv } from "./env.ts";
  * ```
  */
 export const NOT_DELIVERED = "not delivered: a blocking-strict sink failed; see auditpipe's log";
+
+/**
+ * The 429 answer's message when a sink's disk buffer is full (`whenFull: block`).
+ *
+ * @example
+ * ```ts
+ * return c.json({ error: BUFFER_FULL }, 429);
+ * ```
+ */
+export const BUFFER_FULL = "not stored: a sink's disk buffer is full; send again later";
 
 /** What {@linkcode deliver} needs. */
 export interface DeliverDeps {
@@ -41,7 +51,10 @@ export interface DeliverDeps {
  * The end of the chain: hands `c.var.parts` on piece by piece (each piece before the next is
  * parsed), counting and dead-lettering invalid items, then waits for one ack over all of
  * them. Answers 200 `{"accepted":N,"rejected":M}`; 503 with `Retry-After: 1` when a
- * `blocking-strict` sink failed (the sink's writer logs its error; the client is not told it); 400
+ * `blocking-strict` sink failed (the sink's writer logs its error; the client is not told it);
+ * 429 with `Retry-After: 1` (counted as `buffer_full`) when a sink's disk buffer was full in
+ * `block` mode (the ack is a {@linkcode RefusingAck}, so the disk lane refuses instead of
+ * making the request wait; events it did append may arrive twice once the client retries); 400
  * with the counts when the list turned out not to be JSON part-way (what came before was
  * handed on).
  *
@@ -55,7 +68,7 @@ export function deliver(deps: DeliverDeps) {
   const invalid = new RateLimitedLog(deps.log, "rejected invalid events");
   const handler = createMiddleware<WebhookEnv>(async function deliver(c) {
     const parts = c.get("parts");
-    const ack = new Ack();
+    const ack = new RefusingAck();
     let accepted = 0;
     let rejected = 0;
     let broken: DecodeError | null = null;
@@ -85,6 +98,11 @@ export function deliver(deps: DeliverDeps) {
     if (parts.copied && !broken) release(c.get("body"));
     ack.release();
     const failure = await ack.settled;
+    if (failure instanceof BufferFullError) {
+      stats.reject("buffer_full");
+      c.header("Retry-After", "1");
+      return c.json({ error: BUFFER_FULL }, 429);
+    }
     if (failure) {
       // The sink's writer logged its error; the client learns only that it should retry.
       c.header("Retry-After", "1");

@@ -339,7 +339,12 @@ export class DiskLane {
           }
           if (!it) {
             try {
-              it = (await this.#get()).read({ follow: true, signal });
+              it = (await this.#get()).read({
+                follow: true,
+                signal,
+                // The store logged it with segment and offset; the sink's ledger counts it.
+                onDamage: (d) => this.#deps.stats.drop("write_error", d.records),
+              });
             } catch {
               await abortableSleep(this.#deps.clock, 1000, signal);
               continue;

@@ -148,3 +148,71 @@ Deno.test("disk buffer recovery: a segment left behind the cursor by a crash bef
   assert.deepEqual((await readAll(buf)).map((r) => r.auditID), got.slice(21).map((r) => r.auditID));
   await buf.close();
 });
+
+Deno.test("disk buffer: a record that goes bad after open is skipped to the end of its segment, counted and logged with segment and offset; reading goes on and the count of undelivered events ends at 0", async () => {
+  const dir = await tmp();
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger("info", (line) => logs.push(JSON.parse(line)));
+  const buf = await DiskBuffer.open({ path: dir, maxBytes: 1 << 24, segmentBytes: 4096, logger });
+  for (let i = 0; i < 100; i += 10) {
+    await buf.append(Array.from({ length: 10 }, (_, k) => eventRecord(i + k)));
+  }
+  const before = await readAll(buf);
+  const ids = [...new Set(before.map((r) => r.segment))];
+  assert.ok(ids.length >= 4, `${ids.length} segments`);
+  // A sealed segment and the active one both go bad while the buffer is open.
+  const sealed = before.filter((r) => r.segment === ids[1])[2];
+  const active = before.filter((r) => r.segment === ids.at(-1))[1];
+  for (const r of [sealed, active]) {
+    const path = segmentPath(dir, r.segment);
+    const bytes = await Deno.readFile(path);
+    bytes[r.offset + 40] ^= 0xff;
+    await Deno.writeFile(path, bytes);
+  }
+  const damaged: number[][] = [];
+  const bothSeen = Promise.withResolvers<void>();
+  const got: string[] = [];
+  const ac = new AbortController();
+  const reader = (async () => {
+    for await (
+      const r of buf.read({
+        follow: true,
+        signal: ac.signal,
+        onDamage: (d) => {
+          if (damaged.push([d.segment, d.offset, d.records]) === 2) bothSeen.resolve();
+        },
+      })
+    ) {
+      got.push(r.auditID);
+      if (r.auditID === eventRecord(100).auditID) ac.abort();
+      await buf.markDelivered(r);
+    }
+  })();
+  // Appended once the damage was skipped: read (in the active segment, after the damage).
+  await bothSeen.promise;
+  await buf.append([eventRecord(100)]);
+  await reader;
+  const lost = before.filter((r) =>
+    (r.segment === sealed.segment && r.offset >= sealed.offset) ||
+    (r.segment === active.segment && r.offset >= active.offset)
+  );
+  const lostIds = new Set(lost.map((r) => r.auditID));
+  assert.deepEqual(got, [
+    ...before.filter((r) => !lostIds.has(r.auditID)).map((r) => r.auditID),
+    eventRecord(100).auditID,
+  ]);
+  const lostIn = (id: number) => lost.filter((r) => r.segment === id).length;
+  assert.deepEqual(damaged, [
+    [sealed.segment, sealed.offset, lostIn(sealed.segment)],
+    [active.segment, active.offset, lostIn(active.segment)],
+  ]);
+  assert.equal(buf.stats.corruptRecords, 2);
+  assert.equal(buf.stats.events, 0, "skipped records are no longer counted as undelivered");
+  assert.equal(buf.stats.delivered, got.length);
+  const logged = logs.filter((l) => l.level === "error" && l.segment !== undefined);
+  assert.deepEqual(logged.map((l) => [l.segment, l.offset]), [
+    [sealed.segment, sealed.offset],
+    [active.segment, active.offset],
+  ]);
+  await buf.close();
+});

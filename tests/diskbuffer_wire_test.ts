@@ -257,3 +257,37 @@ Deno.test("disk branch: /metrics exports the buffer's gauges, corrupt count and 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk branch: a record that goes bad on disk after open is skipped and counted (dropped as write_error, corrupt records 1); the rest is delivered instead of the read being retried forever", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-wire-" });
+  try {
+    const sink = new FlakySink();
+    sink.down = true;
+    const b = diskBranch(dir, sink);
+    const fanout = new FanOut([b], silentLogger);
+    const n = 3000;
+    for (let i = 0; i < n; i += 100) assertEquals(await (await send(fanout, i, 100)).settled, null);
+    const s = b.deps.stats;
+    await until(() => sink.attempts > 1, "a failed write");
+    // The last segment is past what the lane has read ahead (about a thousand records).
+    const segs = [...Deno.readDirSync(`${dir}/buf`)].map((e) => e.name)
+      .filter((f) => f.endsWith(".seg")).sort();
+    assert(segs.length >= 3, `${segs.length} segments`);
+    const path = `${dir}/buf/${segs.at(-1)}`;
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await Deno.writeFile(path, bytes);
+    sink.down = false;
+    await until(() => s.written + s.droppedTotal === n, "delivery of everything else", 30_000);
+    const lost = s.dropped.write_error;
+    assert(lost > 0 && lost < n / 3, `lost ${lost}`);
+    assertEquals(new Set(sink.written).size, n - lost);
+    assertEquals(b.disk!.stats!.corruptRecords, 1);
+    identity(s);
+    await fanout.close();
+    identity(s);
+    assertEquals(s.buffered, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -13,9 +13,11 @@ import { errorText } from "../core/errors.ts";
  * - `too_large`: one append is larger than `maxBytes` or a record larger than the frame limit;
  *   retrying cannot help.
  * - `closed`: the store was closed.
- * - `corrupt`: a record that was intact when the store opened no longer is.
+ *
+ * Damage is not an error: open cuts it off, and a reader skips what went bad after open
+ * (see `DiskBuffer.read`).
  */
-export type DiskBufferErrorCode = "io" | "too_large" | "closed" | "corrupt";
+export type DiskBufferErrorCode = "io" | "too_large" | "closed";
 
 /**
  * A disk buffer failure, naming the operation and file.

@@ -90,6 +90,16 @@ interface Segment {
   size: number;
   /** No more appends go to it. */
   sealed: boolean;
+  /** The ordinal after its last record (ordinals count undelivered records since open). */
+  endOrdinal: number;
+}
+
+/**
+ * Damage a reader found after open: the records from `offset` to the segment's end (as it
+ * was then) were skipped; `records` of them were counted as undelivered.
+ */
+export interface SkippedDamage extends Damage {
+  readonly records: number;
 }
 
 interface Pending {
@@ -150,6 +160,10 @@ export class DiskBuffer {
   #changed = Promise.withResolvers<void>();
   #closed = false;
   #recovery: Recovery;
+  /** Ordinal ranges skipped as damaged, not yet passed by a mark: they are not delivered. */
+  #skipped: { from: number; to: number }[] = [];
+  /** The end of the last range skipped: a reader started again meets the same damage. */
+  #skippedUpTo = 0;
 
   private constructor(
     opts: DiskBufferOptions,
@@ -266,8 +280,8 @@ export class DiskBuffer {
           }
         });
       }
-      segments.push({ id, size: scan.goodEnd, sealed: true });
       events += scan.undelivered;
+      segments.push({ id, size: scan.goodEnd, sealed: true, endOrdinal: events });
       bytes += scan.goodEnd;
       oldest ??= scan.firstUndeliveredAt;
     }
@@ -424,8 +438,11 @@ export class DiskBuffer {
     const wasEmpty = this.stats.events === 0;
     let count = 0;
     for (const p of accepted) count += p.frames.length;
+    let end = this.#appendedOrdinal;
     for (const t of targets) {
       t.seg.size = t.startSize + t.pending;
+      end += t.frames.length;
+      t.seg.endOrdinal = end;
       if (t.created) this.#segments.push(t.seg);
       if (t !== targets.at(-1)) {
         t.seg.sealed = true;
@@ -464,7 +481,7 @@ export class DiskBuffer {
     // Only files this store made are removed after a failure, never something in the way.
     this.#strays.push(path);
     return {
-      seg: { id, size: 0, sealed: false },
+      seg: { id, size: 0, sealed: false, endOrdinal: this.#appendedOrdinal },
       file,
       startSize: 0,
       created: true,
@@ -537,10 +554,19 @@ export class DiskBuffer {
    * Streams undelivered records in order from the cursor; with `follow`, waits for appends
    * instead of ending (until `signal` aborts or the buffer closes).
    *
-   * @throws {DiskBufferError} `corrupt` when a record went bad on disk after open, `io`.
+   * A record that went bad on disk after open (its frame no longer checks) is skipped with
+   * the rest of its segment as it is then (where the next intact frame starts is unknown;
+   * records appended later follow it): counted in `stats.corruptRecords`, logged with segment
+   * and offset, taken off `stats.events`, and reported to `onDamage`. Reading goes on.
+   *
+   * @throws {DiskBufferError} `io` when a segment cannot be read.
    */
   async *read(
-    opts: { follow?: boolean; signal?: AbortSignal } = {},
+    opts: {
+      follow?: boolean;
+      signal?: AbortSignal;
+      onDamage?: (damage: SkippedDamage) => void;
+    } = {},
   ): AsyncGenerator<StoredRecord, void, undefined> {
     let seg = this.#cursor.segment;
     let off = this.#cursor.offset;
@@ -565,7 +591,7 @@ export class DiskBuffer {
         throw new DiskBufferError("io", "read", path, "cannot open segment", { cause: err });
       }
       try {
-        const reader = new SegmentReader(file, off, s.size);
+        let reader = new SegmentReader(file, off, s.size);
         for (;;) {
           reader.end = s.size;
           let it;
@@ -586,13 +612,19 @@ export class DiskBuffer {
             continue;
           }
           if (it?.kind === "corrupt") {
-            this.stats.corruptRecords++;
-            throw new DiskBufferError(
-              "corrupt",
-              "read",
-              path,
-              `${it.reason} at offset ${it.offset}`,
-            );
+            // Read synchronously with the size: both change only together, in a commit.
+            const damage: SkippedDamage = {
+              segment: s.id,
+              offset: it.offset,
+              bytes: s.size - it.offset,
+              reason: it.reason,
+              records: Math.max(0, s.endOrdinal - ordinal),
+            };
+            if (this.#skip(damage, ordinal, s.endOrdinal, path)) opts.onDamage?.(damage);
+            off = s.size;
+            ordinal = Math.max(ordinal, s.endOrdinal);
+            reader = new SegmentReader(file, off, s.size);
+            continue;
           }
           if (off < s.size) continue;
           if (s.sealed) {
@@ -610,6 +642,31 @@ export class DiskBuffer {
   }
 
   /**
+   * Accounts for records a reader skipped as damaged (they leave the undelivered count);
+   * false when this damage was met and counted before.
+   */
+  #skip(d: SkippedDamage, from: number, to: number, path: string): boolean {
+    if (to <= this.#skippedUpTo) return false;
+    this.#skippedUpTo = to;
+    this.stats.corruptRecords++;
+    this.stats.corruptBytes += d.bytes;
+    const start = Math.max(from, this.#deliveredOrdinal);
+    if (to > start) {
+      this.stats.events -= to - start;
+      this.#skipped.push({ from: start, to });
+    }
+    this.#log.error("disk buffer record corrupt after open: skipped to the end of its segment", {
+      path,
+      segment: d.segment,
+      offset: d.offset,
+      bytes: d.bytes,
+      records: d.records,
+      reason: d.reason,
+    });
+    return true;
+  }
+
+  /**
    * Marks `record` and every record before it delivered; resolves once the cursor is
    * persisted. Segments wholly before the cursor are then deleted.
    *
@@ -622,8 +679,16 @@ export class DiskBuffer {
       );
     }
     if (record.ordinal >= this.#deliveredOrdinal) {
-      const n = record.ordinal + 1 - this.#deliveredOrdinal;
+      let n = record.ordinal + 1 - this.#deliveredOrdinal;
       this.#deliveredOrdinal = record.ordinal + 1;
+      // Skipped records were taken off the count when skipped: they are not delivered.
+      this.#skipped = this.#skipped.filter((r) => {
+        const passed = Math.min(r.to, this.#deliveredOrdinal) - r.from;
+        if (passed > 0) n -= passed;
+        if (r.to <= this.#deliveredOrdinal) return false;
+        if (passed > 0) r.from = this.#deliveredOrdinal;
+        return true;
+      });
       this.stats.events -= n;
       this.stats.delivered += n;
       if (

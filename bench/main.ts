@@ -31,7 +31,7 @@ import { benchWebhook, buildBodies, daemonRun } from "./webhook.ts";
 import { benchMemory } from "./memory.ts";
 import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
-import { benchDiskBuffer } from "./diskbuffer.ts";
+import { benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
 
 const ALL = [
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
   }
   // The same tail run with and without a signed hash chain on the log sink.
   if (want("integrity")) rows.push(await integrityRow(data, { log, runs }));
-  const needLines = want("webhook") || want("memory") || want("latency");
+  const needLines = want("webhook") || want("memory") || want("latency") || want("diskbuffer");
   const lines = needLines ? await readLines(data.path) : [];
   if (want("webhook")) {
     rows.push(await benchWebhook(lines, { log, runs }));
@@ -184,6 +184,7 @@ async function main(): Promise<void> {
     rows.push(
       await benchDiskBuffer({ seconds: 5, producers: 32, batch: 10, backlogMb: 200, log }),
     );
+    rows.push(await benchDiskE2e(lines, { seconds: 10, log }));
   }
 
   const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";

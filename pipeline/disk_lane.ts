@@ -343,7 +343,7 @@ export class DiskLane {
                 follow: true,
                 signal,
                 // The store logged it with segment and offset; the sink's ledger counts it.
-                onDamage: (d) => this.#deps.stats.drop("write_error", d.records),
+                onDamage: (d) => this.#deps.stats.drop("corrupt", d.records),
               });
             } catch {
               await abortableSleep(this.#deps.clock, 1000, signal);

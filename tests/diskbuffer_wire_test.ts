@@ -258,7 +258,7 @@ Deno.test("disk branch: /metrics exports the buffer's gauges, corrupt count and 
   }
 });
 
-Deno.test("disk branch: a record that goes bad on disk after open is skipped and counted (dropped as write_error, corrupt records 1); the rest is delivered instead of the read being retried forever", async () => {
+Deno.test("disk branch: a record that goes bad on disk after open is skipped and counted (dropped as corrupt, corrupt records 1); the rest is delivered instead of the read being retried forever", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-wire-" });
   try {
     const sink = new FlakySink();
@@ -279,7 +279,7 @@ Deno.test("disk branch: a record that goes bad on disk after open is skipped and
     await Deno.writeFile(path, bytes);
     sink.down = false;
     await until(() => s.written + s.droppedTotal === n, "delivery of everything else", 30_000);
-    const lost = s.dropped.write_error;
+    const lost = s.dropped.corrupt;
     assert(lost > 0 && lost < n / 3, `lost ${lost}`);
     assertEquals(new Set(sink.written).size, n - lost);
     assertEquals(b.disk!.stats!.corruptRecords, 1);

@@ -17,6 +17,7 @@ export type DropReason =
   | "too_large"
   | "retries_exhausted"
   | "write_error"
+  | "corrupt"
   | "shutdown";
 
 /** Every drop reason, for exposing zeros too. */
@@ -27,6 +28,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "too_large",
   "retries_exhausted",
   "write_error",
+  "corrupt",
   "shutdown",
 ];
 
@@ -132,6 +134,7 @@ export class SinkStats {
     too_large: 0,
     retries_exhausted: 0,
     write_error: 0,
+    corrupt: 0,
     shutdown: 0,
   };
   /** Durations of successful sink writes, seconds (one series, label ""). */

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import type { Sink, WriteResult } from "../backends/sink.ts";
+import type { Sink } from "../backends/sink.ts";
 import type { Batch, Chunk, Envelope } from "./core/envelope.ts";
 import type { Clock } from "./core/clock.ts";
 import type { SinkStats } from "./core/stats.ts";
@@ -31,6 +31,7 @@ import { type BufferRecord, DiskBuffer, type StoredRecord } from "./diskbuffer/s
 import { DiskBufferError } from "./diskbuffer/errors.ts";
 import { BufferFullError, RefusingAck } from "./diskbuffer/full.ts";
 import type { DiskBufferStats } from "./diskbuffer/stats.ts";
+import { droppedCounter } from "./stages/sink_writer.ts";
 
 /** How a branch's disk buffer is set up (a sink's `buffer` key, type `disk`). */
 export interface DiskLaneOptions {
@@ -408,17 +409,9 @@ export class DiskLane {
    */
   deliverer(sink: Sink): WritableStream<Batch> {
     const { stats, clock, log } = this.#deps;
-    const partial = new RateLimitedLog(log, "sink left events out of a batch", 1000, "error");
-    const countDropped = (result: WriteResult | void): number => {
-      if (!result || result.dropped.length === 0) return 0;
-      for (const d of result.dropped) {
-        stats.drop(d.reason, 1);
-        partial.add(1, { reason: d.reason, index: d.index, error: d.error });
-      }
-      return result.dropped.length;
-    };
+    const left = droppedCounter(stats, log);
     const finish = async () => {
-      partial.flush();
+      left.flush();
       this.#sendLog.flush();
       await sink.close();
       await this.#close();
@@ -437,7 +430,7 @@ export class DiskLane {
         for (;;) {
           const start = clock.now();
           try {
-            const dropped = countDropped(await sink.write(batch.items));
+            const dropped = left.count(await sink.write(batch.items));
             const marked = this.#opened!.markDelivered(last.record);
             stats.wrote(batch.items.length - dropped, (clock.now() - start) / 1000);
             this.#failing = false;

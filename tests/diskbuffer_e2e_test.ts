@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { numberedEvents } from "./helpers/events.ts";
 import { type Daemon, postEvents, startDaemon } from "./helpers/daemon.ts";
-import { startReceiver } from "./helpers/receiver.ts";
+import { type Receiver, startReceiver } from "./helpers/receiver.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 
 function config(buffer: string): string {
@@ -68,6 +68,23 @@ async function identity(d: Daemon, waiting: number[] = [0]): Promise<number> {
   return held;
 }
 
+/**
+ * Runs `fn` with a collector that answers 503 until told otherwise, and a temporary folder
+ * holding `siem.kubeconfig` pointing at it; both are cleaned up whatever happens.
+ */
+async function withCollector(fn: (recv: Receiver, dir: string) => Promise<void>): Promise<void> {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
+  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
+  try {
+    await fn(recv, dir);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 Deno.test("disk buffer e2e: 200s while the collector is down, and after a SIGKILL and restart every accepted event arrives", async () => {
   const recv = await startReceiver();
   recv.respond = () => 503;
@@ -117,12 +134,8 @@ Deno.test("disk buffer e2e: 200s while the collector is down, and after a SIGKIL
   }
 });
 
-Deno.test("disk buffer e2e: whenFull block answers webhook requests 429 with Retry-After while the buffer is full, 200 again once space frees; every event answered 200 arrives", async () => {
-  const recv = await startReceiver();
-  recv.respond = () => 503;
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
-  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-  try {
+Deno.test("disk buffer e2e: whenFull block answers webhook requests 429 with Retry-After while the buffer is full, 200 again once space frees; every event answered 200 arrives", () =>
+  withCollector(async (recv, dir) => {
     const d = await startDaemon(() => config("{type: disk, path: buf, maxBytes: 64KiB}"), { dir });
     const port = await d.webhookPort();
     const accepted = new Set<string>();
@@ -171,18 +184,10 @@ Deno.test("disk buffer e2e: whenFull block answers webhook requests 429 with Ret
     await identity(d);
     const { code } = await d.stop();
     assertEquals(code, 0);
-  } finally {
-    await recv.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("disk buffer e2e: whenFull dropNewest answers 200 and counts buffer_full when maxBytes is tiny", async () => {
-  const recv = await startReceiver();
-  recv.respond = () => 503;
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
-  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-  try {
+Deno.test("disk buffer e2e: whenFull dropNewest answers 200 and counts buffer_full when maxBytes is tiny", () =>
+  withCollector(async (_recv, dir) => {
     const d = await startDaemon(
       () => config("{type: disk, path: buf, maxBytes: 16KiB, whenFull: dropNewest}"),
       { dir },
@@ -200,11 +205,7 @@ Deno.test("disk buffer e2e: whenFull dropNewest answers 200 and counts buffer_fu
     await d.waitLog((r) => r.msg === "disk buffer full; events dropped");
     const { code } = await d.stop();
     assertEquals(code, 0);
-  } finally {
-    await recv.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
 Deno.test("disk buffer e2e: SIGKILLed at random moments while senders post, then restarted with the collector up: every event that got 200 arrives", async () => {
   const recv = await startReceiver();
@@ -292,12 +293,8 @@ Deno.test("disk buffer e2e: a shutdown that times out on a stalled collector cou
   }
 });
 
-Deno.test("disk buffer e2e: a reload that replaces the sink's branch hands its buffer over: events on disk are delivered by the new branch", async () => {
-  const recv = await startReceiver();
-  recv.respond = () => 503;
-  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskwire-" });
-  await Deno.writeTextFile(`${dir}/siem.kubeconfig`, recv.kubeconfig());
-  try {
+Deno.test("disk buffer e2e: a reload that replaces the sink's branch hands its buffer over: events on disk are delivered by the new branch", () =>
+  withCollector(async (recv, dir) => {
     const d = await startDaemon(() => config("{type: disk, path: buf}"), { dir });
     const port = await d.webhookPort();
     const ids: string[] = [];
@@ -322,11 +319,7 @@ Deno.test("disk buffer e2e: a reload that replaces the sink's branch hands its b
     await until(async () => await identity(d) === 0, "nothing held");
     const { code } = await d.stop();
     assertEquals(code, 0);
-  } finally {
-    await recv.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
 Deno.test("disk buffer e2e: a tail source's lines are all delivered across a SIGKILL while the collector is down", async () => {
   const recv = await startReceiver();

@@ -25,6 +25,35 @@ export interface SinkWriterDeps {
 }
 
 /**
+ * Counts the events a sink reported leaving out of a batch (`WriteResult.dropped`) as drops by
+ * their reason, and logs them rate-limited; `count` returns how many there were.
+ *
+ * @example
+ * ```ts
+ * const dropped = droppedCounter(stats, log);
+ * stats.wrote(batch.items.length - dropped.count(await sink.write(batch.items)), seconds);
+ * dropped.flush(); // at close
+ * ```
+ */
+export function droppedCounter(
+  stats: SinkStats,
+  log: Logger,
+): { count(result: WriteResult | void): number; flush(): void } {
+  const partial = new RateLimitedLog(log, "sink left events out of a batch", 1000, "error");
+  return {
+    count(result) {
+      if (!result || result.dropped.length === 0) return 0;
+      for (const d of result.dropped) {
+        stats.drop(d.reason, 1);
+        partial.add(1, { reason: d.reason, index: d.index, error: d.error });
+      }
+      return result.dropped.length;
+    },
+    flush: () => partial.flush(),
+  };
+}
+
+/**
  * A WritableStream of batches into `sink`. A failed batch is counted as dropped; in
  * `blocking-strict` mode it also fails the acks, so sources tell their senders (503) or
  * retry (tail). Events a sink reports it left out of a batch it wrote (a
@@ -42,23 +71,13 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
   const { stats, clock, mode } = deps;
   const maxInFlight = Math.max(1, deps.maxInFlight ?? 1);
   const failures = new RateLimitedLog(deps.log, "sink write failed; events dropped", 1000, "error");
-  const partial = new RateLimitedLog(deps.log, "sink left events out of a batch", 1000, "error");
   const inFlight = new Set<Promise<void>>();
-
-  /** Counts what a sink reported leaving out; returns how many events that was. */
-  const countDropped = (result: WriteResult | void): number => {
-    if (!result || result.dropped.length === 0) return 0;
-    for (const d of result.dropped) {
-      stats.drop(d.reason, 1);
-      partial.add(1, { reason: d.reason, index: d.index, error: d.error });
-    }
-    return result.dropped.length;
-  };
+  const left = droppedCounter(stats, deps.log);
 
   const writeOne = async (batch: Batch): Promise<void> => {
     const start = clock.now();
     try {
-      const dropped = countDropped(await sink.write(batch.items));
+      const dropped = left.count(await sink.write(batch.items));
       stats.wrote(batch.items.length - dropped, (clock.now() - start) / 1000);
       for (const ack of batch.acks) ack.release();
       stats.ledger.take(batch);
@@ -89,13 +108,13 @@ export function sinkWriter(sink: Sink, deps: SinkWriterDeps): WritableStream<Bat
     async close() {
       await Promise.all(inFlight);
       failures.flush();
-      partial.flush();
+      left.flush();
       await sink.close();
     },
     async abort() {
       await Promise.allSettled(inFlight);
       failures.flush();
-      partial.flush();
+      left.flush();
       await sink.close();
     },
   });

@@ -8,6 +8,7 @@ import { numberedEvents } from "./helpers/events.ts";
 import { type Daemon, postEvents, startDaemon } from "./helpers/daemon.ts";
 import { type Receiver, startReceiver } from "./helpers/receiver.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
+import { deadline, waitFor } from "./helpers/wait.ts";
 
 function config(buffer: string): string {
   return `
@@ -28,25 +29,8 @@ shutdownTimeout: 5s
 `;
 }
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 30_000) {
-  const end = Date.now() + ms;
-  while (!await cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function answeredWithin(req: Promise<Response>, ms: number): Promise<Response> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
-  );
-  try {
-    return await Promise.race([req, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const until = (cond: () => boolean | Promise<boolean>, what: string, ms = 30_000) =>
+  waitFor(what, cond, { timeoutMs: ms, intervalMs: 50 });
 
 /**
  * received = written + dropped + held for sink `siem`, from one scrape, and held = what is on
@@ -144,7 +128,7 @@ Deno.test("disk buffer e2e: whenFull block answers webhook requests 429 with Ret
     for (; i < 200 && !refused; i++) {
       const events = numberedEvents("bl", i * 20, 20);
       // A request that waits for room instead of being answered fails the test.
-      const res = await answeredWithin(postEvents(port, events), 15_000);
+      const res = await deadline(postEvents(port, events), "an answer", 15_000);
       if (res.status === 200) {
         for (const e of events) accepted.add(String(e.auditID));
         await res.body?.cancel();

@@ -16,6 +16,7 @@ import { PipelineStats, SinkStats } from "../pipeline/core/stats.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import type { Sink } from "../backends/sink.ts";
 import type { BufferConfig } from "../pipeline/config/schema.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** A sink that fails while `down`, else records what it got. */
 class FlakySink implements Sink {
@@ -73,13 +74,8 @@ function identity(s: SinkStats): void {
   assertEquals(s.received, s.written + s.droppedTotal + s.buffered, JSON.stringify(s));
 }
 
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (cond: () => boolean, what: string, ms = 10_000) =>
+  waitFor(what, cond, { timeoutMs: ms });
 
 async function send(fanout: FanOut, from: number, n: number): Promise<Ack> {
   const ack = new Ack();

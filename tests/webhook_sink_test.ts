@@ -14,6 +14,7 @@ import { createLogger } from "../pipeline/core/log.ts";
 import { SinkStats } from "../pipeline/core/stats.ts";
 import { createTestPki, type TestPki } from "./helpers/tls.ts";
 import { needs } from "./helpers/external.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 // ---------- fixtures ----------
 
@@ -202,13 +203,8 @@ async function writeKubeconfig(
 }
 
 /** Waits (real time) until `cond` holds, for I/O that a FakeClock does not drive. */
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
+const until = (cond: () => boolean, what: string, ms = 5000) =>
+  waitFor(what, cond, { timeoutMs: ms, intervalMs: 2 });
 
 // ---------- tests ----------
 

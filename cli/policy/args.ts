@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { DEFAULT_TOP } from "./report_document.ts";
 
 /**
  * The help text.
@@ -28,9 +29,14 @@ Commands:
           matched; events matching no rule (a FILE, or - for standard input, is required)
 
 Options:
-  -p, --policy FILE  the Policy (YAML or JSON)
-      --json         report: print JSON instead of a table
-  -h, --help         show this help
+  -p, --policy FILE     the Policy (YAML or JSON)
+      --json            report: print JSON instead of a table
+      --html OUT.html   report: also write the report as one self-contained HTML page
+                        (charts of bytes and events per rule, top users, resources and
+                        verbs by bytes written, rules never matched; no network access)
+      --compare POLICY  report: also count what POLICY would keep and save, per rule
+      --top N           report: users, resources and verbs in the top lists (default 10)
+  -h, --help            show this help
 
 Each FILE is an audit log (JSON lines, as kube-apiserver writes it), an EventList, a JSON
 array of events, or events one after another (pretty-printed or not); gzip files (rotated
@@ -67,6 +73,12 @@ export type PolicyArgs =
     readonly command: PolicyCommand;
     readonly policy: string;
     readonly json: boolean;
+    /** `report --html`: the page to write. */
+    readonly html: string | null;
+    /** `report --compare`: the second policy's path. */
+    readonly compare: string | null;
+    /** `report --top`: length of the top lists. */
+    readonly top: number;
     /** File paths, `-` for standard input; at least one. */
     readonly inputs: readonly string[];
   }
@@ -95,6 +107,9 @@ export function parsePolicyArgs(args: readonly string[]): PolicyArgs {
       options: {
         policy: { type: "string", short: "p" },
         json: { type: "boolean" },
+        html: { type: "string" },
+        compare: { type: "string" },
+        top: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -110,7 +125,16 @@ export function parsePolicyArgs(args: readonly string[]): PolicyArgs {
   }
   const usage = (message: string) => ({ kind: "usage", message, withHelp: false }) as const;
   if (values.policy === undefined) return usage(`${command} needs --policy FILE`);
-  if (values.json && command !== "report") return usage(`--json is only for report`);
+  for (const flag of ["json", "html", "compare", "top"] as const) {
+    if (values[flag] !== undefined && command !== "report") {
+      return usage(`--${flag} is only for report`);
+    }
+  }
+  const top = values.top === undefined ? DEFAULT_TOP : Number(values.top);
+  if (!Number.isSafeInteger(top) || top < 1) {
+    return usage(`--top must be a positive integer, got "${values.top}"`);
+  }
+  if (values.html === "") return usage(`--html needs a file name`);
   // Without a FILE, report would wait on a terminal for input it then summarizes.
   if (command === "report" && files.length === 0) {
     return usage(`report needs an input FILE (or - for standard input)`);
@@ -123,6 +147,9 @@ export function parsePolicyArgs(args: readonly string[]): PolicyArgs {
     command: command as PolicyCommand,
     policy: values.policy,
     json: values.json === true,
+    html: values.html ?? null,
+    compare: values.compare ?? null,
+    top,
     inputs: files.length > 0 ? files : ["-"],
   };
 }

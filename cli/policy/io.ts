@@ -32,6 +32,33 @@ export interface InputFile {
 }
 
 /**
+ * A file opened for writing.
+ *
+ * @example
+ * ```ts
+ * const page = await createDiskFile("report.html");
+ * await page.write(new TextEncoder().encode("<!doctype html>"));
+ * page.close();
+ * ```
+ */
+export interface OutputFile extends ByteSink {
+  close(): void;
+}
+
+/**
+ * Opens `path` on disk for writing, created or emptied.
+ *
+ * @example
+ * ```ts
+ * const io: Pick<PolicyCliIO, "createFile"> = { createFile: createDiskFile };
+ * ```
+ */
+export async function createDiskFile(path: string): Promise<OutputFile> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  return { write: (b) => writeAll(file, b), close: () => file.close() };
+}
+
+/**
  * Everything the command reads from or writes to the outside.
  *
  * @example
@@ -53,6 +80,11 @@ export interface PolicyCliIO {
   /** An input file, opened (so a missing one fails before any output) but not yet read. */
   openFile(path: string): Promise<InputFile>;
   openStdin(): InputFile;
+  /**
+   * Opens an output file (`report --html`); {@linkcode createDiskFile} when absent, since
+   * tests that capture stdout still want a real file to open in a browser.
+   */
+  readonly createFile?: (path: string) => Promise<OutputFile>;
   readonly stdout: ByteSink;
   readonly stderr: ByteSink;
   /** Whether a progress bar may be drawn on stderr. */
@@ -87,6 +119,7 @@ export function processIO(): PolicyCliIO {
       }
     },
     openStdin: () => ({ stream: Deno.stdin.readable, size: null }),
+    createFile: createDiskFile,
     stdout: { write: (b) => writeAll(Deno.stdout, b) },
     stderr: { write: (b) => writeAll(Deno.stderr, b) },
     stderrIsTerminal: Deno.stderr.isTerminal(),

@@ -1,7 +1,7 @@
 /**
- * Tests that start an external program (`nats-server`, `openssl`) run when it is on PATH.
- * When it is missing they are reported as ignored, with the reason in the test's name, so
- * that a fresh clone with only Deno passes and says what it skipped. CI sets
+ * Tests that start an external program (`nats-server`, `openssl`, `chromium`) run when it is
+ * on PATH. When it is missing they are reported as ignored, with the reason in the test's
+ * name, so that a fresh clone with only Deno passes and says what it skipped. CI sets
  * `AUDITPIPE_REQUIRE_EXTERNAL=1`: then a missing program fails the test, naming how to
  * install it, instead of hiding the tests.
  *
@@ -19,6 +19,11 @@ export const PROGRAMS = {
   openssl: {
     command: (_env: Env = processEnv) => "openssl",
     install: "apt-get install openssl",
+  },
+  /** Opens the HTML report headless; `CHROMIUM` may name the binary (a path or a name). */
+  chromium: {
+    command: (env: Env = processEnv) => env("CHROMIUM") ?? "chromium",
+    install: "apt-get install chromium",
   },
 } as const;
 

@@ -317,6 +317,7 @@ function assertPageShows(page: Page, doc: Doc) {
       "sum-bytes-out": t.bytesOut,
       "sum-never": doc.neverMatched.length,
       "sum-nomatch": doc.noMatch.events,
+      "sum-compare-kept": doc.compare!.total.kept,
       "sum-compare": Math.abs(doc.compare!.savedBytes),
     },
   );

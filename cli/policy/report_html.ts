@@ -147,10 +147,10 @@ function ruleCharts(doc: RuleCountsDocument): string {
     ]],
   }));
   return `<figure><figcaption>Bytes per rule: <span class="key tone-kept"></span> written ` +
-    `<span class="key tone-dropped"></span> not written</figcaption>${
+    `<span class="key tone-dropped"></span> not written; the number is bytes in</figcaption>${
       svgBars(byteRows, "Bytes per rule, written and not written", { width: 960 })
     }</figure><figure><figcaption>Events per rule: <span class="key tone-kept"></span> kept ` +
-    `<span class="key tone-dropped"></span> dropped</figcaption>${
+    `<span class="key tone-dropped"></span> dropped; the number is events</figcaption>${
       svgBars(eventRows, "Events per rule, kept and dropped", { width: 960 })
     }</figure>`;
 }
@@ -193,13 +193,16 @@ function topBlock(id: string, title: string, list: readonly RankedStats[], total
       percent(e.bytesOut, total)
     }</td></tr>`
   );
-  return `<div class="top"><h3>${esc(title)}</h3>${chart}<table id="${id}" class="sortable">${
-    headRow(["Name", "Events", "Kept", "Bytes in", "Bytes written", "Share of written"])
-  }<tbody>${rows.join("")}</tbody></table></div>`;
+  return `<div class="top"><h3>${esc(title)}</h3><figure><figcaption>` +
+    `<span class="key tone-kept"></span> written <span class="key tone-dropped"></span> not ` +
+    `written; the number is bytes written</figcaption>${chart}</figure><table id="${id}" class="sortable">${
+      headRow(["Name", "Events", "Kept", "Bytes in", "Bytes written", "Share of written"])
+    }<tbody>${rows.join("")}</tbody></table></div>`;
 }
 
 function compareSection(doc: ReportDocument, c: CompareDocument): string {
   const other = esc(c.policy);
+  // Rules that decided no event would only repeat "same" down the chart; the table has them.
   const chartRows: BarRow[] = [
     ...c.perRule.map((o) => ({
       label: ruleLabel(doc.rules[o.index]),
@@ -207,9 +210,13 @@ function compareSection(doc: ReportDocument, c: CompareDocument): string {
       o,
     })),
     { label: "(no rule matched) None", mine: doc.noMatch, o: c.perRuleNoMatch },
-  ].map(({ label, mine, o }) => ({
+  ].filter(({ mine }) => mine.events > 0).map(({ label, mine, o }) => ({
     label,
-    note: o.savedBytes >= 0 ? `saves ${bytes(o.savedBytes)}` : `+${bytes(-o.savedBytes)}`,
+    note: o.savedBytes > 0
+      ? `saves ${bytes(o.savedBytes)}`
+      : o.savedBytes < 0
+      ? `${bytes(-o.savedBytes)} more`
+      : "same",
     tracks: [
       [{ value: mine.bytesOut, tone: "kept", title: `this policy: ${int(mine.bytesOut)} bytes` }],
       [{ value: o.bytesOut, tone: "other", title: `${c.policy}: ${int(o.bytesOut)} bytes` }],
@@ -251,7 +258,8 @@ function compareSection(doc: ReportDocument, c: CompareDocument): string {
   } events and writes <b>${int(c.total.bytesOut)}</b> bytes; this policy keeps <b>${
     int(doc.total.kept)
   }</b> and writes <b>${int(doc.total.bytesOut)}</b>. <code>${other}</code> ${saving}.</p>
-<p>Per rule of this policy, what <code>${other}</code> would write of the events that rule decided:</p>
+<p>Per rule of this policy, what <code>${other}</code> would write of the events that rule decided
+(rules that decided no event are in the table only):</p>
 <figure><figcaption>Bytes written: <span class="key tone-kept"></span> this policy ` +
     `<span class="key tone-other"></span> <code>${other}</code></figcaption>${
       svgBars(chartRows, `Bytes written per rule, this policy and ${c.policy}`, { width: 960 })
@@ -279,22 +287,31 @@ function card(id: string, label: string, value: string, sub: string): string {
   }</div><div class="sub">${esc(sub)}</div></div>`;
 }
 
-function compareCard(doc: ReportDocument, c: CompareDocument): string {
+/** Two cards with `--compare`: what the other policy keeps, and saves (or adds). */
+function compareCards(doc: ReportDocument, c: CompareDocument): string[] {
   const saved = c.savedBytes;
   const name = c.policy.split("/").pop() ?? c.policy;
-  return card(
-    "sum-compare",
-    saved >= 0 ? "Bytes the other policy saves" : "Bytes the other policy adds",
-    int(Math.abs(saved)),
-    `${name}: ${bytes(Math.abs(saved))}, ${
-      percent(Math.abs(saved), doc.total.bytesOut)
-    } of written; keeps ${int(c.total.kept)} events`,
-  );
+  return [
+    card(
+      "sum-compare-kept",
+      "Events the other policy writes",
+      int(c.total.kept),
+      `${name}: ${percent(c.total.kept, c.total.events)} of events`,
+    ),
+    card(
+      "sum-compare",
+      saved >= 0 ? "Bytes the other policy saves" : "Bytes the other policy adds",
+      int(Math.abs(saved)),
+      `${name}: ${bytes(Math.abs(saved))}, ${percent(Math.abs(saved), doc.total.bytesOut)} of ` +
+        `written`,
+    ),
+  ];
 }
 
 function summary(doc: ReportDocument): string {
   const t = doc.total;
-  return `<section id="summary" class="cards">${
+  const cls = doc.compare === undefined ? "cards" : "cards cards-4";
+  return `<section id="summary" class="${cls}">${
     [
       card("sum-events", "Events read", int(t.events), ""),
       card("sum-kept", "Events written", int(t.kept), `${percent(t.kept, t.events)} of events`),
@@ -312,7 +329,7 @@ function summary(doc: ReportDocument): string {
         `of ${doc.rules.length} rules`,
       ),
       card("sum-nomatch", "Events no rule matched", int(doc.noMatch.events), "level None"),
-      ...(doc.compare === undefined ? [] : [compareCard(doc, doc.compare)]),
+      ...(doc.compare === undefined ? [] : compareCards(doc, doc.compare)),
     ].join("")
   }</section>`;
 }
@@ -331,6 +348,7 @@ code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
   overflow-wrap: anywhere; }
 .meta { color: var(--muted); margin: 0; }
 .cards { display: grid; grid-template-columns: repeat(3, 1fr); gap: 10px; margin-top: 18px; }
+.cards-4 { grid-template-columns: repeat(4, 1fr); }
 .card { background: var(--panel); border: 1px solid var(--line); border-radius: 8px;
   padding: 10px 14px; }
 .card .label { color: var(--muted); font-size: 12px; text-transform: uppercase;

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Tally } from "../cli/policy/report_tally.ts";
+import { svgBars } from "../cli/policy/svg_bars.ts";
 import { sampleEvents } from "./data/corpus.ts";
 import { Headless, type Visit } from "./helpers/chromium.ts";
 import { ROOT } from "./helpers/daemon.ts";
@@ -203,6 +204,33 @@ Deno.test("--html, --compare and --top are report options; bad values exit 2 bef
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /cannot read policy .*nope\.yaml/);
   });
+});
+
+Deno.test("svg bars scale every track to the longest, skip empty segments and cut long labels", () => {
+  const svg = svgBars(
+    [
+      {
+        label: "a".repeat(100),
+        note: "10 B",
+        tracks: [[{ value: 6, tone: "kept", title: "six" }, {
+          value: 4,
+          tone: "dropped",
+          title: "four",
+        }]],
+      },
+      { label: "b & <c>", note: "5 B", tracks: [[{ value: 5, tone: "kept", title: "five" }]] },
+      { label: "empty", note: "0 B", tracks: [[{ value: 0, tone: "kept", title: "none" }]] },
+    ],
+    "T",
+    { width: 400, labelWidth: 100, noteWidth: 88 },
+  );
+  // 400 - 100 - 88 - 12 = 200 units for the longest track (10): 20 per unit.
+  const rects = [...svg.matchAll(/<rect class="tone-(\w+)" x="([\d.]+)" y="\d+" width="([\d.]+)"/g)]
+    .map((m) => [m[1], Number(m[2]), Number(m[3])]);
+  assert.deepEqual(rects, [["kept", 100, 120], ["dropped", 220, 80], ["kept", 100, 100]]);
+  assert.ok(svg.includes(`<title>${"a".repeat(100)}</title>`), "the whole label as tooltip");
+  assert.ok(svg.includes(`>${"a".repeat(12)}…</text>`), "the label cut to its column");
+  assert.ok(svg.includes(">b &amp; &lt;c&gt;</text>"));
 });
 
 /** Names a log may carry that would be markup if the page did not escape them. */

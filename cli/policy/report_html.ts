@@ -335,7 +335,7 @@ function summary(doc: ReportDocument): string {
 }
 
 const STYLE = `
-:root { --kept: #2f6fd0; --dropped: #cfd6e0; --other: #e07b28; --saved: #2e9d5b;
+:root { --kept: #2f6fd0; --dropped: #cfd6e0; --other: #e07b28;
   --ink: #1d2430; --muted: #5b6575; --line: #e3e7ee; --bg: #ffffff; --panel: #f6f8fb; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -365,7 +365,6 @@ figcaption { color: var(--muted); font-size: 12.5px; margin-bottom: 6px; }
 .tone-kept { fill: var(--kept); background: var(--kept); }
 .tone-dropped { fill: var(--dropped); background: var(--dropped); }
 .tone-other { fill: var(--other); background: var(--other); }
-.tone-saved { fill: var(--saved); background: var(--saved); }
 table { border-collapse: collapse; width: 100%; margin: 8px 0 4px; font-size: 13px; }
 th, td { padding: 4px 6px; border-bottom: 1px solid var(--line); text-align: left;
   vertical-align: top; }

@@ -14,7 +14,7 @@ import { escapeHtml } from "./html_escape.ts";
  * const t: Tone = "kept";
  * ```
  */
-export type Tone = "kept" | "dropped" | "other" | "saved";
+export type Tone = "kept" | "dropped" | "other";
 
 /**
  * One stretch of a bar: its value, colour and tooltip.

@@ -1,5 +1,5 @@
 /**
- * Tests that start an external program (`nats-server`, `openssl`) run when it is on PATH.
+ * Tests that start an external program (`nats-server`, `openssl`, `tmux`) run when it is on PATH.
  * When it is missing they are reported as ignored, with the reason in the test's name, so
  * that a fresh clone with only Deno passes and says what it skipped. CI sets
  * `AUDITPIPE_REQUIRE_EXTERNAL=1`: then a missing program fails the test, naming how to
@@ -19,6 +19,11 @@ export const PROGRAMS = {
   openssl: {
     command: (_env: Env = processEnv) => "openssl",
     install: "apt-get install openssl",
+  },
+  /** A real terminal for `auditpipe top` and progress bars. */
+  tmux: {
+    command: (_env: Env = processEnv) => "tmux",
+    install: "apt-get install tmux",
   },
 } as const;
 

@@ -11,6 +11,7 @@ import {
   inspectBuffer,
   undeliveredRecords,
 } from "../pipeline/diskbuffer/inspect.ts";
+import { stderrProgress } from "./progress.ts";
 
 const HELP = `Usage: auditpipe buffer inspect PATH [--dump] [--json]
 
@@ -70,15 +71,26 @@ export async function bufferCommand(args: string[]): Promise<number> {
     console.error(summary);
     const out = Deno.stdout;
     const nl = new Uint8Array([10]);
+    // In records, which the summary counted; not when the events go to the same terminal
+    // (the bar would be drawn over them).
+    const progress = stderrProgress(report.undelivered, "events", {
+      bytes: report.undeliveredBytes,
+      unlessStdoutTerminal: true,
+    });
+    let events = 0;
     try {
       for await (const r of undeliveredRecords(report)) {
         writeAll(out, r.bytes);
         writeAll(out, nl);
+        progress.read(1);
+        await progress.draw(++events);
       }
     } catch (err) {
+      await progress.done();
       console.error(`auditpipe buffer inspect: ${path}: ${errorText(err)}`);
       return 2;
     }
+    await progress.done();
   } else {
     console.log(summary);
   }

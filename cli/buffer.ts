@@ -12,6 +12,7 @@ import {
   undeliveredRecords,
 } from "../pipeline/diskbuffer/inspect.ts";
 import { stderrProgress } from "./progress.ts";
+import { writeAllSync } from "./write_all.ts";
 
 const HELP = `Usage: auditpipe buffer inspect PATH [--dump] [--json]
 
@@ -80,8 +81,8 @@ export async function bufferCommand(args: string[]): Promise<number> {
     let events = 0;
     try {
       for await (const r of undeliveredRecords(report)) {
-        writeAll(out, r.bytes);
-        writeAll(out, nl);
+        writeAllSync(out, r.bytes);
+        writeAllSync(out, nl);
         progress.read(1);
         await progress.draw(++events);
       }
@@ -95,11 +96,6 @@ export async function bufferCommand(args: string[]): Promise<number> {
     console.log(summary);
   }
   return report.damage.length > 0 ? 1 : 0;
-}
-
-function writeAll(out: typeof Deno.stdout, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.length) done += out.writeSync(data.subarray(done));
 }
 
 function jsonSummary(r: BufferReport): Record<string, unknown> {

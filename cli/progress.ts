@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { writeAllSync } from "./write_all.ts";
 
 const encoder = new TextEncoder();
 const WIDTH = 30;
@@ -97,11 +98,7 @@ export function stderrProgress(
   const show = Deno.stderr.isTerminal() && (opts.bytes ?? total) >= PROGRESS_MIN_BYTES &&
     !(opts.unlessStdoutTerminal && Deno.stdout.isTerminal());
   const sink: ProgressSink = {
-    write: (bytes) => {
-      let off = 0;
-      while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
-      return Promise.resolve();
-    },
+    write: (bytes) => Promise.resolve(writeAllSync(Deno.stderr, bytes)),
   };
   return new Progress(show ? sink : null, total, unit);
 }

@@ -6,6 +6,7 @@
  * @module
  */
 import { errorMessage } from "../../pipeline/core/errors.ts";
+import { writeAllSync } from "../write_all.ts";
 import { renderTop } from "./render.ts";
 import { scrape } from "./scrape.ts";
 import type { Scrape } from "./rates.ts";
@@ -18,11 +19,7 @@ const QUIT_KEYS = new Set([CTRL_C, 0x71, /* q */ 0x51 /* Q */]);
 
 const encoder = new TextEncoder();
 
-function writeAll(text: string): void {
-  const bytes = encoder.encode(text);
-  let off = 0;
-  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
-}
+const writeAll = (text: string) => writeAllSync(Deno.stdout, encoder.encode(text));
 
 /**
  * Options of {@linkcode runLive}.

@@ -8,7 +8,15 @@
 import { requireProgram } from "./external.ts";
 import { waitFor } from "./wait.ts";
 
-/** A tmux session of one pane. */
+/**
+ * A tmux session of one pane.
+ *
+ * @example
+ * ```ts
+ * const term: Terminal = await startTerminal(dir, "exec top");
+ * await term.keys("q");
+ * ```
+ */
 export interface Terminal {
   /** The text the pane shows now (`capture-pane -p`), trailing blank lines removed. */
   screen(): Promise<string>;
@@ -24,7 +32,14 @@ export interface Terminal {
   close(): Promise<void>;
 }
 
-/** Shell-quotes `s` for sh. */
+/**
+ * Shell-quotes `s` for sh.
+ *
+ * @example
+ * ```ts
+ * shQuote("it's"); // 'it'\''s'
+ * ```
+ */
 export function shQuote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }

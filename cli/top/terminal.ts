@@ -97,8 +97,11 @@ export async function runLive(opts: LiveOptions): Promise<number> {
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, quit);
     Deno.removeSignalListener("SIGWINCH", redraw);
-    if (raw) Deno.stdin.setRaw(false);
-    writeAll(LEAVE);
+    // After SIGHUP (an SSH connection that dropped) the terminal may be gone: nothing to restore.
+    try {
+      if (raw) Deno.stdin.setRaw(false);
+      writeAll(LEAVE);
+    } catch { /* the terminal is gone */ }
   }
   return 0;
 }

@@ -29,6 +29,7 @@ Usage:
   auditpipe buffer inspect PATH [--dump]        a sink's disk buffer: segments, cursor, damage
   auditpipe keygen --out DIR                    an Ed25519 key pair for a log sink's integrity
   auditpipe verify --public-key FILE LOG...     check signed log files (auditpipe verify --help)
+  auditpipe top [--url URL] [--once]            a running daemon live from its /metrics
   auditpipe --version | --help
 
 Options:
@@ -64,6 +65,7 @@ const SUBCOMMANDS: ReadonlyMap<string, () => Promise<Subcommand>> = new Map([
   ["buffer", async () => (await import("./cli/buffer.ts")).bufferCommand],
   ["keygen", async () => (await import("./cli/keygen.ts")).keygenCommand],
   ["verify", async () => (await import("./cli/verify/main.ts")).verifyCommand],
+  ["top", async () => (await import("./cli/top/main.ts")).topCommand],
 ]);
 
 /**

@@ -11,6 +11,8 @@ import {
   inspectBuffer,
   undeliveredRecords,
 } from "../pipeline/diskbuffer/inspect.ts";
+import { stderrProgress } from "./progress.ts";
+import { writeAllSync } from "./write_all.ts";
 
 const HELP = `Usage: auditpipe buffer inspect PATH [--dump] [--json]
 
@@ -70,24 +72,30 @@ export async function bufferCommand(args: string[]): Promise<number> {
     console.error(summary);
     const out = Deno.stdout;
     const nl = new Uint8Array([10]);
+    // In records, which the summary counted; not when the events go to the same terminal
+    // (the bar would be drawn over them).
+    const progress = stderrProgress(report.undelivered, "events", {
+      bytes: report.undeliveredBytes,
+      unlessStdoutTerminal: true,
+    });
+    let events = 0;
     try {
       for await (const r of undeliveredRecords(report)) {
-        writeAll(out, r.bytes);
-        writeAll(out, nl);
+        writeAllSync(out, r.bytes);
+        writeAllSync(out, nl);
+        progress.read(1);
+        await progress.draw(++events);
       }
     } catch (err) {
+      await progress.done();
       console.error(`auditpipe buffer inspect: ${path}: ${errorText(err)}`);
       return 2;
     }
+    await progress.done();
   } else {
     console.log(summary);
   }
   return report.damage.length > 0 ? 1 : 0;
-}
-
-function writeAll(out: typeof Deno.stdout, data: Uint8Array): void {
-  let done = 0;
-  while (done < data.length) done += out.writeSync(data.subarray(done));
 }
 
 function jsonSummary(r: BufferReport): Record<string, unknown> {

@@ -117,7 +117,7 @@ Deno.test("config: a public key or other file given as signing key is a problem"
   });
 });
 
-Deno.test("keygen and verify load no daemon module: only cli/verify/ and the chain format", async () => {
+Deno.test("keygen and verify load no daemon module: only cli/verify/, the chain format and the CLI's progress bar", async () => {
   for (const entry of ["cli/verify/main.ts", "cli/keygen.ts"]) {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["info", "--json", entry],
@@ -134,7 +134,8 @@ Deno.test("keygen and verify load no daemon module: only cli/verify/ and the cha
     for (const m of local) {
       assert.ok(
         m.startsWith("cli/verify/") || m === "cli/keygen.ts" ||
-          m === "backends/integrity/format.ts",
+          m === "backends/integrity/format.ts" || m === "cli/progress.ts" ||
+          m === "cli/write_all.ts",
         `${entry} loads ${m}`,
       );
     }

@@ -12,7 +12,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { SHORT_DIGEST } from "../../backends/integrity/format.ts";
-import { Peekable, type ReadLine, readLines } from "./lines.ts";
+import { type OnRead, Peekable, type ReadLine, readLines } from "./lines.ts";
 import type { KeyObject } from "node:crypto";
 import { basename } from "node:path";
 import { chainOrder, type Located, readUnit, type Unit, unitName } from "./sidecars.ts";
@@ -78,7 +78,8 @@ export interface VerifyResult {
 const short = (d: string) => d.slice(0, SHORT_DIGEST);
 
 /**
- * Verifies units (see `sidecars.ts`), in chain order.
+ * Verifies units (see `sidecars.ts`), in chain order. `onRead` hears of each chunk of the log
+ * files read, with the lines read so far (for a progress bar).
  *
  * @example
  * ```ts
@@ -88,6 +89,7 @@ const short = (d: string) => d.slice(0, SHORT_DIGEST);
 export async function verifyUnits(
   units: readonly Unit[],
   key: KeyObject,
+  onRead?: (bytes: number, lines: number) => void | Promise<void>,
 ): Promise<VerifyResult> {
   const result: VerifyResult = {
     problems: [],
@@ -178,7 +180,7 @@ export async function verifyUnits(
       result.files++;
       // The line digests, for this file only.
       const full = unit.sidecar === null ? unit : await readUnit(unit.log, unit.sidecar, key, true);
-      await checkLines(full, result, problem);
+      await checkLines(full, result, problem, onRead && ((n) => onRead(n, result.lines)));
     }
     prevUnit = unit;
   }
@@ -258,6 +260,7 @@ async function checkLines(
   unit: Unit,
   result: VerifyResult,
   problem: (kind: ProblemKind, at: string, message: string) => void,
+  onRead?: OnRead,
 ): Promise<void> {
   const file = unit.log!;
   // Intervals in file order; an interval never overlaps the one before (a new chain starts
@@ -288,7 +291,7 @@ async function checkLines(
   };
   let obs: Peekable<ReadLine>;
   try {
-    obs = new Peekable(readLines(file));
+    obs = new Peekable(readLines(file, onRead));
     await obs.peek(0);
   } catch (e) {
     problem("missing-file", file, `cannot read: ${(e as Error).message}`);

@@ -32,6 +32,17 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 /**
+ * Called with the bytes of each chunk read from the file as stored (before gunzip), before
+ * its lines are yielded: for a progress bar.
+ *
+ * @example
+ * ```ts
+ * const onRead: OnRead = (n) => progress.read(n);
+ * ```
+ */
+export type OnRead = (bytes: number) => void | Promise<void>;
+
+/**
  * The lines of `path` (gunzipped when it ends in `.gz`), in constant memory but for one line.
  *
  * @example
@@ -39,9 +50,19 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * for await (const line of readLines("audit.log")) console.log(line.no, line.digest);
  * ```
  */
-export async function* readLines(path: string): AsyncGenerator<ReadLine> {
+export async function* readLines(path: string, onRead?: OnRead): AsyncGenerator<ReadLine> {
   const file = await Deno.open(path, { read: true });
   let stream: ReadableStream<Uint8Array> = file.readable;
+  if (onRead) {
+    stream = stream.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, out) {
+          await onRead(chunk.length);
+          out.enqueue(chunk);
+        },
+      }),
+    );
+  }
   if (path.endsWith(".gz")) {
     stream = stream.pipeThrough(
       new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,

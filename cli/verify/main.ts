@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { createPublicKey, type KeyObject } from "node:crypto";
 import { loadUnits } from "./sidecars.ts";
 import { type Finding, verifyUnits } from "./check.ts";
+import { stderrProgress } from "../progress.ts";
 
 const HELP = `Usage: auditpipe verify --public-key FILE LOG...
 
@@ -72,7 +73,17 @@ export async function verifyCommand(args: string[]): Promise<number> {
     return 2;
   }
   const units = await loadUnits(positionals, key);
-  const r = await verifyUnits(units, key);
+  // The bar follows the log files' bytes as stored (sidecars are small beside them).
+  let total = 0;
+  for (const u of units) {
+    if (u.log !== null) total += await Deno.stat(u.log).then((s) => s.size, () => 0);
+  }
+  const progress = stderrProgress(total, "lines");
+  const r = await verifyUnits(units, key, async (bytes, lines) => {
+    progress.read(bytes);
+    await progress.draw(lines);
+  });
+  await progress.done();
   for (const n of r.notes) console.log(show(n));
   if (r.problems.length > 0) {
     for (const p of r.problems) console.log(show(p));

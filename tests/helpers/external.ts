@@ -1,6 +1,6 @@
 /**
- * Tests that start an external program (`nats-server`, `openssl`, `chromium`) run when it is
- * on PATH. When it is missing they are reported as ignored, with the reason in the test's
+ * Tests that start an external program (`nats-server`, `openssl`, `chromium`, `tmux`) run when
+ * it is on PATH. When it is missing they are reported as ignored, with the reason in the test's
  * name, so that a fresh clone with only Deno passes and says what it skipped. CI sets
  * `AUDITPIPE_REQUIRE_EXTERNAL=1`: then a missing program fails the test, naming how to
  * install it, instead of hiding the tests.
@@ -24,6 +24,11 @@ export const PROGRAMS = {
   chromium: {
     command: (env: Env = processEnv) => env("CHROMIUM") ?? "chromium",
     install: "apt-get install chromium",
+  },
+  /** A real terminal for `auditpipe top` and progress bars. */
+  tmux: {
+    command: (_env: Env = processEnv) => "tmux",
+    install: "apt-get install tmux",
   },
 } as const;
 

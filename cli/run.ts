@@ -21,6 +21,12 @@ import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
 import { BLOCK_SIGUSR1, debuggerSignalState } from "./debugger_signal.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
+import type { Resources } from "../pipeline/config/files.ts";
+import type { Problem } from "../pipeline/core/problem.ts";
+import type { Logger } from "../pipeline/core/log.ts";
+import { dynamicDir, loadDynamicFolder } from "../pipeline/dynamic/folder.ts";
+import { leavingOutFailed } from "../pipeline/dynamic/apply.ts";
+import { watchFolder } from "../pipeline/dynamic/watch.ts";
 
 /** The files a config reads, for `--watch-config`. */
 function namedFiles(loaded: LoadedConfig): string[] {
@@ -67,18 +73,30 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     return reportConfigError(err, opts.check, bootLog);
   }
   const { resources, problems: found } = await loadResources(loaded);
-  const problems = opts.check ? [...found, ...await preflight(loaded)] : found;
+  const dynamic = await loadDynamicFolder(loaded);
+  // The daemon runs the valid AuditSinks and reports the others; --check fails on any.
+  const problems = opts.check
+    ? [...found, ...dynamic.problems, ...await preflight(loaded)]
+    : dynamic.folder
+    ? [...found, dynamic.folder]
+    : found;
   if (problems.length) return reportConfigError(new ConfigError(problems), opts.check, bootLog);
   const log = createLogger(opts.logLevel ?? loaded.config.logLevel);
   for (const w of resources.warnings) log.warn("policy warning", { warning: w });
   if (opts.check) {
+    const dir = dynamicDir(loaded);
+    const n = dynamic.sinks.length;
     console.log(
-      `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks)`,
+      `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks` +
+        (dir === undefined ? ")" : `, ${n} AuditSink${n === 1 ? "" : "s"} in ${dir})`),
     );
     for (const s of resources.sources) console.log(`  source ${describeSource(s)}`);
-    for (const s of resources.sinks) console.log(`  sink ${describeBranch(branchSpec(s))}`);
+    for (const s of [...resources.sinks, ...dynamic.sinks]) {
+      console.log(`  sink ${describeBranch(branchSpec(s))}`);
+    }
     return 0;
   }
+  reportSkipped(log, dynamic.problems);
 
   log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
   const usr1 = debuggerSignalState();
@@ -93,7 +111,12 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const reloads = new ReloadStats();
   let pipeline: Pipeline;
   try {
-    pipeline = await Pipeline.create(loaded, resources, { log });
+    pipeline = await leavingOutFailed(
+      resources,
+      dynamic,
+      (r) => Pipeline.create(loaded, r, { log }),
+      (err) => log.error("cannot start AuditSink; skipped", err.fields),
+    );
   } catch (err) {
     if (err instanceof StartError) log.error(`cannot start ${err.component}`, err.fields);
     else log.error("cannot start pipeline", { error: err });
@@ -117,14 +140,95 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     }
   }
 
+  // What the config declares (AuditSinks apart), for reloads of the AuditSink folder alone.
+  let current: { loaded: LoadedConfig; resources: Resources } = { loaded, resources };
+  // One reload at a time, of either kind, so each applies what it read.
+  let queue: Promise<void> = Promise.resolve();
+  const serially = (fn: () => Promise<void>) => {
+    const next = queue.then(fn);
+    queue = next.catch(() => {});
+    return next;
+  };
+  const skippedSink = (err: StartError) => log.error("cannot start AuditSink; skipped", err.fields);
+
   let unwatch = () => {};
-  const reload = async (why: string) => {
+  let unwatchFolder = () => {};
+  let watchedDir: string | undefined;
+  const reloadFolder = () =>
+    serially(async () => {
+      const { loaded: l, resources: r } = current;
+      const dyn = await loadDynamicFolder(l);
+      if (dyn.folder) {
+        log.error("AuditSink folder unreadable; the running AuditSinks are kept", {
+          trigger: "folder",
+          problem: formatProblem(dyn.folder),
+        });
+        return;
+      }
+      reportSkipped(log, dyn.problems);
+      try {
+        const summary = await leavingOutFailed(
+          r,
+          dyn,
+          (all) => pipeline.reload(l, all),
+          skippedSink,
+        );
+        const { added, replaced, removed } = summary.sinks;
+        if (added.length + replaced.length + removed.length === 0) {
+          log.debug("AuditSink folder changed; no AuditSink changed", { trigger: "folder" });
+          return;
+        }
+        const now = pipeline.describe();
+        log.info("AuditSinks reloaded", {
+          trigger: "folder",
+          added,
+          replaced,
+          removed,
+          changed: [...replaced, ...added].map((n) => `sink ${now.sinks.get(n)}`),
+        });
+      } catch (err) {
+        if (err instanceof PipelineStoppingError) return;
+        const fields = err instanceof StartError ? err.fields : { error: err };
+        log.error("AuditSink change refused; the running sinks are kept", {
+          trigger: "folder",
+          ...fields,
+        });
+      }
+    });
+  /** Watches `l`'s AuditSink folder (if it names one other than the one watched). */
+  const watchDynamic = (l: LoadedConfig) => {
+    const dir = dynamicDir(l);
+    if (dir === watchedDir) return;
+    unwatchFolder();
+    unwatchFolder = () => {};
+    watchedDir = dir;
+    if (dir === undefined) return;
+    try {
+      unwatchFolder = watchFolder(dir, () => reloadFolder());
+    } catch (err) {
+      log.error("cannot watch the AuditSink folder; changes apply on SIGHUP", { dir, error: err });
+    }
+    // Changes made between reading the folder and watching it.
+    reloadFolder();
+  };
+  const reload = (why: string) => serially(() => reloadConfig(why));
+  const reloadConfig = async (why: string) => {
     let next;
     try {
       next = await loadConfigFile(opts.config);
       const { resources, problems } = await loadResources(next);
+      const dyn = await loadDynamicFolder(next);
+      if (dyn.folder) problems.push(dyn.folder);
       if (problems.length) throw new ConfigError(problems);
-      const summary = await pipeline.reload(next, resources);
+      reportSkipped(log, dyn.problems);
+      const loadedNext = next;
+      const summary = await leavingOutFailed(
+        resources,
+        dyn,
+        (all) => pipeline.reload(loadedNext, all),
+        skippedSink,
+      );
+      current = { loaded: next, resources };
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
       if (summary.sources.failed.length) {
         reloads.failed();
@@ -158,12 +262,14 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       log.error("reload refused; the running pipeline is kept", { trigger: why, ...fields });
       return;
     }
+    watchDynamic(next);
     if (opts.watchConfig) {
       unwatch();
       unwatch = watchFiles(namedFiles(next), () => reload("watch"));
     }
   };
   if (opts.watchConfig) unwatch = watchFiles(namedFiles(loaded), () => reload("watch"));
+  watchDynamic(loaded);
 
   let firstSignalAt: number | null = null;
   const onStop = (sig: Deno.Signal) => () => {
@@ -196,6 +302,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
 
   await pipeline.run();
   unwatch();
+  unwatchFolder();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   if (ops) {
     // A scrape under way may finish; a client that holds its connection does not hold the exit.
@@ -208,6 +315,11 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
   log.info("auditpipe stopped", { failed: pipeline.failed });
   return pipeline.failed ? 1 : 0;
+}
+
+/** Logs each AuditSink left out, with where it is and why. */
+function reportSkipped(log: Logger, problems: readonly Problem[]): void {
+  for (const p of problems) log.error("invalid AuditSink; skipped", { problem: formatProblem(p) });
 }
 
 function reportConfigError(

@@ -10,6 +10,8 @@ import { postAccepted, readJsonLines, ROOT, startDaemon } from "./helpers/daemon
 import { numberedEvents } from "./helpers/events.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { needs } from "./helpers/external.ts";
+import { createTestPki } from "./helpers/tls.ts";
 
 /** What a receiver got of one event. */
 interface Got {
@@ -21,9 +23,12 @@ interface Got {
 }
 
 /** A collector that keeps what it is sent of each event (the shared receiver keeps only IDs). */
-function collector(): { url: string; got: Got[]; close: () => Promise<void> } {
+function collector(
+  tls?: { cert: string; key: string },
+): { url: string; got: Got[]; close: () => Promise<void> } {
   const got: Got[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+  const options = { hostname: "127.0.0.1", port: 0, onListen: () => {}, ...tls };
+  const server = Deno.serve(options, async (req) => {
     const list = await req.json() as { items: Record<string, unknown>[] };
     for (const e of list.items) {
       got.push({
@@ -37,7 +42,7 @@ function collector(): { url: string; got: Got[]; close: () => Promise<void> } {
     return new Response("{}", { status: 200 });
   });
   return {
-    url: `http://127.0.0.1:${server.addr.port}/audit`,
+    url: `${tls ? "https" : "http"}://127.0.0.1:${server.addr.port}/audit`,
     got,
     close: () => server.shutdown(),
   };
@@ -56,7 +61,13 @@ function requestEvents(r: number): Record<string, unknown>[] {
   }));
 }
 
-function auditSink(name: string, url: string, level: string, stages: string[]): string {
+function auditSink(
+  name: string,
+  url: string,
+  level: string,
+  stages: string[],
+  caBundle?: string,
+): string {
   return [
     "apiVersion: auditregistration.k8s.io/v1alpha1",
     "kind: AuditSink",
@@ -70,6 +81,7 @@ function auditSink(name: string, url: string, level: string, stages: string[]): 
     "    throttle: {qps: 50, burst: 50}",
     "    clientConfig:",
     `      url: ${url}`,
+    ...(caBundle === undefined ? [] : [`      caBundle: ${btoa(caBundle)}`]),
     "",
   ].join("\n");
 }
@@ -196,6 +208,8 @@ Deno.test("dynamic e2e: AuditSinks added, edited and deleted while events flow; 
     const shape = (seq: string[]) => seq.filter((s, i) => i === 0 || seq[i - 1] !== s).join(" ");
     assert.equal(shape(aSeq), "none v1 v2", aSeq.join(","));
     assert.equal(shape(bSeq), "none v1 none", bSeq.join(","));
+    // The edited object's old branch drained before its new one wrote.
+    assert.ok(a.got.findLastIndex(aV1) < a.got.findIndex(aV2), "v1 drained before v2 wrote");
     // And the switches happened between the file change and the reload being logged.
     const switchAt = (seq: string[], from: string, to: string) =>
       seq.findIndex((s, i) => i > 0 && seq[i - 1] === from && s === to);
@@ -291,3 +305,54 @@ Deno.test("dynamic e2e: a missing dynamic.dir is a config error at its key", asy
     );
   });
 });
+
+Deno.test(
+  needs(
+    "openssl",
+    "dynamic e2e: caBundle is the trust root: its CA's server is posted to, another CA's is refused",
+  ),
+  async () => {
+    const pki = await createTestPki();
+    const recv = collector({ cert: pki.serverCert, key: pki.serverKey });
+    try {
+      await withTempDir("auditpipe-dynamic-", async (dir) => {
+        await Deno.mkdir(`${dir}/sinks`);
+        await Deno.writeTextFile(
+          `${dir}/sinks/sinks.yaml`,
+          auditSink("trusted", recv.url, "Metadata", ["ResponseComplete"], pki.caCert) +
+            "---\n" +
+            auditSink("untrusted", recv.url, "Metadata", ["Panic"], pki.otherCaCert),
+        );
+        const d = await startDaemon(() =>
+          [
+            "sources:",
+            "  - type: webhook",
+            "    listen: 127.0.0.1:0",
+            "sinks:",
+            "  - type: log",
+            "    name: local",
+            "    path: audit.log",
+            "dynamic:",
+            "  dir: sinks",
+            "shutdownTimeout: 3s",
+            "",
+          ].join("\n"), { dir });
+        try {
+          await postAccepted(await d.webhookPort(), requestEvents(7));
+        } finally {
+          // Batches wait up to 30 s; stopping sends them now.
+          await d.stop();
+        }
+        const failed = d.logs.find((l) =>
+          l.msg === "webhook attempt failed" && l.sink === "auditsink/untrusted"
+        );
+        assert.match(String(failed?.error), /certificate|issuer|verify/i);
+        // Only the trusted sink's stage (ResponseComplete) arrived.
+        assert.deepEqual(recv.got.map((g) => g.stage), ["ResponseComplete", "ResponseComplete"]);
+      });
+    } finally {
+      await recv.close();
+      await pki.cleanup();
+    }
+  },
+);

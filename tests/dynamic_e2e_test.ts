@@ -356,3 +356,44 @@ Deno.test(
     }
   },
 );
+
+Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unchanged AuditSinks, and watches the new folder", async () => {
+  const recv = collector();
+  const config = (dir: string) =>
+    [
+      "sources:",
+      "  - type: webhook",
+      "    listen: 127.0.0.1:0",
+      "sinks:",
+      "  - type: log",
+      "    name: local",
+      "    path: audit.log",
+      "dynamic:",
+      `  dir: ${dir}`,
+      "",
+    ].join("\n");
+  const d = await startDaemon((dir) => {
+    Deno.mkdirSync(`${dir}/one`);
+    Deno.mkdirSync(`${dir}/two`);
+    Deno.writeTextFileSync(`${dir}/one/x.yaml`, auditSink("x", recv.url, "None", []));
+    Deno.writeTextFileSync(`${dir}/two/y.yaml`, auditSink("y", recv.url, "None", []));
+    return config("one");
+  });
+  try {
+    await d.waitLog((l) => l.msg === "sink configured" && l.sink === "auditsink/x");
+    await Deno.writeTextFile(`${d.dir}/pipeline.yaml`, config("two"));
+    d.process.kill("SIGHUP");
+    const moved = await d.waitLog((l) => l.msg === "config reloaded");
+    assert.deepEqual((moved.sinks as Record<string, string[]>).added, ["auditsink/y"]);
+    assert.deepEqual((moved.sinks as Record<string, string[]>).removed, ["auditsink/x"]);
+    d.process.kill("SIGHUP");
+    const again = await d.waitLog((l) => l.msg === "config reloaded" && l !== moved);
+    assert.deepEqual((again.sinks as Record<string, string[]>).kept, ["local", "auditsink/y"]);
+    await Deno.writeTextFile(`${d.dir}/two/z.yaml`, auditSink("z", recv.url, "None", []));
+    const added = await d.waitLog((l) => l.msg === "AuditSinks reloaded");
+    assert.deepEqual(added.added, ["auditsink/z"]);
+  } finally {
+    assert.equal((await d.stop()).code, 0);
+    await recv.close();
+  }
+});

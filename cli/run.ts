@@ -262,6 +262,10 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       log.error("reload refused; the running pipeline is kept", { trigger: why, ...fields });
       return;
     }
+    // Watched afresh: a folder removed and made again is not seen by the old watch.
+    unwatchFolder();
+    unwatchFolder = () => {};
+    watchedDir = undefined;
     watchDynamic(next);
     if (opts.watchConfig) {
       unwatch();

@@ -381,6 +381,8 @@ Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unc
   });
   try {
     await d.waitLog((l) => l.msg === "sink configured" && l.sink === "auditsink/x");
+    // Listening comes after the signal handlers are in place.
+    await d.webhookPort();
     await Deno.writeTextFile(`${d.dir}/pipeline.yaml`, config("two"));
     d.process.kill("SIGHUP");
     const moved = await d.waitLog((l) => l.msg === "config reloaded");

@@ -27,6 +27,8 @@ import type { Logger } from "../pipeline/core/log.ts";
 import { dynamicDir, loadDynamicFolder } from "../pipeline/dynamic/folder.ts";
 import { leavingOutFailed } from "../pipeline/dynamic/apply.ts";
 import { watchFolder } from "../pipeline/dynamic/watch.ts";
+import { AUDIT_SINK_PREFIX } from "../pipeline/dynamic/sink.ts";
+import { AuditSinkStats } from "../pipeline/dynamic/stats.ts";
 
 /** The files a config reads, for `--watch-config`. */
 function namedFiles(loaded: LoadedConfig): string[] {
@@ -122,6 +124,14 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     else log.error("cannot start pipeline", { error: err });
     return 1;
   }
+  const auditSinks = new AuditSinkStats();
+  /** Records how many AuditSinks run now and how many problems the folder's read found. */
+  const countAuditSinks = (problems: number) =>
+    auditSinks.read(
+      [...pipeline.describe().sinks.keys()].filter((n) => n.startsWith(AUDIT_SINK_PREFIX)).length,
+      problems,
+    );
+  countAuditSinks(dynamic.problems.length);
   const built = pipeline.describe();
   for (const [source, describe] of built.sources) {
     log.info("source configured", { source, describe });
@@ -131,7 +141,12 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const { listen: opsListen, unhealthyAfter } = loaded.config.server;
   if (opsListen) {
     try {
-      ops = serveOps(opsListen, pipeline.stats, { unhealthyAfterMs: unhealthyAfter, log, reloads });
+      ops = serveOps(opsListen, pipeline.stats, {
+        unhealthyAfterMs: unhealthyAfter,
+        log,
+        reloads,
+        auditSinks,
+      });
     } catch (err) {
       const e = startError("server", "", configAt(loaded, ["server", "listen"]), err);
       log.error("cannot start ops server", { ...e.fields, address: opsListen });
@@ -159,6 +174,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       const { loaded: l, resources: r } = current;
       const dyn = await loadDynamicFolder(l);
       if (dyn.folder) {
+        auditSinks.reloaded(false);
         log.error("AuditSink folder unreadable; the running AuditSinks are kept", {
           trigger: "folder",
           problem: formatProblem(dyn.folder),
@@ -173,6 +189,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
           (all) => pipeline.reload(l, all),
           skippedSink,
         );
+        auditSinks.reloaded(true);
+        countAuditSinks(dyn.problems.length);
         const { added, replaced, removed } = summary.sinks;
         if (added.length + replaced.length + removed.length === 0) {
           log.debug("AuditSink folder changed; no AuditSink changed", { trigger: "folder" });
@@ -188,6 +206,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
         });
       } catch (err) {
         if (err instanceof PipelineStoppingError) return;
+        auditSinks.reloaded(false);
         const fields = err instanceof StartError ? err.fields : { error: err };
         log.error("AuditSink change refused; the running sinks are kept", {
           trigger: "folder",
@@ -229,6 +248,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
         skippedSink,
       );
       current = { loaded: next, resources };
+      countAuditSinks(dyn.problems.length);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
       if (summary.sources.failed.length) {
         reloads.failed();

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { postAccepted, readJsonLines, ROOT, startDaemon } from "./helpers/daemon.ts";
 import { numberedEvents } from "./helpers/events.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { scrapeMetrics } from "./helpers/metrics.ts";
 import { withTempDir } from "./helpers/tmp.ts";
 import { needs } from "./helpers/external.ts";
 import { createTestPki } from "./helpers/tls.ts";
@@ -254,6 +255,8 @@ Deno.test("dynamic e2e: an invalid AuditSink is logged with file:line and skippe
         "    path: audit.log",
         "dynamic:",
         "  dir: sinks",
+        "server:",
+        "  listen: 127.0.0.1:0",
         "",
       ].join("\n");
       await Deno.writeTextFile(`${dir}/pipeline.yaml`, config);
@@ -276,6 +279,19 @@ Deno.test("dynamic e2e: an invalid AuditSink is logged with file:line and skippe
         );
         assert.match(String(good.describe), /throttle\(50\/s, burst 50\) → webhook\(http:\/\/127/);
         await postAccepted(await d.webhookPort(), requestEvents(1));
+        const m = await scrapeMetrics(await d.opsPort());
+        assert.equal(m.get("auditpipe_auditsinks"), 1);
+        assert.equal(m.get("auditpipe_auditsink_invalid_objects"), 1);
+        // The valid object fixed, the invalid one removed: both counts follow.
+        await Deno.writeTextFile(
+          `${dir}/sinks/sinks.yaml`,
+          auditSink("good", a.url, "Metadata", ["ResponseComplete"]),
+        );
+        await waitFor("the invalid count to drop", async () => {
+          const now = await scrapeMetrics(await d.opsPort());
+          return now.get("auditpipe_auditsink_invalid_objects") === 0 &&
+            (now.get('auditpipe_auditsink_reload_total{result="success"}') ?? 0) >= 1;
+        });
       } finally {
         assert.equal((await d.stop()).code, 0);
       }

@@ -13,6 +13,8 @@ import {
 import { parseSinkFile } from "../pipeline/dynamic/read.ts";
 import { auditSinkUrl, resolveAuditSink } from "../pipeline/dynamic/sink.ts";
 import { formatPath, formatProblem } from "../pipeline/core/problem.ts";
+import { PipelineStats } from "../pipeline/core/stats.ts";
+import { readiness } from "../pipeline/server.ts";
 
 const API = "auditregistration.k8s.io/v1alpha1";
 
@@ -286,4 +288,12 @@ Deno.test("AuditSink files: caBundle is base64 PEM, decoded", () => {
     messages(bad.errors),
     /caBundle: Invalid value: "<bytes>": must be base64-encoded PEM/,
   );
+});
+
+Deno.test("AuditSink readiness: a failing AuditSink does not make auditpipe unready; a config sink does", () => {
+  const stats = new PipelineStats();
+  stats.sink("auditsink/team-a").failed(new Error("connection refused"), 0);
+  assert.equal(readiness(stats, 1000, 10_000).ready, true);
+  stats.sink("siem").failed(new Error("connection refused"), 0);
+  assert.deepEqual(readiness(stats, 1000, 10_000).failing.map((f) => f.name), ["siem"]);
 });

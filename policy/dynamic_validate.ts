@@ -15,13 +15,34 @@ import type { Level, Stage } from "../pipeline/core/event.ts";
 import type { KeyPath } from "../pipeline/core/problem.ts";
 import type { DynamicPolicy } from "./dynamic.ts";
 
-/** The API group and version of AuditSink objects. */
+/**
+ * The API group and version of AuditSink objects.
+ *
+ * @example
+ * ```ts
+ * obj.apiVersion === AUDIT_SINK_API_VERSION; // "auditregistration.k8s.io/v1alpha1"
+ * ```
+ */
 export const AUDIT_SINK_API_VERSION = "auditregistration.k8s.io/v1alpha1";
 
-/** kube-apiserver's defaults for a missing `spec.webhook.throttle` or its fields. */
+/**
+ * kube-apiserver's defaults for a missing `spec.webhook.throttle` or its fields.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_THROTTLE.qps; // 10
+ * ```
+ */
 export const DEFAULT_THROTTLE = { qps: 10, burst: 15 } as const;
 
-/** The service port when `service.port` is not given. */
+/**
+ * The service port when `service.port` is not given.
+ *
+ * @example
+ * ```ts
+ * service.port ?? DEFAULT_SERVICE_PORT; // 443
+ * ```
+ */
 export const DEFAULT_SERVICE_PORT = 443;
 
 /**

@@ -18,16 +18,35 @@ import { sinkSchema } from "../config/schema.ts";
 import type { ResolvedSink } from "../config/files.ts";
 import type { FoundSink } from "./read.ts";
 
-/** Sink names of AuditSinks start with this. */
+/**
+ * Sink names of AuditSinks start with this.
+ *
+ * @example
+ * ```ts
+ * AUDIT_SINK_PREFIX + sink.metadata.name; // "auditsink/team-a"
+ * ```
+ */
 export const AUDIT_SINK_PREFIX = "auditsink/";
 
 /**
  * The batching of a dynamic backend (`plugin/pkg/audit/dynamic/defaults.go`); the throttle's
  * qps and burst are the object's.
+ *
+ * @example
+ * ```ts
+ * sinkSchema.parse({ type: "webhook", kubeconfig: "k", batch: { ...DYNAMIC_BATCH } });
+ * ```
  */
 export const DYNAMIC_BATCH = { bufferSize: 5000, maxSize: 400, maxWait: "30s" } as const;
 
-/** `factory.go` `retryBackoff`: the first wait before a failed batch is sent again. */
+/**
+ * `factory.go` `retryBackoff`: the first wait before a failed batch is sent again.
+ *
+ * @example
+ * ```ts
+ * sinkSchema.parse({ type: "webhook", kubeconfig: "k", initialBackoff: DYNAMIC_RETRY_BACKOFF });
+ * ```
+ */
 export const DYNAMIC_RETRY_BACKOFF = "500ms";
 
 /**

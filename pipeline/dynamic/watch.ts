@@ -7,7 +7,14 @@
  * @module
  */
 
-/** How long the folder must be quiet before it is read: one save is several events. */
+/**
+ * How long the folder must be quiet before it is read: one save is several events.
+ *
+ * @example
+ * ```ts
+ * watchFolder(dir, reload, DEBOUNCE_MS);
+ * ```
+ */
 export const DEBOUNCE_MS = 100;
 
 /**

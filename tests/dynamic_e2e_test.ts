@@ -373,7 +373,7 @@ Deno.test(
   },
 );
 
-Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unchanged AuditSinks, and watches the new folder", async () => {
+Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unchanged AuditSinks, and watches the new folder, where a renamed file keeps its branch", async () => {
   const recv = collector();
   const config = (dir: string) =>
     [
@@ -386,6 +386,7 @@ Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unc
       "    path: audit.log",
       "dynamic:",
       `  dir: ${dir}`,
+      "logLevel: debug",
       "",
     ].join("\n");
   const d = await startDaemon((dir) => {
@@ -410,6 +411,13 @@ Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unc
     await Deno.writeTextFile(`${d.dir}/two/z.yaml`, auditSink("z", recv.url, "None", []));
     const added = await d.waitLog((l) => l.msg === "AuditSinks reloaded");
     assert.deepEqual(added.added, ["auditsink/z"]);
+    // A file renamed, its object unchanged: the folder is read again and the branch kept.
+    const quiet = d.logs.length;
+    await Deno.rename(`${d.dir}/two/z.yaml`, `${d.dir}/two/renamed.yml`);
+    await d.waitLog((l) =>
+      d.logs.indexOf(l) >= quiet && l.msg === "AuditSink folder changed; no AuditSink changed"
+    );
+    assert.ok(!d.logs.slice(quiet).some((l) => l.msg === "AuditSinks reloaded"));
   } finally {
     assert.equal((await d.stop()).code, 0);
     await recv.close();

@@ -4,12 +4,8 @@
  * `v1alpha1/defaults.go`, plus reading a folder's files with positions.
  */
 import assert from "node:assert/strict";
-import {
-  readAuditSink,
-  validateDynamicPolicy,
-  validateWebhookService,
-  validateWebhookUrl,
-} from "../policy/dynamic_validate.ts";
+import { readAuditSink, validateDynamicPolicy } from "../policy/dynamic_validate.ts";
+import { validateWebhookService, validateWebhookUrl } from "../policy/dynamic_webhook.ts";
 import { parseSinkFile } from "../pipeline/dynamic/read.ts";
 import { auditSinkUrl, resolveAuditSink } from "../pipeline/dynamic/sink.ts";
 import { formatPath, formatProblem } from "../pipeline/core/problem.ts";

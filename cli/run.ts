@@ -21,14 +21,9 @@ import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
 import { BLOCK_SIGUSR1, debuggerSignalState } from "./debugger_signal.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
-import type { Resources } from "../pipeline/config/files.ts";
-import type { Problem } from "../pipeline/core/problem.ts";
-import type { Logger } from "../pipeline/core/log.ts";
 import { dynamicDir, loadDynamicFolder } from "../pipeline/dynamic/folder.ts";
 import { leavingOutFailed } from "../pipeline/dynamic/apply.ts";
-import { watchFolder } from "../pipeline/dynamic/watch.ts";
-import { AUDIT_SINK_PREFIX } from "../pipeline/dynamic/sink.ts";
-import { AuditSinkStats } from "../pipeline/dynamic/stats.ts";
+import { AuditSinkFolder, reportSkipped } from "../pipeline/dynamic/controller.ts";
 
 /** The files a config reads, for `--watch-config`. */
 function namedFiles(loaded: LoadedConfig): string[] {
@@ -124,14 +119,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     else log.error("cannot start pipeline", { error: err });
     return 1;
   }
-  const auditSinks = new AuditSinkStats();
-  /** Records how many AuditSinks run now and how many problems the folder's read found. */
-  const countAuditSinks = (problems: number) =>
-    auditSinks.read(
-      [...pipeline.describe().sinks.keys()].filter((n) => n.startsWith(AUDIT_SINK_PREFIX)).length,
-      problems,
-    );
-  countAuditSinks(dynamic.problems.length);
+  const folder = new AuditSinkFolder(pipeline, log, { loaded, resources }, dynamic.problems);
   const built = pipeline.describe();
   for (const [source, describe] of built.sources) {
     log.info("source configured", { source, describe });
@@ -145,7 +133,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
         unhealthyAfterMs: unhealthyAfter,
         log,
         reloads,
-        auditSinks,
+        auditSinks: folder.stats,
       });
     } catch (err) {
       const e = startError("server", "", configAt(loaded, ["server", "listen"]), err);
@@ -155,82 +143,9 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     }
   }
 
-  // What the config declares (AuditSinks apart), for reloads of the AuditSink folder alone.
-  let current: { loaded: LoadedConfig; resources: Resources } = { loaded, resources };
-  // One reload at a time, of either kind, so each applies what it read.
-  let queue: Promise<void> = Promise.resolve();
-  const serially = (fn: () => Promise<void>) => {
-    const next = queue.then(fn);
-    queue = next.catch(() => {});
-    return next;
-  };
-  const skippedSink = (err: StartError) => log.error("cannot start AuditSink; skipped", err.fields);
-
   let unwatch = () => {};
-  let unwatchFolder = () => {};
-  let watchedDir: string | undefined;
-  const reloadFolder = () =>
-    serially(async () => {
-      const { loaded: l, resources: r } = current;
-      const dyn = await loadDynamicFolder(l);
-      if (dyn.folder) {
-        auditSinks.reloaded(false);
-        log.error("AuditSink folder unreadable; the running AuditSinks are kept", {
-          trigger: "folder",
-          problem: formatProblem(dyn.folder),
-        });
-        return;
-      }
-      reportSkipped(log, dyn.problems);
-      try {
-        const summary = await leavingOutFailed(
-          r,
-          dyn,
-          (all) => pipeline.reload(l, all),
-          skippedSink,
-        );
-        auditSinks.reloaded(true);
-        countAuditSinks(dyn.problems.length);
-        const { added, replaced, removed } = summary.sinks;
-        if (added.length + replaced.length + removed.length === 0) {
-          log.debug("AuditSink folder changed; no AuditSink changed", { trigger: "folder" });
-          return;
-        }
-        const now = pipeline.describe();
-        log.info("AuditSinks reloaded", {
-          trigger: "folder",
-          added,
-          replaced,
-          removed,
-          changed: [...replaced, ...added].map((n) => `sink ${now.sinks.get(n)}`),
-        });
-      } catch (err) {
-        if (err instanceof PipelineStoppingError) return;
-        auditSinks.reloaded(false);
-        const fields = err instanceof StartError ? err.fields : { error: err };
-        log.error("AuditSink change refused; the running sinks are kept", {
-          trigger: "folder",
-          ...fields,
-        });
-      }
-    });
-  /** Watches `l`'s AuditSink folder (if it names one other than the one watched). */
-  const watchDynamic = (l: LoadedConfig) => {
-    const dir = dynamicDir(l);
-    if (dir === watchedDir) return;
-    unwatchFolder();
-    unwatchFolder = () => {};
-    watchedDir = dir;
-    if (dir === undefined) return;
-    try {
-      unwatchFolder = watchFolder(dir, () => reloadFolder());
-    } catch (err) {
-      log.error("cannot watch the AuditSink folder; changes apply on SIGHUP", { dir, error: err });
-    }
-    // Changes made between reading the folder and watching it.
-    reloadFolder();
-  };
-  const reload = (why: string) => serially(() => reloadConfig(why));
+  // One reload at a time, of the config or of the AuditSink folder, so each applies what it read.
+  const reload = (why: string) => folder.serially(() => reloadConfig(why));
   const reloadConfig = async (why: string) => {
     let next;
     try {
@@ -245,10 +160,9 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
         resources,
         dyn,
         (all) => pipeline.reload(loadedNext, all),
-        skippedSink,
+        folder.skipped,
       );
-      current = { loaded: next, resources };
-      countAuditSinks(dyn.problems.length);
+      folder.configured({ loaded: next, resources }, dyn.problems);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
       if (summary.sources.failed.length) {
         reloads.failed();
@@ -282,18 +196,13 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       log.error("reload refused; the running pipeline is kept", { trigger: why, ...fields });
       return;
     }
-    // Watched afresh: a folder removed and made again is not seen by the old watch.
-    unwatchFolder();
-    unwatchFolder = () => {};
-    watchedDir = undefined;
-    watchDynamic(next);
     if (opts.watchConfig) {
       unwatch();
       unwatch = watchFiles(namedFiles(next), () => reload("watch"));
     }
   };
   if (opts.watchConfig) unwatch = watchFiles(namedFiles(loaded), () => reload("watch"));
-  watchDynamic(loaded);
+  folder.watch(loaded);
 
   let firstSignalAt: number | null = null;
   const onStop = (sig: Deno.Signal) => () => {
@@ -326,7 +235,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
 
   await pipeline.run();
   unwatch();
-  unwatchFolder();
+  folder.stop();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   if (ops) {
     // A scrape under way may finish; a client that holds its connection does not hold the exit.
@@ -339,11 +248,6 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
   log.info("auditpipe stopped", { failed: pipeline.failed });
   return pipeline.failed ? 1 : 0;
-}
-
-/** Logs each AuditSink left out, with where it is and why. */
-function reportSkipped(log: Logger, problems: readonly Problem[]): void {
-  for (const p of problems) log.error("invalid AuditSink; skipped", { problem: formatProblem(p) });
 }
 
 function reportConfigError(

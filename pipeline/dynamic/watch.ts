@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { watchDirs } from "../core/watch.ts";
 
 /**
  * How long the folder must be quiet before it is read: one save is several events.
@@ -31,25 +32,5 @@ export function watchFolder(
   onChange: () => void,
   debounceMs = DEBOUNCE_MS,
 ): () => void {
-  const watcher = Deno.watchFs(dir, { recursive: false });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  (async () => {
-    try {
-      for await (const ev of watcher) {
-        if (ev.kind === "access") continue;
-        clearTimeout(timer);
-        timer = setTimeout(onChange, debounceMs);
-      }
-    } catch {
-      // Closed, or the folder went away: the next reload reports it.
-    }
-  })();
-  return () => {
-    clearTimeout(timer);
-    try {
-      watcher.close();
-    } catch {
-      // Already closed.
-    }
-  };
+  return watchDirs([dir], onChange, { debounceMs });
 }

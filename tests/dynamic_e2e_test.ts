@@ -87,6 +87,23 @@ function auditSink(
   ].join("\n");
 }
 
+/** A daemon config: a webhook source, a log sink `local` and AuditSinks from `dir`; `more` lines at the top level. */
+function dynamicConfig(dir: string, more: string[] = []): string {
+  return [
+    "sources:",
+    "  - type: webhook",
+    "    listen: 127.0.0.1:0",
+    "sinks:",
+    "  - type: log",
+    "    name: local",
+    "    path: audit.log",
+    "dynamic:",
+    `  dir: ${dir}`,
+    ...more,
+    "",
+  ].join("\n");
+}
+
 const requestOf = (auditID: string) => Number(auditID.slice(1, 5));
 
 Deno.test("dynamic e2e: AuditSinks added, edited and deleted while events flow; each gets exactly its events at its level, the log sink all", async () => {
@@ -94,18 +111,7 @@ Deno.test("dynamic e2e: AuditSinks added, edited and deleted while events flow; 
   const b = collector();
   const d = await startDaemon((dir) => {
     Deno.mkdirSync(`${dir}/sinks`);
-    return [
-      "sources:",
-      "  - type: webhook",
-      "    listen: 127.0.0.1:0",
-      "sinks:",
-      "  - type: log",
-      "    name: local",
-      "    path: audit.log",
-      "dynamic:",
-      "  dir: sinks",
-      "",
-    ].join("\n");
+    return dynamicConfig("sinks");
   });
   try {
     const port = await d.webhookPort();
@@ -245,20 +251,7 @@ Deno.test("dynamic e2e: an invalid AuditSink is logged with file:line and skippe
         auditSink("good", a.url, "Metadata", ["ResponseComplete"]) + "---\n" +
           auditSink("Bad_Name", a.url, "Metadata", ["ResponseComplete"]),
       );
-      const config = [
-        "sources:",
-        "  - type: webhook",
-        "    listen: 127.0.0.1:0",
-        "sinks:",
-        "  - type: log",
-        "    name: local",
-        "    path: audit.log",
-        "dynamic:",
-        "  dir: sinks",
-        "server:",
-        "  listen: 127.0.0.1:0",
-        "",
-      ].join("\n");
+      const config = dynamicConfig("sinks", ["server:", "  listen: 127.0.0.1:0"]);
       await Deno.writeTextFile(`${dir}/pipeline.yaml`, config);
       const check = await new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", `${ROOT}main.ts`, "--config", `${dir}/pipeline.yaml`, "--check"],
@@ -339,20 +332,7 @@ Deno.test(
             "---\n" +
             auditSink("untrusted", recv.url, "Metadata", ["Panic"], pki.otherCaCert),
         );
-        const d = await startDaemon(() =>
-          [
-            "sources:",
-            "  - type: webhook",
-            "    listen: 127.0.0.1:0",
-            "sinks:",
-            "  - type: log",
-            "    name: local",
-            "    path: audit.log",
-            "dynamic:",
-            "  dir: sinks",
-            "shutdownTimeout: 3s",
-            "",
-          ].join("\n"), { dir });
+        const d = await startDaemon(() => dynamicConfig("sinks", ["shutdownTimeout: 3s"]), { dir });
         try {
           await postAccepted(await d.webhookPort(), requestEvents(7));
         } finally {
@@ -375,20 +355,7 @@ Deno.test(
 
 Deno.test("dynamic e2e: SIGHUP re-reads the folder a new config names, keeps unchanged AuditSinks, and watches the new folder, where a renamed file keeps its branch", async () => {
   const recv = collector();
-  const config = (dir: string) =>
-    [
-      "sources:",
-      "  - type: webhook",
-      "    listen: 127.0.0.1:0",
-      "sinks:",
-      "  - type: log",
-      "    name: local",
-      "    path: audit.log",
-      "dynamic:",
-      `  dir: ${dir}`,
-      "logLevel: debug",
-      "",
-    ].join("\n");
+  const config = (dir: string) => dynamicConfig(dir, ["logLevel: debug"]);
   const d = await startDaemon((dir) => {
     Deno.mkdirSync(`${dir}/one`);
     Deno.mkdirSync(`${dir}/two`);

@@ -7,6 +7,8 @@ import { parse, parseAllDocuments } from "yaml";
 import { ROOT } from "./helpers/daemon.ts";
 import { parseSinkFile } from "../pipeline/dynamic/read.ts";
 import { loadConfigText } from "../pipeline/config/load.ts";
+import { loadResources } from "../pipeline/config/files.ts";
+import { requiredPermissions } from "../pipeline/permissions.ts";
 import { formatProblem } from "../pipeline/core/problem.ts";
 import { LEVELS, STAGES } from "../pipeline/core/event.ts";
 
@@ -48,4 +50,10 @@ Deno.test("deploy/dynamic: the CRD's schema has the v1alpha1 levels and stages",
   const policy = v.schema.openAPIV3Schema.properties.spec.properties.policy.properties;
   assert.deepEqual(policy.level.enum, LEVELS);
   assert.deepEqual(policy.stages.items.enum, STAGES);
+});
+
+Deno.test("deploy/dynamic: auditpipe permissions grants reading the AuditSink folder", async () => {
+  const loaded = loadConfigText(await read("pipeline.yaml"), "/etc/auditpipe/pipeline.yaml");
+  const { resources } = await loadResources(loaded);
+  assert.ok(requiredPermissions(loaded, resources).read.includes("/etc/auditpipe/sinks.d"));
 });

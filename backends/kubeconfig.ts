@@ -38,6 +38,11 @@ export interface WebhookTarget {
   insecureSkipTLSVerify?: boolean;
   /** `tls-server-name`: the name the server certificate must be valid for (https only). */
   tlsServerName?: string;
+  /**
+   * Trust `caCerts` only, not the system roots as well (an AuditSink's `caBundle`, as
+   * client-go's `CAData` does); https only.
+   */
+  onlyCaCerts?: boolean;
   /** Things that are ignored, not fatal; the sink logs them once at startup. */
   warnings: string[];
   /** Files the kubeconfig names (CA, client certificate and key, token file). */

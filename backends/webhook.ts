@@ -178,8 +178,10 @@ export async function createWebhookSink(
   let client: Deno.HttpClient | undefined;
   let send: FetchLike = (u, init) => fetch(u, { ...init, client });
   let closeTransport = () => client?.close();
-  if (t.insecureSkipTLSVerify || t.tlsServerName !== undefined) {
-    // Deno's client can neither skip verification nor set the server name; node:https can.
+  const onlyCa = t.onlyCaCerts === true && t.caCerts !== undefined && t.url.protocol === "https:";
+  if (t.insecureSkipTLSVerify || t.tlsServerName !== undefined || onlyCa) {
+    // Deno's client can neither skip verification, set the server name nor trust only the
+    // given CAs; node:https can.
     const node = createNodeFetch({
       ca: t.caCerts,
       cert: t.cert,

@@ -21,6 +21,9 @@ import { VERSION } from "./version.ts";
 import { watchFiles } from "./watch.ts";
 import { BLOCK_SIGUSR1, debuggerSignalState } from "./debugger_signal.ts";
 import type { LoadedConfig } from "../pipeline/config/load.ts";
+import { dynamicDir, loadDynamicFolder } from "../pipeline/dynamic/folder.ts";
+import { leavingOutFailed } from "../pipeline/dynamic/apply.ts";
+import { AuditSinkFolder, reportSkipped } from "../pipeline/dynamic/controller.ts";
 
 /** The files a config reads, for `--watch-config`. */
 function namedFiles(loaded: LoadedConfig): string[] {
@@ -67,18 +70,30 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     return reportConfigError(err, opts.check, bootLog);
   }
   const { resources, problems: found } = await loadResources(loaded);
-  const problems = opts.check ? [...found, ...await preflight(loaded)] : found;
+  const dynamic = await loadDynamicFolder(loaded);
+  // The daemon runs the valid AuditSinks and reports the others; --check fails on any.
+  const problems = opts.check
+    ? [...found, ...dynamic.problems, ...await preflight(loaded)]
+    : dynamic.folder
+    ? [...found, dynamic.folder]
+    : found;
   if (problems.length) return reportConfigError(new ConfigError(problems), opts.check, bootLog);
   const log = createLogger(opts.logLevel ?? loaded.config.logLevel);
   for (const w of resources.warnings) log.warn("policy warning", { warning: w });
   if (opts.check) {
+    const dir = dynamicDir(loaded);
+    const n = dynamic.sinks.length;
     console.log(
-      `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks)`,
+      `${opts.config}: OK (${loaded.config.sources.length} sources, ${loaded.config.sinks.length} sinks` +
+        (dir === undefined ? ")" : `, ${n} AuditSink${n === 1 ? "" : "s"} in ${dir})`),
     );
     for (const s of resources.sources) console.log(`  source ${describeSource(s)}`);
-    for (const s of resources.sinks) console.log(`  sink ${describeBranch(branchSpec(s))}`);
+    for (const s of [...resources.sinks, ...dynamic.sinks]) {
+      console.log(`  sink ${describeBranch(branchSpec(s))}`);
+    }
     return 0;
   }
+  reportSkipped(log, dynamic.problems);
 
   log.info("auditpipe starting", { version: VERSION, config: opts.config, pid: Deno.pid });
   const usr1 = debuggerSignalState();
@@ -93,12 +108,18 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const reloads = new ReloadStats();
   let pipeline: Pipeline;
   try {
-    pipeline = await Pipeline.create(loaded, resources, { log });
+    pipeline = await leavingOutFailed(
+      resources,
+      dynamic,
+      (r) => Pipeline.create(loaded, r, { log }),
+      (err) => log.error("cannot start AuditSink; skipped", err.fields),
+    );
   } catch (err) {
     if (err instanceof StartError) log.error(`cannot start ${err.component}`, err.fields);
     else log.error("cannot start pipeline", { error: err });
     return 1;
   }
+  const folder = new AuditSinkFolder(pipeline, log, { loaded, resources }, dynamic.problems);
   const built = pipeline.describe();
   for (const [source, describe] of built.sources) {
     log.info("source configured", { source, describe });
@@ -108,7 +129,12 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const { listen: opsListen, unhealthyAfter } = loaded.config.server;
   if (opsListen) {
     try {
-      ops = serveOps(opsListen, pipeline.stats, { unhealthyAfterMs: unhealthyAfter, log, reloads });
+      ops = serveOps(opsListen, pipeline.stats, {
+        unhealthyAfterMs: unhealthyAfter,
+        log,
+        reloads,
+        auditSinks: folder.stats,
+      });
     } catch (err) {
       const e = startError("server", "", configAt(loaded, ["server", "listen"]), err);
       log.error("cannot start ops server", { ...e.fields, address: opsListen });
@@ -118,13 +144,25 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   }
 
   let unwatch = () => {};
-  const reload = async (why: string) => {
+  // One reload at a time, of the config or of the AuditSink folder, so each applies what it read.
+  const reload = (why: string) => folder.serially(() => reloadConfig(why));
+  const reloadConfig = async (why: string) => {
     let next;
     try {
       next = await loadConfigFile(opts.config);
       const { resources, problems } = await loadResources(next);
+      const dyn = await loadDynamicFolder(next);
+      if (dyn.folder) problems.push(dyn.folder);
       if (problems.length) throw new ConfigError(problems);
-      const summary = await pipeline.reload(next, resources);
+      reportSkipped(log, dyn.problems);
+      const loadedNext = next;
+      const summary = await leavingOutFailed(
+        resources,
+        dyn,
+        (all) => pipeline.reload(loadedNext, all),
+        folder.skipped,
+      );
+      folder.configured({ loaded: next, resources }, dyn.problems);
       for (const w of resources.warnings) log.warn("policy warning", { warning: w });
       if (summary.sources.failed.length) {
         reloads.failed();
@@ -164,6 +202,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     }
   };
   if (opts.watchConfig) unwatch = watchFiles(namedFiles(loaded), () => reload("watch"));
+  folder.watch(loaded);
 
   let firstSignalAt: number | null = null;
   const onStop = (sig: Deno.Signal) => () => {
@@ -196,6 +235,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
 
   await pipeline.run();
   unwatch();
+  folder.stop();
   for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
   if (ops) {
     // A scrape under way may finish; a client that holds its connection does not hold the exit.

@@ -5,6 +5,7 @@
  * @module
  */
 import { dirname, resolve } from "node:path";
+import { watchDirs } from "../pipeline/core/watch.ts";
 
 /**
  * Calls `onChange` (debounced) whenever one of `files` is written, created or replaced.
@@ -22,26 +23,5 @@ export function watchFiles(
 ): () => void {
   const wanted = new Set(files.map((f) => resolve(f)));
   const dirs = [...new Set([...wanted].map((f) => dirname(f)))];
-  const watcher = Deno.watchFs(dirs, { recursive: false });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  (async () => {
-    try {
-      for await (const ev of watcher) {
-        if (ev.kind === "access") continue;
-        if (!ev.paths.some((p) => wanted.has(resolve(p)))) continue;
-        clearTimeout(timer);
-        timer = setTimeout(onChange, debounceMs);
-      }
-    } catch {
-      // Closed.
-    }
-  })();
-  return () => {
-    clearTimeout(timer);
-    try {
-      watcher.close();
-    } catch {
-      // Already closed.
-    }
-  };
+  return watchDirs(dirs, onChange, { debounceMs, accept: (p) => wanted.has(resolve(p)) });
 }

@@ -178,7 +178,7 @@ export class Pipeline {
         p.#branches.set(sink.config.name!, { branch, fingerprint: sink.fingerprint });
       } catch (err) {
         await Promise.allSettled(branches.map((b) => b.writer.close()));
-        throw startError("sink", sink.config.name!, componentAt(loaded, "sink", i), err);
+        throw startError("sink", sink.config.name!, sink.at ?? componentAt(loaded, "sink", i), err);
       }
     }
     p.#fanout = new FanOut(branches, deps.log);
@@ -447,7 +447,7 @@ export class Pipeline {
         branch = await this.#buildBranch(sink, old?.branch.done);
       } catch (err) {
         await discard();
-        throw startError("sink", name, componentAt(loaded, "sink", i), err);
+        throw startError("sink", name, sink.at ?? componentAt(loaded, "sink", i), err);
       }
       created.push(branch);
       next.set(name, { branch, fingerprint });

@@ -20,9 +20,11 @@ import {
 import { ReloadStats } from "./reloads.ts";
 import { diskBufferStatsOf } from "./disk_lane.ts";
 import type { DiskBufferStats } from "./diskbuffer/stats.ts";
+import type { AuditSinkStats } from "./dynamic/stats.ts";
 
 /**
- * A registry exposing `stats`, and the outcomes of config reloads.
+ * A registry exposing `stats`, the outcomes of config reloads and, with `dynamic.dir`, what
+ * the AuditSink folder gave.
  *
  * @example
  * ```ts
@@ -33,6 +35,7 @@ import type { DiskBufferStats } from "./diskbuffer/stats.ts";
 export function metricsRegistry(
   stats: PipelineStats,
   reloads: ReloadStats = new ReloadStats(stats.startedAt),
+  auditSinks?: AuditSinkStats,
 ): client.Registry {
   const registers = [new client.Registry()];
   const [reg] = registers;
@@ -295,6 +298,26 @@ export function metricsRegistry(
     [],
     (set) => set({}, reloads.lastSuccessAt / 1000),
   );
+  if (auditSinks) {
+    gauge("auditpipe_auditsinks", "AuditSinks of dynamic.dir running as sinks.", [], (set) => {
+      set({}, auditSinks.running);
+    });
+    gauge(
+      "auditpipe_auditsink_invalid_objects",
+      "Problems the last read of dynamic.dir found: AuditSinks left out, files unreadable.",
+      [],
+      (set) => set({}, auditSinks.invalid),
+    );
+    counter(
+      "auditpipe_auditsink_reload_total",
+      "Changes of dynamic.dir applied (success) or not (failure: refused, folder unreadable).",
+      ["result"],
+      (set) => {
+        set({ result: "success" }, auditSinks.reloads.success);
+        set({ result: "failure" }, auditSinks.reloads.failure);
+      },
+    );
+  }
   // prom-client's process_resident_memory_bytes reads /proc, which least-privilege runs
   // cannot; Deno reports memory without any permission.
   gauge(

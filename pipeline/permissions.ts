@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "./config/load.ts";
 import type { Resources } from "./config/files.ts";
 import { hostPort, parseListen } from "./core/listen.ts";
+import { dynamicDir } from "./dynamic/folder.ts";
 
 /** Permission scopes, each a sorted list without duplicates. */
 export interface Permissions {
@@ -42,6 +43,9 @@ export function requiredPermissions(loaded: LoadedConfig, resources: Resources):
   const env = new Set<string>([...loaded.envVars, ...LIBRARY_ENV]);
 
   if (typeof config.policy === "string") read.add(config.policy);
+  // The AuditSink folder; the collectors its objects name cannot be known in advance.
+  const dir = dynamicDir(loaded);
+  if (dir !== undefined) read.add(dir);
   if (config.server.listen) net.add(hostPort(parseListen(config.server.listen)));
   for (const s of config.sources) {
     switch (s.type) {

@@ -11,6 +11,8 @@ import { metricsRegistry } from "./metrics.ts";
 import type { Logger } from "./core/log.ts";
 import type { ReloadStats } from "./reloads.ts";
 import { parseListen } from "./core/listen.ts";
+import { AUDIT_SINK_PREFIX } from "./dynamic/sink.ts";
+import type { AuditSinkStats } from "./dynamic/stats.ts";
 
 /** What `/readyz` found. */
 export interface Readiness {
@@ -33,6 +35,9 @@ export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: n
     else if (s.failing !== null) failing.push({ kind: "source", name: s.name, reason: s.failing });
   }
   for (const s of stats.sinks.values()) {
+    // An AuditSink's collector belongs to whoever wrote the object: its failures are counted
+    // and logged, but do not make the node's auditpipe unready (nor did they kube-apiserver).
+    if (s.name.startsWith(AUDIT_SINK_PREFIX)) continue;
     if (s.failingSince !== null && now - s.failingSince >= unhealthyAfterMs) {
       failing.push({
         kind: "sink",
@@ -57,9 +62,14 @@ export function readiness(stats: PipelineStats, unhealthyAfterMs: number, now: n
 export function serveOps(
   listen: string,
   stats: PipelineStats,
-  opts: { unhealthyAfterMs: number; log: Logger; reloads?: ReloadStats },
+  opts: {
+    unhealthyAfterMs: number;
+    log: Logger;
+    reloads?: ReloadStats;
+    auditSinks?: AuditSinkStats;
+  },
 ): Deno.HttpServer {
-  const registry = metricsRegistry(stats, opts.reloads);
+  const registry = metricsRegistry(stats, opts.reloads, opts.auditSinks);
   const app = new Hono();
   app.get("/metrics", async (c) => {
     c.header("Content-Type", registry.contentType);

@@ -56,6 +56,11 @@ export interface ResolvedSink {
    * kubeconfig). A reload keeps a branch whose fingerprint did not change.
    */
   readonly fingerprint: string;
+  /**
+   * Where the sink is declared, for errors, when not in the config's `sinks` (an AuditSink's
+   * `file:line:col`).
+   */
+  readonly at?: string;
 }
 
 /**

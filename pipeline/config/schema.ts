@@ -401,6 +401,10 @@ export const configSchema = z.strictObject({
     unhealthyAfter: duration().default(60_000),
   }).default({ unhealthyAfter: 60_000 }),
   shutdownTimeout: duration().default(30_000),
+  /** A folder of AuditSink objects, each run as a webhook sink while it is there. */
+  dynamic: z.strictObject({
+    dir: str().min(1, "must not be empty"),
+  }).optional(),
   logLevel: oneOf(["debug", "info", "warn", "error"] as const).default("info"),
 });
 

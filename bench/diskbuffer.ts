@@ -19,12 +19,15 @@ import {
   eventListBody,
   lineToItem,
   num,
+  readLines,
   type Row,
   scrape,
   sinkCounts,
   sleep,
 } from "./lib.ts";
 import { Pool, postRequest } from "./http_client.ts";
+import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
+import { ensureData } from "./generate.ts";
 
 const enc = new TextEncoder();
 const MB = 1024 * 1024;
@@ -281,6 +284,7 @@ async function e2eOnce(
   bodies: readonly Uint8Array[],
   buffer: string,
   seconds: number,
+  cpuProfDir?: string,
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-disk-e2e-" });
   const d = await daemon(() => `
@@ -301,7 +305,7 @@ sinks:
 server:
   listen: 127.0.0.1:0
 shutdownTimeout: 60s
-`, { dir });
+`, { dir, denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [] });
   try {
     const pool = new Pool(await d.webhookPort());
     const requests = bodies.map((b) => postRequest("/audit", b));
@@ -351,7 +355,7 @@ shutdownTimeout: 60s
  */
 export async function benchDiskE2e(
   lines: readonly string[],
-  opts: { seconds: number; log: (msg: string) => void },
+  opts: { seconds: number; log: (msg: string) => void; cpuProfDir?: string },
 ): Promise<Row> {
   const enc = new TextEncoder();
   const bodies: Uint8Array[] = [];
@@ -362,13 +366,27 @@ export async function benchDiskE2e(
   opts.log(
     `disk e2e: memory buffer, ${E2E_SENDERS} senders × ${E2E_EVENTS} events, ${opts.seconds} s`,
   );
-  const mem = await e2eOnce(bodies, "{type: memory}", opts.seconds);
+  const profDir = async (name: string) => {
+    if (!opts.cpuProfDir) return undefined;
+    const dir = `${opts.cpuProfDir}/${name}`;
+    await Deno.mkdir(dir, { recursive: true });
+    return dir;
+  };
+  const mem = await e2eOnce(bodies, "{type: memory}", opts.seconds, await profDir("memory"));
   opts.log(`disk e2e: disk buffer, fsync always`);
   const disk = await e2eOnce(
     bodies,
     "{type: disk, path: buf, maxBytes: 4GiB, whenFull: block, fsync: always}",
     opts.seconds,
+    await profDir("disk"),
   );
+  if (opts.cpuProfDir) {
+    for (const name of ["memory", "disk"]) {
+      const path = await newestProfile(`${opts.cpuProfDir}/${name}`);
+      console.error(`\nCPU profile of the daemon with a ${name} buffer: ${path}`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
+  }
   const rate = (r: E2eRun) => r.events / r.secs;
   const ratio = rate(disk) / Math.max(1, rate(mem));
   const line = (name: string, r: E2eRun) =>
@@ -396,19 +414,44 @@ if (import.meta.main) {
       producers: { type: "string", default: "32" },
       batch: { type: "string", default: "10" },
       "backlog-mb": { type: "string", default: "1024" },
+      "only": { type: "string", default: "micro,e2e" },
+      "e2e-seconds": { type: "string", default: "10" },
+      "cpu-prof": { type: "string" },
     },
   });
-  const row = await benchDiskBuffer({
-    seconds: Number(values.seconds),
-    producers: Number(values.producers),
-    batch: Number(values.batch),
-    backlogMb: Number(values["backlog-mb"]),
-    log: (m) => console.error(`[bench] ${m}`),
-  });
-  console.log(
-    `${row.name}: ${row.result} (${row.baseline}; goal ${row.goal}: ${
-      row.met ? "met" : "NOT met"
-    })`,
-  );
-  for (const n of row.notes) console.log(`- ${n}`);
+  const only = new Set(values.only.split(","));
+  const log = (m: string) => console.error(`[bench] ${m}`);
+  const rows: Row[] = [];
+  if (only.has("micro")) {
+    rows.push(
+      await benchDiskBuffer({
+        seconds: Number(values.seconds),
+        producers: Number(values.producers),
+        batch: Number(values.batch),
+        backlogMb: Number(values["backlog-mb"]),
+        log,
+      }),
+    );
+  }
+  if (only.has("e2e")) {
+    const data = await ensureData({ seed: 1, sizeMb: 20, log });
+    const lines = await readLines(data.path);
+    let cpuProfDir = values["cpu-prof"];
+    if (cpuProfDir) {
+      cpuProfDir = await Deno.realPath(
+        await Deno.mkdir(cpuProfDir, { recursive: true }).then(() => cpuProfDir!),
+      );
+    }
+    rows.push(
+      await benchDiskE2e(lines, { seconds: Number(values["e2e-seconds"]), log, cpuProfDir }),
+    );
+  }
+  for (const row of rows) {
+    console.log(
+      `${row.name}: ${row.result} (${row.baseline}; goal ${row.goal}: ${
+        row.met ? "met" : "NOT met"
+      })`,
+    );
+    for (const n of row.notes) console.log(`- ${n}`);
+  }
 }

@@ -181,6 +181,8 @@ const READ_BATCH = 512;
 const HANDOFF_BYTES = 8 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
+/** Commits whose fsync runs at once, at most. */
+const MAX_INFLIGHT = 3;
 /** The largest commit framed into the kept buffer; a larger one gets its own. */
 const WRITE_BUFFER_MAX = 4 * MIB;
 
@@ -209,7 +211,25 @@ export class DiskBuffer {
   readonly #now: () => number;
   readonly #faults: ((op: "write" | "fsync", path: string) => void) | undefined;
   #segments: Segment[] = [];
-  #active: { seg: Segment; file: Deno.FsFile; pos: number | undefined } | undefined;
+  /**
+   * The segment appended to: `written` is where its written bytes end (past `seg.size` while
+   * commits are in flight); `pos` is the file's offset, when known.
+   */
+  #active:
+    | { seg: Segment; file: Deno.FsFile; pos: number | undefined; written: number }
+    | undefined;
+  /** Commits written whose fsync (or an earlier commit's) has not finished. */
+  #inflight = 0;
+  #inflightBytes = 0;
+  /** Whether an in-flight commit started a segment (none is pipelined after it). */
+  #inflightCreated = false;
+  /** Settles once the last commit started is finished (they finish in order). */
+  #lastCommit: Promise<void> = Promise.resolve();
+  /** The failure of an in-flight commit: the ones after it fail too, then it is cut off. */
+  #pipelineError: DiskBufferError | undefined;
+  #cutFrom: Target[] | undefined;
+  #cutOff: Pending[] = [];
+  #wake = Promise.withResolvers<void>();
   /** Commits made since open; followers at this count are handed the next one. */
   #commitSeq = 0;
   readonly #followers = new Set<Follower>();
@@ -404,12 +424,17 @@ export class DiskBuffer {
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
     this.#queue.push({ frames, bytes, appendedAt, resolve, reject });
     this.#flushing ??= this.#flushLoop();
+    this.#kick();
     return promise;
   }
 
   async #flushLoop(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 || this.#inflight > 0) {
+        if (this.#queue.length === 0 || !this.#mayStart()) {
+          await this.#wake.promise;
+          continue;
+        }
         if (this.#commitDelayMs > 0) {
           await new Promise((r) => setTimeout(r, this.#commitDelayMs));
         }
@@ -422,17 +447,47 @@ export class DiskBuffer {
     }
   }
 
+  /**
+   * Whether the next commit may start now. Commits are pipelined: one may be written and its
+   * fsync started while earlier fsyncs run (up to {@linkcode MAX_INFLIGHT}), so an append
+   * waits about one fsync instead of the rest of the running one first. Only appends to the
+   * active segment are pipelined: a commit that starts a segment, or one after a failure, or
+   * one that must repair the files, waits until none runs.
+   */
+  #mayStart(): boolean {
+    // After a failure, nothing starts until it is cut off.
+    if (this.#pipelineError) return false;
+    if (this.#inflight === 0) return true;
+    if (this.#inflight >= MAX_INFLIGHT || this.#inflightCreated) return false;
+    const a = this.#active;
+    if (a === undefined || this.#broken) return false;
+    let bytes = 0;
+    for (const p of this.#queue) bytes += p.bytes;
+    return a.written + bytes <= this.#segmentBytes;
+  }
+
+  #kick(): void {
+    this.#wake.resolve();
+    this.#wake = Promise.withResolvers<void>();
+  }
+
+  /**
+   * Writes `group` (what fits under maxBytes) and starts its fsync; the appends resolve once
+   * it and every commit before it are synced, in order. Returns once the bytes are written.
+   */
   async #commit(group: Pending[]): Promise<void> {
-    try {
-      await this.#ensureWritable();
-      await this.#rollDelivered();
-    } catch (err) {
-      this.stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
-      for (const p of group) p.reject(err);
-      return;
+    if (this.#inflight === 0) {
+      try {
+        await this.#ensureWritable();
+        await this.#rollDelivered();
+      } catch (err) {
+        this.stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
+        for (const p of group) p.reject(err);
+        return;
+      }
     }
     const accepted: Pending[] = [];
-    let planned = this.stats.bytes;
+    let planned = this.stats.bytes + this.#inflightBytes;
     for (const p of group) {
       if (planned + p.bytes > this.#maxBytes) {
         this.stats.full += p.frames.length;
@@ -445,7 +500,6 @@ export class DiskBuffer {
     if (accepted.length === 0) return;
     const targets: Target[] = [];
     let current: Target | undefined;
-    let op = "write";
     let opPath = this.#dir;
     try {
       for (const p of accepted) {
@@ -465,7 +519,6 @@ export class DiskBuffer {
       }
       for (const t of targets) {
         opPath = segmentPath(this.#dir, t.seg.id);
-        op = "write";
         const data = this.#writeBuffer(t.pending);
         let at = 0;
         for (const f of t.frames) {
@@ -474,37 +527,110 @@ export class DiskBuffer {
         }
         this.#faults?.("write", opPath);
         // Synchronous: a write into the page cache takes microseconds, an async one a hop to
-        // a blocking thread (measured about 3x the cost). Only the fsync below waits on disk.
+        // a blocking thread (measured about 3x the cost). Only the fsync waits on the disk.
         if (t.pos !== t.startSize) t.file.seekSync(t.startSize, Deno.SeekMode.Start);
         let done = 0;
         while (done < data.length) done += t.file.writeSync(data.subarray(done));
-      }
-      if (this.#fsync) {
-        op = "fsync";
-        for (const t of targets) {
-          opPath = segmentPath(this.#dir, t.seg.id);
-          const t0 = performance.now();
-          this.#faults?.("fsync", opPath);
-          await t.file.syncData();
-          this.stats.fsync.observe("segment", (performance.now() - t0) / 1000);
-        }
-        if (targets.some((t) => t.created)) {
-          opPath = this.#dir;
-          await syncDir(this.#dir);
+        if (!t.created && this.#active?.seg === t.seg) {
+          this.#active.pos = this.#active.written = t.startSize + t.pending;
         }
       }
     } catch (err) {
-      if (this.#active) this.#active.pos = undefined;
-      await this.#rollback(targets);
-      const e = new DiskBufferError("io", op, opPath, "append failed, nothing kept", {
-        cause: err,
-      });
-      this.#log.warn("disk buffer append failed", { path: opPath, op, error: e.message });
-      this.stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
-      for (const p of accepted) p.reject(e);
+      await this.#fail(targets, accepted, "write", opPath, err);
       return;
     }
-    // Committed: make it visible.
+    const bytes = targets.reduce((n, t) => n + t.pending, 0);
+    const created = targets.some((t) => t.created);
+    this.#inflight++;
+    this.#inflightBytes += bytes;
+    if (created) this.#inflightCreated = true;
+    const synced = this.#sync(targets);
+    const before = this.#lastCommit;
+    const done = (async () => {
+      const failure = await synced;
+      // In order: a commit is visible only after every earlier one.
+      await before;
+      this.#inflight--;
+      this.#inflightBytes -= bytes;
+      if (created) this.#inflightCreated = false;
+      if (failure || this.#pipelineError) {
+        // An earlier commit's failure cuts this one's bytes too (they follow its own).
+        const first = this.#pipelineError === undefined;
+        if (first) this.#pipelineError = failure;
+        const err = this.#pipelineError!;
+        if (first) {
+          this.#log.warn("disk buffer append failed", {
+            path: err.path,
+            op: err.op,
+            error: err.message,
+          });
+        }
+        this.stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
+        if (first) this.#cutFrom = targets;
+        this.#cutOff.push(...accepted);
+        if (this.#inflight === 0) {
+          // The last one out cuts the files back to where the failed commit started, then
+          // its appends and the later ones reject: nothing of them is kept.
+          if (this.#active) this.#active.pos = undefined;
+          await this.#rollback(this.#cutFrom!);
+          const rejected = this.#cutOff;
+          this.#cutFrom = undefined;
+          this.#cutOff = [];
+          this.#pipelineError = undefined;
+          for (const p of rejected) p.reject(err);
+        }
+      } else {
+        this.#visible(targets, accepted);
+      }
+      this.#kick();
+    })();
+    this.#lastCommit = done;
+  }
+
+  /** fsyncs what a commit wrote; resolves with the error (never rejects). */
+  async #sync(targets: readonly Target[]): Promise<DiskBufferError | undefined> {
+    if (!this.#fsync) return undefined;
+    let opPath = this.#dir;
+    try {
+      for (const t of targets) {
+        opPath = segmentPath(this.#dir, t.seg.id);
+        const t0 = performance.now();
+        this.#faults?.("fsync", opPath);
+        await t.file.syncData();
+        this.stats.fsync.observe("segment", (performance.now() - t0) / 1000);
+      }
+      if (targets.some((t) => t.created)) {
+        opPath = this.#dir;
+        await syncDir(this.#dir);
+      }
+      return undefined;
+    } catch (err) {
+      return new DiskBufferError("io", "fsync", opPath, "append failed, nothing kept", {
+        cause: err,
+      });
+    }
+  }
+
+  /** A commit whose write failed (nothing after it was written): cut it back, reject it. */
+  async #fail(
+    targets: Target[],
+    accepted: readonly Pending[],
+    op: string,
+    opPath: string,
+    err: unknown,
+  ): Promise<void> {
+    if (this.#active) this.#active.pos = undefined;
+    await this.#rollback(targets);
+    const e = new DiskBufferError("io", op, opPath, "append failed, nothing kept", {
+      cause: err,
+    });
+    this.#log.warn("disk buffer append failed", { path: opPath, op, error: e.message });
+    this.stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
+    for (const p of accepted) p.reject(e);
+  }
+
+  /** A synced commit (every earlier one is visible): its records become readable. */
+  #visible(targets: readonly Target[], accepted: readonly Pending[]): void {
     const wasEmpty = this.stats.events === 0;
     let count = 0;
     for (const p of accepted) count += p.frames.length;
@@ -520,8 +646,18 @@ export class DiskBuffer {
         t.file.close();
       }
     }
+    if (targets.some((t) => t.created)) {
+      // Committed: no longer a stray that a repair would remove.
+      const made = new Set(
+        targets.filter((t) => t.created).map((t) => segmentPath(this.#dir, t.seg.id)),
+      );
+      this.#strays = this.#strays.filter((p) => !made.has(p));
+    }
     const last = targets.at(-1)!;
-    this.#active = { seg: last.seg, file: last.file, pos: last.seg.size };
+    if (last.created) {
+      const size = last.seg.size;
+      this.#active = { seg: last.seg, file: last.file, pos: size, written: size };
+    }
     // Not `planned`: deletions may have run meanwhile.
     for (const t of targets) this.stats.bytes += t.pending;
     this.stats.segments = this.#segments.length;
@@ -584,7 +720,7 @@ export class DiskBuffer {
       return {
         seg,
         file: this.#active.file,
-        startSize: seg.size,
+        startSize: this.#active.written,
         created: false,
         pos: this.#active.pos,
         frames: [],
@@ -617,6 +753,7 @@ export class DiskBuffer {
           this.#strays = this.#strays.filter((s) => s !== segmentPath(this.#dir, t.seg.id));
         } else {
           await t.file.truncate(t.startSize);
+          if (this.#active?.seg === t.seg) this.#active.written = t.startSize;
         }
       } catch {
         this.#broken = true;
@@ -641,8 +778,10 @@ export class DiskBuffer {
       }
       this.#strays = [];
       if (this.#active) {
+        this.#active.pos = undefined;
         await this.#active.file.truncate(this.#active.seg.size);
         await this.#active.file.syncData();
+        this.#active.written = this.#active.seg.size;
       }
       this.#broken = false;
       this.#log.info("disk buffer writable again", { path: this.#dir });
@@ -988,6 +1127,7 @@ export class DiskBuffer {
   async close(): Promise<void> {
     if (this.#closed) return;
     while (this.#flushing) await this.#flushing;
+    await this.#lastCommit;
     this.#closed = true;
     await this.#cursorChain.catch(() => {});
     this.#active?.file.close();

@@ -1,12 +1,14 @@
 /**
- * The disk buffer's fast paths: a following reader that keeps up is handed fsynced records
- * from memory, one that falls behind reads from disk again (in order, nothing skipped or
- * repeated, across segment rolls); a record given as `EventList` item bytes is framed as the
- * same top-level document its bytes would be.
+ * The disk buffer's fast paths: commits are pipelined (an append made during an fsync does
+ * not wait for it; a failed fsync fails the commits written after it too); a following reader
+ * that keeps up is handed fsynced records from memory, one that falls behind reads from disk
+ * again (in order, nothing skipped or repeated, across segment rolls); a record given as
+ * `EventList` item bytes is framed as the same top-level document its bytes would be.
  */
 import assert from "node:assert/strict";
 import { DiskBuffer, type StoredRecord } from "../pipeline/diskbuffer/store.ts";
 import { segmentPath } from "../pipeline/diskbuffer/layout.ts";
+import { DiskBufferError } from "../pipeline/diskbuffer/errors.ts";
 import { topLevelFromItem } from "../pipeline/core/encode.ts";
 import { eventRecord, readAll } from "./diskbuffer_helpers.ts";
 import { Rand } from "./data/rand.ts";
@@ -121,4 +123,72 @@ Deno.test("disk buffer: a record given as EventList item bytes is stored and rea
   assert.equal(dec.decode(got[1].bytes), dec.decode(eventRecord(2).bytes));
   assert.equal(buf.stats.bytes, (await Deno.stat(segmentPath(dir, got[0].segment))).size);
   await buf.close();
+});
+
+Deno.test("disk buffer: an append made while a commit's fsync runs is written and synced without waiting for it, and both resolve in order", async () => {
+  const dir = await tmp();
+  let during: Promise<unknown> | undefined;
+  let fsyncsAtSecondWrite = -1;
+  let writes = 0;
+  const order: string[] = [];
+  const buf: DiskBuffer = await DiskBuffer.open({
+    path: dir,
+    maxBytes: 64 << 20,
+    faults: (op) => {
+      if (op === "write" && ++writes === 3) {
+        fsyncsAtSecondWrite = buf.stats.fsync.series.get("segment")!.counts.at(-1)!;
+      }
+      if (op === "fsync" && writes === 2 && !during) {
+        during = buf.append([eventRecord(2)]).then((r) => order.push(`second ${r}`));
+      }
+    },
+  });
+  await buf.append([eventRecord(0)]); // the segment exists: later commits append to it
+  const first = buf.append([eventRecord(1)]).then((r) => order.push(`first ${r}`));
+  await first;
+  await during;
+  assert.equal(fsyncsAtSecondWrite, 1, "the second commit was written before the first synced");
+  assert.deepEqual(order, ["first appended", "second appended"]);
+  assert.deepEqual(
+    (await readAll(buf)).map((r) => r.auditID),
+    [0, 1, 2].map((i) => eventRecord(i).auditID),
+  );
+  await buf.close();
+});
+
+Deno.test("disk buffer: when a commit's fsync fails, the commits written after it fail too and the segment is cut back to where it started; the next append works", async () => {
+  const dir = await tmp();
+  let writes = 0;
+  let later: Promise<unknown> | undefined;
+  const buf: DiskBuffer = await DiskBuffer.open({
+    path: dir,
+    maxBytes: 64 << 20,
+    faults: (op) => {
+      if (op === "write") writes++;
+      if (op === "fsync" && writes === 2 && !later) {
+        later = buf.append([eventRecord(2), eventRecord(3)]).then(() => "appended", (e) => e);
+        throw new Deno.errors.WriteZero("Input/output error (os error 5)");
+      }
+    },
+  });
+  await buf.append([eventRecord(0)]);
+  const size = buf.stats.bytes;
+  const first = await buf.append([eventRecord(1)]).then(() => "appended", (e) => e);
+  const second = await later;
+  assert.ok(first instanceof DiskBufferError && first.op === "fsync", String(first));
+  assert.ok(second instanceof DiskBufferError, `the later commit: ${second}`);
+  assert.equal(writes, 3, "the later commit had been written");
+  assert.equal(buf.stats.bytes, size);
+  assert.equal((await Deno.stat(segmentPath(dir, (await readAll(buf))[0].segment))).size, size);
+  assert.equal(buf.stats.appendErrors, 3);
+  assert.equal(await buf.append([eventRecord(4)]), "appended");
+  assert.deepEqual(
+    (await readAll(buf)).map((r) => r.auditID),
+    [0, 4].map((i) => eventRecord(i).auditID),
+  );
+  await buf.close();
+  const again = await DiskBuffer.open({ path: dir, maxBytes: 64 << 20 });
+  assert.deepEqual(again.recovery.damage, []);
+  assert.equal(again.stats.events, 2);
+  await again.close();
 });

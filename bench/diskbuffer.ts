@@ -1,11 +1,21 @@
 /**
- * Disk buffer micro-benchmark (in process, no daemon): appends/s and events/s with and
- * without fsync while a consumer reads and marks, p50/p99 latency from `append()` to its
- * resolution (after the group commit's fsync), and memory while a backlog of `--backlog-mb`
- * is written and then drained.
+ * Disk buffer benchmarks.
+ *
+ * - `micro` (in process, no daemon): appends/s and events/s with and without fsync while a
+ *   consumer reads and marks, p50/p99 latency from `append()` to its resolution (after the
+ *   group commit's fsync), and memory while a backlog of `--backlog-mb` is written and then
+ *   drained.
+ * - `e2e`: the daemon, webhook (EventLists of 100, 4 senders, closed loop) → log sink in batch
+ *   mode with a disk buffer (fsync always) against a memory buffer: events acknowledged/s, ack
+ *   p50/p99, the daemon's CPU per 1000 events, commits/s and their mean fsync. `--cpu-prof DIR`
+ *   profiles both daemons and prints where their time went.
+ * - `backlog`: the daemon with a webhook sink whose collector is down, until its disk buffer
+ *   holds `--backlog-mb`; RSS at 10%, 50% and 100% of that; then the collector comes up and
+ *   the drain rate is measured.
  *
  * ```
- * deno run -A bench/diskbuffer.ts [--seconds 5] [--producers 32] [--batch 10] [--backlog-mb 1024]
+ * deno run -A bench/diskbuffer.ts [--only micro,e2e,backlog] [--seconds 5] [--producers 32]
+ *   [--batch 10] [--backlog-mb 1024] [--e2e-seconds 10] [--cpu-prof DIR]
  * ```
  *
  * Progress goes to stderr, results to stdout. Speed is measured here only, never asserted.
@@ -352,7 +362,10 @@ shutdownTimeout: 60s
     const after = await scrape(await d.opsPort());
     const written = sinkCounts(after, "out").written;
     const fsync = (what: string, x: string) =>
-      sample(after, `auditpipe_disk_buffer_fsync_duration_seconds_${x}`, { sink: "out", file: what });
+      sample(after, `auditpipe_disk_buffer_fsync_duration_seconds_${x}`, {
+        sink: "out",
+        file: what,
+      });
     await d.stop("SIGTERM");
     latency.sort((a, b) => a - b);
     return {

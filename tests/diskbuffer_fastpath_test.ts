@@ -192,3 +192,38 @@ Deno.test("disk buffer: when a commit's fsync fails, the commits written after i
   assert.equal(again.stats.events, 2);
   await again.close();
 });
+
+Deno.test("disk buffer: a commit whose write fails while an earlier one syncs fails alone: the earlier one is kept, the segment ends where it did, the next append works", async () => {
+  const dir = await tmp();
+  let writes = 0;
+  let later: Promise<unknown> | undefined;
+  const buf: DiskBuffer = await DiskBuffer.open({
+    path: dir,
+    maxBytes: 64 << 20,
+    faults: (op) => {
+      if (op === "write" && ++writes === 3) {
+        throw new Deno.errors.WriteZero("No space left on device (os error 28)");
+      }
+      if (op === "fsync" && writes === 2 && !later) {
+        later = buf.append([eventRecord(2)]).then(() => "appended", (e) => e);
+      }
+    },
+  });
+  await buf.append([eventRecord(0)]);
+  assert.equal(await buf.append([eventRecord(1)]), "appended");
+  const second = await later;
+  assert.ok(second instanceof DiskBufferError && second.op === "write", String(second));
+  const kept = await readAll(buf);
+  assert.deepEqual(kept.map((r) => r.auditID), [0, 1].map((i) => eventRecord(i).auditID));
+  assert.equal((await Deno.stat(segmentPath(dir, kept[0].segment))).size, kept[1].end);
+  assert.equal(await buf.append([eventRecord(3)]), "appended");
+  assert.deepEqual(
+    (await readAll(buf)).map((r) => r.auditID),
+    [0, 1, 3].map((i) => eventRecord(i).auditID),
+  );
+  await buf.close();
+  const again = await DiskBuffer.open({ path: dir, maxBytes: 64 << 20 });
+  assert.deepEqual(again.recovery.damage, []);
+  assert.equal(again.stats.events, 3);
+  await again.close();
+});

@@ -2,11 +2,13 @@
  * A sink's disk buffer: an append-only log of segment files with a delivery cursor.
  *
  * - `append()` frames records (length + CRC-32) and resolves only once they are fsynced. Appends
- *   that arrive while an fsync runs are written and synced together by the next one (group
- *   commit), so one fsync serves many callers and a caller waits at most about two fsyncs.
- * - `read()` streams undelivered records in order through a fixed buffer, following new
- *   appends; `markDelivered()` moves the cursor (persisted atomically) and deletes segments
- *   the cursor has passed.
+ *   that arrive while commits run are written and synced together by the next one (group
+ *   commit); up to three commits to the active segment run at once (pipelined) and resolve in
+ *   order, so a caller waits about one fsync.
+ * - `read()` / `readBatches()` stream undelivered records in order through a fixed buffer,
+ *   following new appends; a follower that keeps up is handed fsynced records from memory
+ *   instead of reading them back. `markDelivered()` moves the cursor (persisted atomically) and
+ *   deletes segments the cursor has passed.
  * - `maxBytes` bounds the segment files: an append that does not fit resolves `"full"` and
  *   writes nothing, so the caller chooses to block (`whenSpace()`) or drop.
  * - A failed write or fsync is cut back to the last record boundary and rejects with a

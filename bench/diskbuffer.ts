@@ -1,11 +1,21 @@
 /**
- * Disk buffer micro-benchmark (in process, no daemon): appends/s and events/s with and
- * without fsync while a consumer reads and marks, p50/p99 latency from `append()` to its
- * resolution (after the group commit's fsync), and memory while a backlog of `--backlog-mb`
- * is written and then drained.
+ * Disk buffer benchmarks.
+ *
+ * - `micro` (in process, no daemon): appends/s and events/s with and without fsync while a
+ *   consumer reads and marks, p50/p99 latency from `append()` to its resolution (after the
+ *   group commit's fsync), and memory while a backlog of `--backlog-mb` is written and then
+ *   drained.
+ * - `e2e`: the daemon, webhook (EventLists of 100, 4 senders, closed loop) → log sink in batch
+ *   mode with a disk buffer (fsync always) against a memory buffer: events acknowledged/s, ack
+ *   p50/p99, the daemon's CPU per 1000 events, commits/s and their mean fsync. `--cpu-prof DIR`
+ *   profiles both daemons and prints where their time went.
+ * - `backlog`: the daemon with a webhook sink whose collector is down, until its disk buffer
+ *   holds `--backlog-mb`; RSS at 10%, 50% and 100% of that; then the collector comes up and
+ *   the drain rate is measured.
  *
  * ```
- * deno run -A bench/diskbuffer.ts [--seconds 5] [--producers 32] [--batch 10] [--backlog-mb 1024]
+ * deno run -A bench/diskbuffer.ts [--only micro,e2e,backlog] [--seconds 5] [--producers 32]
+ *   [--batch 10] [--backlog-mb 1024] [--e2e-seconds 10] [--cpu-prof DIR]
  * ```
  *
  * Progress goes to stderr, results to stdout. Speed is measured here only, never asserted.
@@ -19,12 +29,18 @@ import {
   eventListBody,
   lineToItem,
   num,
+  readLines,
   type Row,
+  sample,
+  type Samples,
   scrape,
   sinkCounts,
   sleep,
 } from "./lib.ts";
 import { Pool, postRequest } from "./http_client.ts";
+import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
+import { ensureData } from "./generate.ts";
+import { kubeconfigFor } from "../tests/helpers/receiver.ts";
 
 const enc = new TextEncoder();
 const MB = 1024 * 1024;
@@ -267,6 +283,34 @@ interface E2eRun {
   readonly p99: number;
   readonly failed: number;
   readonly written: number;
+  /** The daemon's CPU time (user + system, all threads) per 1000 events acknowledged, ms. */
+  readonly cpuMsPer1k: number;
+  /** Segment fsyncs (group commits), their mean wall time, and cursor writes, over the run. */
+  readonly fsyncs: number;
+  readonly fsyncMeanMs: number;
+  readonly cursorFsyncs: number;
+}
+
+/** CPU time used by process `pid` so far (user + system, all threads), ms; 0 when unknown. */
+async function cpuMs(pid: number): Promise<number> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** Up to 200 request bodies of `E2E_EVENTS` events each, from `lines`. */
+function requestBodies(lines: readonly string[]): Uint8Array[] {
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i + E2E_EVENTS <= lines.length && bodies.length < 200; i += E2E_EVENTS) {
+    bodies.push(enc.encode(eventListBody(lines.slice(i, i + E2E_EVENTS).map(lineToItem))));
+  }
+  if (bodies.length === 0) throw new Error("disk bench: not enough events for one request");
+  return bodies;
 }
 
 /** Events per request and concurrent senders of the end-to-end case. */
@@ -281,6 +325,7 @@ async function e2eOnce(
   bodies: readonly Uint8Array[],
   buffer: string,
   seconds: number,
+  cpuProfDir?: string,
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-disk-e2e-" });
   const d = await daemon(() => `
@@ -300,8 +345,8 @@ sinks:
     buffer: ${buffer}
 server:
   listen: 127.0.0.1:0
-shutdownTimeout: 60s
-`, { dir });
+shutdownTimeout: 5s
+`, { dir, denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [] });
   try {
     const pool = new Pool(await d.webhookPort());
     const requests = bodies.map((b) => postRequest("/audit", b));
@@ -309,6 +354,7 @@ shutdownTimeout: 60s
     const latency: number[] = [];
     let failed = 0;
     let i = 0;
+    const cpu0 = await cpuMs(d.process.pid);
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     const loop = async () => {
@@ -321,8 +367,17 @@ shutdownTimeout: 60s
     };
     await Promise.all(Array.from({ length: E2E_SENDERS }, loop));
     const secs = (performance.now() - t0) / 1000;
+    const cpu = await cpuMs(d.process.pid) - cpu0;
     pool.close();
-    const written = sinkCounts(await scrape(await d.opsPort()), "out").written;
+    const after = await scrape(await d.opsPort());
+    const written = sinkCounts(after, "out").written;
+    const fsync = (what: string, x: string) =>
+      sample(after, `auditpipe_disk_buffer_fsync_duration_seconds_${x}`, {
+        sink: "out",
+        file: what,
+      });
+    // What the sink has not written by now stays on disk (shutdownTimeout 5s): on a loaded
+    // machine a full drain could outlast the helper's exit deadline.
     await d.stop("SIGTERM");
     latency.sort((a, b) => a - b);
     return {
@@ -332,6 +387,10 @@ shutdownTimeout: 60s
       p99: percentile(latency, 0.99),
       failed,
       written,
+      cpuMsPer1k: cpu / Math.max(1, (latency.length - failed) * E2E_EVENTS / 1000),
+      fsyncs: fsync("segment", "count"),
+      fsyncMeanMs: fsync("segment", "sum") / Math.max(1, fsync("segment", "count")) * 1000,
+      cursorFsyncs: fsync("cursor", "count"),
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});
@@ -351,32 +410,47 @@ shutdownTimeout: 60s
  */
 export async function benchDiskE2e(
   lines: readonly string[],
-  opts: { seconds: number; log: (msg: string) => void },
+  opts: { seconds: number; log: (msg: string) => void; cpuProfDir?: string },
 ): Promise<Row> {
-  const enc = new TextEncoder();
-  const bodies: Uint8Array[] = [];
-  for (let i = 0; i + E2E_EVENTS <= lines.length && bodies.length < 200; i += E2E_EVENTS) {
-    bodies.push(enc.encode(eventListBody(lines.slice(i, i + E2E_EVENTS).map(lineToItem))));
-  }
-  if (bodies.length === 0) throw new Error("disk e2e: not enough events for one request");
+  const bodies = requestBodies(lines);
   opts.log(
     `disk e2e: memory buffer, ${E2E_SENDERS} senders × ${E2E_EVENTS} events, ${opts.seconds} s`,
   );
-  const mem = await e2eOnce(bodies, "{type: memory}", opts.seconds);
+  const profDir = async (name: string) => {
+    if (!opts.cpuProfDir) return undefined;
+    const dir = `${opts.cpuProfDir}/${name}`;
+    await Deno.mkdir(dir, { recursive: true });
+    return dir;
+  };
+  const mem = await e2eOnce(bodies, "{type: memory}", opts.seconds, await profDir("memory"));
   opts.log(`disk e2e: disk buffer, fsync always`);
   const disk = await e2eOnce(
     bodies,
     "{type: disk, path: buf, maxBytes: 4GiB, whenFull: block, fsync: always}",
     opts.seconds,
+    await profDir("disk"),
   );
+  if (opts.cpuProfDir) {
+    for (const name of ["memory", "disk"]) {
+      const path = await newestProfile(`${opts.cpuProfDir}/${name}`);
+      console.error(`\nCPU profile of the daemon with a ${name} buffer: ${path}`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
+  }
   const rate = (r: E2eRun) => r.events / r.secs;
   const ratio = rate(disk) / Math.max(1, rate(mem));
   const line = (name: string, r: E2eRun) =>
     `${name}: ${num(rate(r))} events/s acknowledged, ack p50 ${r.p50.toFixed(1)} ms, p99 ${
       r.p99.toFixed(1)
-    } ms, ${num(r.written)} written by the end of the run${
-      r.failed ? `, ${r.failed} requests not answered 200` : ""
-    }`;
+    } ms, ${num(r.written)} written by the end of the run, daemon CPU ${
+      r.cpuMsPer1k.toFixed(1)
+    } ms per 1000 events${
+      r.fsyncs
+        ? `, ${num(r.fsyncs / r.secs)} commits/s (fsync mean ${r.fsyncMeanMs.toFixed(2)} ms, ${
+          num(r.events / r.fsyncs)
+        } events each), ${num(r.cursorFsyncs / r.secs)} cursor writes/s`
+        : ""
+    }${r.failed ? `, ${r.failed} requests not answered 200` : ""}`;
   return {
     name: "webhook → disk-buffered log sink vs memory buffer (batch mode, 100 events/request)",
     result: `${num(rate(disk))} events/s, ack p99 ${disk.p99.toFixed(1)} ms`,
@@ -388,6 +462,179 @@ export async function benchDiskE2e(
   };
 }
 
+/** What the daemon's memory was at one point of the backlog. */
+interface MemorySample {
+  readonly label: string;
+  readonly backlogMb: number;
+  readonly rssMb: number;
+  readonly heapMb: number;
+  readonly externalMb: number;
+}
+
+/** The daemon's resident memory from /proc (current and peak), in MiB; 0 when unreadable. */
+async function procRss(pid: number): Promise<{ rss: number; hwm: number }> {
+  try {
+    const status = await Deno.readTextFile(`/proc/${pid}/status`);
+    const kb = (k: string) =>
+      Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
+    return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
+  } catch {
+    return { rss: 0, hwm: 0 };
+  }
+}
+
+/**
+ * Memory with a backlog: a daemon whose webhook sink's collector is down (answers 503) takes
+ * events into its disk buffer (fsync always) until the buffer holds `backlogMb`; its RSS is
+ * sampled at 10%, 50% and 100% of that. Then the collector comes up and the drain rate is
+ * measured (from the first delivery after the outage to an empty buffer).
+ *
+ * @example
+ * ```ts
+ * const row = await benchDiskBacklog(lines, { backlogMb: 1024, log: console.error });
+ * ```
+ */
+export async function benchDiskBacklog(
+  lines: readonly string[],
+  opts: { backlogMb: number; log: (msg: string) => void },
+): Promise<Row> {
+  const bodies = requestBodies(lines);
+  // The collector: 503 while down; then 200, counting what it got.
+  let up = false;
+  let delivered = 0;
+  const collector = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (req) => {
+      const body = await req.arrayBuffer();
+      if (!up) return new Response("down", { status: 503 });
+      delivered += body.byteLength;
+      return new Response("{}");
+    },
+  );
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-disk-backlog-" });
+  await Deno.writeTextFile(
+    `${dir}/siem.kubeconfig`,
+    kubeconfigFor(`http://127.0.0.1:${collector.addr.port}/ingest`),
+  );
+  const target = opts.backlogMb * MB;
+  const d = await daemon(() => `
+sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+sinks:
+  - type: webhook
+    name: siem
+    kubeconfig: siem.kubeconfig
+    initialBackoff: 200ms
+    retry: {maxAttempts: 1}
+    batch: {maxSize: 1000, maxWait: 50ms, throttle: {enabled: false}}
+    buffer: {type: disk, path: buf, maxBytes: ${target + 512 * MB}, whenFull: block, fsync: always}
+server:
+  listen: 127.0.0.1:0
+shutdownTimeout: 10s
+`, { dir });
+  try {
+    const ops = await d.opsPort();
+    const pool = new Pool(await d.webhookPort());
+    const requests = bodies.map((b) => postRequest("/audit", b));
+    const pid = d.process.pid;
+    const metric = (s: Samples, name: string) => sample(s, name, { sink: "siem" });
+    const memory = (s: Samples, label: string, bytes: number): MemorySample => ({
+      label,
+      backlogMb: bytes / MB,
+      rssMb: sample(s, "auditpipe_memory_bytes", { kind: "rss" }) / MB,
+      heapMb: sample(s, "auditpipe_memory_bytes", { kind: "heap_used" }) / MB,
+      externalMb: sample(s, "auditpipe_memory_bytes", { kind: "external" }) / MB,
+    });
+    await sleep(300);
+    const samples: MemorySample[] = [memory(await scrape(ops), "start", 0)];
+    let bytes = 0;
+    let i = 0;
+    let failed = 0;
+    const t0 = performance.now();
+    const senders = Array.from({ length: E2E_SENDERS }, async () => {
+      while (bytes < target) {
+        if ((await pool.send(requests[i++ % requests.length])) !== 200) failed++;
+      }
+    });
+    const marks = [0.1, 0.5, 1];
+    while (marks.length > 0) {
+      await sleep(200);
+      const s = await scrape(ops);
+      bytes = metric(s, "auditpipe_disk_buffer_bytes");
+      if (bytes >= marks[0] * target) {
+        const m = memory(s, `${marks.shift()! * 100}%`, bytes);
+        samples.push(m);
+        opts.log(
+          `backlog ${m.backlogMb.toFixed(0)} MiB: rss ${m.rssMb.toFixed(0)} MiB, heap ${
+            m.heapMb.toFixed(0)
+          } MiB, external ${m.externalMb.toFixed(0)} MiB`,
+        );
+      }
+    }
+    await Promise.all(senders);
+    pool.close();
+    const fillSecs = (performance.now() - t0) / 1000;
+    const full = await scrape(ops);
+    const events = metric(full, "auditpipe_disk_buffer_events");
+    bytes = metric(full, "auditpipe_disk_buffer_bytes");
+    const written0 = sinkCounts(full, "siem").written;
+    opts.log(`backlog: ${num(events)} events, ${(bytes / MB).toFixed(0)} MiB; collector up`);
+    up = true;
+    const tUp = performance.now();
+    let tFirst: number | undefined;
+    let drainMax = 0;
+    for (;;) {
+      await sleep(250);
+      const s = await scrape(ops);
+      drainMax = Math.max(drainMax, sample(s, "auditpipe_memory_bytes", { kind: "rss" }) / MB);
+      if (tFirst === undefined && sinkCounts(s, "siem").written > written0) {
+        tFirst = performance.now();
+      }
+      if (metric(s, "auditpipe_disk_buffer_events") === 0) break;
+    }
+    const tEnd = performance.now();
+    const drainSecs = (tEnd - (tFirst ?? tUp)) / 1000;
+    const { hwm } = await procRss(pid);
+    await d.stop("SIGTERM");
+    const start = samples[0].rssMb;
+    const last = samples.at(-1)!;
+    return {
+      name: `disk buffer backlog of ${opts.backlogMb} MiB (collector down, then up): daemon RSS`,
+      result: samples.slice(1).map((m) => `${m.label} ${m.rssMb.toFixed(0)} MiB`).join(", "),
+      baseline: `start ${start.toFixed(0)} MiB`,
+      ratio: `${(last.rssMb - start).toFixed(0)} MiB growth`,
+      goal: "memory flat (RSS from 10% to 100% grows < 64 MiB)",
+      met: last.rssMb - samples[1].rssMb < 64,
+      notes: [
+        `filled ${num(events)} events, ${(bytes / MB).toFixed(0)} MiB in ${
+          fillSecs.toFixed(1)
+        } s (${(bytes / MB / fillSecs).toFixed(1)} MiB/s)${
+          failed ? `, ${failed} requests not answered 200` : ""
+        }; RSS/heap/external MiB at ${
+          samples.map((m) =>
+            `${m.label}: ${m.rssMb.toFixed(0)}/${m.heapMb.toFixed(0)}/${m.externalMb.toFixed(0)}`
+          ).join(", ")
+        }`,
+        `drain: ${num(events)} events in ${drainSecs.toFixed(1)} s (${
+          num(events / drainSecs)
+        } events/s, ${(bytes / MB / drainSecs).toFixed(1)} MiB/s; first delivery ${
+          (((tFirst ?? tUp) - tUp) / 1000).toFixed(1)
+        } s after the collector came up); RSS max while draining ${
+          drainMax.toFixed(0)
+        } MiB; peak RSS of the run (VmHWM) ${hwm.toFixed(0)} MiB; collector got ${
+          (delivered / MB).toFixed(0)
+        } MiB`,
+      ],
+    };
+  } finally {
+    await d.stop("SIGKILL").catch(() => {});
+    await collector.shutdown();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -396,19 +643,49 @@ if (import.meta.main) {
       producers: { type: "string", default: "32" },
       batch: { type: "string", default: "10" },
       "backlog-mb": { type: "string", default: "1024" },
+      "only": { type: "string", default: "micro,e2e" },
+      "e2e-seconds": { type: "string", default: "10" },
+      "cpu-prof": { type: "string" },
     },
   });
-  const row = await benchDiskBuffer({
-    seconds: Number(values.seconds),
-    producers: Number(values.producers),
-    batch: Number(values.batch),
-    backlogMb: Number(values["backlog-mb"]),
-    log: (m) => console.error(`[bench] ${m}`),
-  });
-  console.log(
-    `${row.name}: ${row.result} (${row.baseline}; goal ${row.goal}: ${
-      row.met ? "met" : "NOT met"
-    })`,
-  );
-  for (const n of row.notes) console.log(`- ${n}`);
+  const only = new Set(values.only.split(","));
+  const log = (m: string) => console.error(`[bench] ${m}`);
+  const rows: Row[] = [];
+  if (only.has("micro")) {
+    rows.push(
+      await benchDiskBuffer({
+        seconds: Number(values.seconds),
+        producers: Number(values.producers),
+        batch: Number(values.batch),
+        backlogMb: Number(values["backlog-mb"]),
+        log,
+      }),
+    );
+  }
+  if (only.has("e2e")) {
+    const data = await ensureData({ seed: 1, sizeMb: 20, log });
+    const lines = await readLines(data.path);
+    let cpuProfDir = values["cpu-prof"];
+    if (cpuProfDir) {
+      cpuProfDir = await Deno.realPath(
+        await Deno.mkdir(cpuProfDir, { recursive: true }).then(() => cpuProfDir!),
+      );
+    }
+    rows.push(
+      await benchDiskE2e(lines, { seconds: Number(values["e2e-seconds"]), log, cpuProfDir }),
+    );
+  }
+  if (only.has("backlog")) {
+    const data = await ensureData({ seed: 1, sizeMb: 20, log });
+    const lines = await readLines(data.path);
+    rows.push(await benchDiskBacklog(lines, { backlogMb: Number(values["backlog-mb"]), log }));
+  }
+  for (const row of rows) {
+    console.log(
+      `${row.name}: ${row.result} (${row.baseline}; goal ${row.goal}: ${
+        row.met ? "met" : "NOT met"
+      })`,
+    );
+    for (const n of row.notes) console.log(`- ${n}`);
+  }
 }

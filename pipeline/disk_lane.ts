@@ -22,8 +22,8 @@ import type { Batch, Chunk, Envelope } from "./core/envelope.ts";
 import type { Clock } from "./core/clock.ts";
 import type { SinkStats } from "./core/stats.ts";
 import { type Logger, RateLimitedLog } from "./core/log.ts";
-import { NO_ACK } from "./core/ack.ts";
-import { jsonBytes } from "./core/encode.ts";
+import { type Ack, NO_ACK } from "./core/ack.ts";
+import { jsonBytes, topLevelFromItem } from "./core/encode.ts";
 import { abortableSleep, Backoff } from "./core/retry.ts";
 import { toError } from "./core/errors.ts";
 import { CompactEnvelope } from "./stages/compact.ts";
@@ -57,7 +57,9 @@ export interface DiskLaneDeps {
 /** An event read back from the buffer, with where it is, for `markDelivered`. */
 export class DiskEnvelope extends CompactEnvelope {
   constructor(readonly record: StoredRecord) {
-    super({ raw: record.bytes });
+    // A record handed over from memory may still be the item it came as: the sink writes
+    // that without a copy of its own.
+    super(record.item !== undefined ? { item: record.item } : { raw: record.bytes });
   }
 }
 
@@ -65,8 +67,6 @@ export class DiskEnvelope extends CompactEnvelope {
 const MAX_APPENDS = 64;
 /** Records read ahead of the batcher. */
 const READ_AHEAD = 1024;
-/** Records in one chunk read back at most. */
-const READ_CHUNK = 512;
 /** How often a closing lane looks whether everything was delivered, ms. */
 const DRAIN_POLL_MS = 50;
 
@@ -90,15 +90,36 @@ export function diskBufferStatsOf(stats: SinkStats): DiskBufferStats | undefined
 /** Events handed over by a closed lane, per sink, until the next lane opens the buffer. */
 const handovers = new WeakMap<SinkStats, { count: number; unprobe: () => void }>();
 
+/** An event as a record; one that came as an `EventList` item is framed from the item. */
+class EnvelopeRecord implements BufferRecord {
+  readonly auditID: string;
+  readonly stage: string;
+  readonly levelChanged: boolean;
+  readonly item: Uint8Array | undefined;
+  /** Not the envelope: its parsed event need not live until delivery. */
+  #bytes: Uint8Array | undefined;
+
+  constructor(env: Envelope) {
+    this.auditID = String(env.event.auditID ?? "");
+    this.stage = String(env.event.stage ?? "");
+    // An envelope without original bytes was made by a stage (policy level, annotation,
+    // truncation).
+    this.levelChanged = env.raw === undefined && env.item === undefined;
+    // `{}` has no members to follow the type prefix: such an item goes as its document.
+    this.item = env.raw === undefined && env.item !== undefined && env.item.length > 2
+      ? env.item
+      : undefined;
+    if (this.item === undefined) this.#bytes = jsonBytes(env);
+  }
+
+  /** For an item, made only when asked for (see `item`). */
+  get bytes(): Uint8Array {
+    return this.#bytes ??= topLevelFromItem(this.item!);
+  }
+}
+
 function toRecord(env: Envelope): BufferRecord {
-  // An envelope without original bytes was made by a stage (policy level, annotation, truncation).
-  const changed = env.raw === undefined && env.item === undefined;
-  return {
-    auditID: String(env.event.auditID ?? ""),
-    stage: String(env.event.stage ?? ""),
-    levelChanged: changed,
-    bytes: jsonBytes(env),
-  };
+  return new EnvelopeRecord(env);
 }
 
 /**
@@ -121,6 +142,10 @@ export class DiskLane {
   #unprobe: (() => void) | undefined;
   #failing = false;
   #appendsDone: Promise<void> = Promise.resolve();
+  /** Events taken from their chunks and not yet on disk (or dropped): held by the branch. */
+  #appending = 0;
+  #closed = false;
+  readonly #unprobeAppending: () => void;
   readonly #fullLog: RateLimitedLog;
   readonly #refusedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
@@ -146,6 +171,7 @@ export class DiskLane {
       1000,
       "error",
     );
+    this.#unprobeAppending = deps.stats.ledger.probe(() => this.#appending);
     deps.signal?.addEventListener("abort", () => this.#stop.abort(), { once: true });
     this.#store = this.#open();
     this.#store.catch(() => {});
@@ -234,7 +260,7 @@ export class DiskLane {
     let cur: BufferRecord[] = [];
     let size = 0;
     for (const r of records) {
-      const n = r.bytes.length + r.auditID.length + r.stage.length + 32;
+      const n = (r.item ?? r.bytes).length + r.auditID.length + r.stage.length + 80;
       if (cur.length && size + n > limit) {
         groups.push(cur);
         cur = [];
@@ -247,22 +273,50 @@ export class DiskLane {
     return groups;
   }
 
-  async #append(chunk: Chunk): Promise<void> {
+  #append(chunk: Chunk): Promise<void> {
     const { stats } = this.#deps;
+    const { ack } = chunk;
+    const n = chunk.items.length;
+    let groups: BufferRecord[][];
     try {
-      const groups = this.#groups(chunk.items.map(toRecord));
-      const refuse = chunk.ack instanceof RefusingAck;
-      const outcomes = await Promise.all(groups.map((g) => this.#appendGroup(g, refuse)));
-      const failure = outcomes.find((o) => o instanceof Error);
-      if (failure) chunk.ack.fail(failure);
-      else chunk.ack.release();
+      groups = this.#groups(chunk.items.map(toRecord));
     } catch (err) {
-      stats.drop("write_error", chunk.items.length);
-      this.#errorLog.add(chunk.items.length, { path: this.#opts.path, error: err });
-      chunk.ack.fail(toError(err));
+      this.#failed(ack, n, err);
+      return Promise.resolve();
     } finally {
+      // The records keep what is written, not the envelopes: parsed events (several times
+      // their bytes) kept through the fsync outlived young collections and cost the daemon
+      // more in garbage collection than the whole disk write. Counted as appending meanwhile.
       stats.ledger.take(chunk);
     }
+    this.#appending += n;
+    return this.#appendRecords(groups, ack);
+  }
+
+  async #appendRecords(groups: BufferRecord[][], ack: Ack): Promise<void> {
+    const refuse = ack instanceof RefusingAck;
+    const outcomes = await Promise.all(groups.map(async (g) => {
+      try {
+        return await this.#appendGroup(g, refuse);
+      } catch (err) {
+        this.#deps.stats.drop("write_error", g.length);
+        this.#errorLog.add(g.length, { path: this.#opts.path, error: err });
+        return toError(err);
+      } finally {
+        this.#appending -= g.length;
+        if (this.#appending === 0 && this.#closed) this.#unprobeAppending();
+      }
+    }));
+    const failure = outcomes.find((o) => o instanceof Error);
+    if (failure) ack.fail(failure);
+    else ack.release();
+  }
+
+  /** Drops `n` events that could not be appended at all, and fails their ack. */
+  #failed(ack: Ack, n: number, err: unknown): void {
+    this.#deps.stats.drop("write_error", n);
+    this.#errorLog.add(n, { path: this.#opts.path, error: err });
+    ack.fail(toError(err));
   }
 
   /**
@@ -326,11 +380,8 @@ export class DiskLane {
    * branch closed and everything was delivered, delivery is failing, or shutdown's deadline).
    */
   records(): ReadableStream<Chunk> {
-    let it: AsyncGenerator<StoredRecord, void, undefined> | undefined;
-    // A read started in one pull and not finished by its end: the next pull takes it up.
-    let pending: Promise<IteratorResult<StoredRecord, void>> | undefined;
+    let it: AsyncGenerator<StoredRecord[], void, undefined> | undefined;
     const signal = this.#stop.signal;
-    const TIMEOUT = Symbol("timeout");
     return new ReadableStream<Chunk>({
       pull: async (c) => {
         for (;;) {
@@ -340,7 +391,7 @@ export class DiskLane {
           }
           if (!it) {
             try {
-              it = (await this.#get()).read({
+              it = (await this.#get()).readBatches({
                 follow: true,
                 signal,
                 // The store logged it with segment and offset; the sink's ledger counts it.
@@ -351,51 +402,23 @@ export class DiskLane {
               continue;
             }
           }
-          const items: Envelope[] = [];
           try {
-            const first = await (pending ?? it.next());
-            pending = undefined;
-            if (first.done) {
+            // A batch is what one commit handed over, or what one read of the file held.
+            const next = await it.next();
+            if (next.done) {
               c.close();
               return;
             }
-            items.push(new DiskEnvelope(first.value));
-            // Take what is already there into the same chunk, up to the end of this task: one
-            // chunk per record would cost the batcher a turn per event.
-            let timer: ReturnType<typeof setTimeout> | undefined;
-            const turn = new Promise<typeof TIMEOUT>((r) =>
-              timer = setTimeout(() => r(TIMEOUT), 0)
-            );
-            let ended = false;
-            while (items.length < READ_CHUNK) {
-              const p = it.next();
-              const n = await Promise.race([p, turn]);
-              if (n === TIMEOUT) {
-                p.catch(() => {});
-                pending = p;
-                break;
-              }
-              if (n.done) {
-                ended = true;
-                break;
-              }
-              items.push(new DiskEnvelope(n.value));
-            }
-            clearTimeout(timer);
-            c.enqueue({ items, ack: NO_ACK });
-            if (ended) c.close();
+            c.enqueue({ items: next.value.map((r) => new DiskEnvelope(r)), ack: NO_ACK });
             return;
           } catch (err) {
-            if (items.length) c.enqueue({ items, ack: NO_ACK });
             // Read again from the cursor: records after it may be sent twice, none is lost.
             this.#deps.log.error("disk buffer read failed; reading again from the cursor", {
               path: this.#opts.path,
               error: err,
             });
             it = undefined;
-            pending = undefined;
             await abortableSleep(this.#deps.clock, 1000, signal);
-            if (items.length) return;
           }
         }
       },
@@ -472,6 +495,9 @@ export class DiskLane {
 
   async #close(): Promise<void> {
     this.#stop.abort();
+    this.#closed = true;
+    // Appends still running unprobe it when they end.
+    if (this.#appending === 0) this.#unprobeAppending();
     const store = this.#opened;
     if (!store) return;
     await store.close();

@@ -7,6 +7,9 @@
  */
 import { SegmentReader } from "./segment_reader.ts";
 
+/** Bytes scanned between turns given to the event loop. */
+const YIELD_BYTES = 8 * 1024 * 1024;
+
 /** Damage found in a segment: everything from `offset` on. */
 export interface Damage {
   readonly segment: number;
@@ -49,8 +52,14 @@ export async function scanSegment(path: string, id: number, from: number): Promi
     const reader = new SegmentReader(file, 0, size);
     let records = 0, undelivered = 0, undeliveredBytes = 0;
     let firstUndeliveredAt: number | undefined;
+    let yieldAt = YIELD_BYTES;
     for (;;) {
-      const it = await reader.next();
+      // Reads are synchronous: let the rest of the process run between stretches of a scan.
+      if (reader.position >= yieldAt) {
+        yieldAt = reader.position + YIELD_BYTES;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      const it = reader.nextSync();
       if (it === undefined) break;
       if (it.kind === "corrupt") {
         return {

@@ -24,7 +24,9 @@ import {
   closeNats,
   connectNats,
   ensureStream,
+  NATS_STREAM_DEFAULTS,
   type NatsSecurity,
+  type NatsStreamSettings,
 } from "../pipeline/core/nats_connect.ts";
 import { RetryError, withRetry } from "../pipeline/core/retry.ts";
 import { errorText } from "../pipeline/core/errors.ts";
@@ -45,6 +47,8 @@ export interface NatsSinkConfig {
   readonly subject: string;
   /** The stream to create over `subject` when it has none; unset: publish only. */
   readonly stream?: string;
+  /** How that stream is created (replicas, limits, duplicate window); default one replica. */
+  readonly streamSettings?: NatsStreamSettings;
 }
 
 /**
@@ -167,7 +171,13 @@ export async function createNatsSink(
   }
   if (cfg.stream !== undefined) {
     try {
-      await ensureStream(await jetstreamManager(nc), cfg.stream, cfg.subject, log);
+      await ensureStream(
+        await jetstreamManager(nc),
+        cfg.stream,
+        cfg.subject,
+        log,
+        cfg.streamSettings ?? NATS_STREAM_DEFAULTS,
+      );
     } catch (err) {
       await closeNats(nc);
       throw new Error(

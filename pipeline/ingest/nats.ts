@@ -217,6 +217,9 @@ class NatsReader {
           stream: this.#cfg.stream,
           subject: this.#cfg.subject,
           consumer: this.#cfg.consumer,
+          streamSettings: this.#cfg.streamSettings,
+          ackWait: this.#cfg.ackWait,
+          maxAckPending: this.#cfg.maxAckPending,
           connectTimeout: this.#connectTimeout,
           security: this.#security,
         }, this.#log), {

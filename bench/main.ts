@@ -5,7 +5,8 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
+ *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats]
+ *                 [--cpu-prof DIR]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
@@ -33,6 +34,7 @@ import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
+import { benchNats } from "./nats.ts";
 
 const ALL = [
   "policy",
@@ -42,6 +44,7 @@ const ALL = [
   "memory",
   "latency",
   "diskbuffer",
+  "nats",
 ] as const;
 type Bench = (typeof ALL)[number];
 
@@ -113,7 +116,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
+        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats] [--cpu-prof DIR]",
     );
     return;
   }
@@ -185,6 +188,16 @@ async function main(): Promise<void> {
       await benchDiskBuffer({ seconds: 5, producers: 32, batch: 10, backlogMb: 200, log }),
     );
     rows.push(await benchDiskE2e(lines, { seconds: 10, log }));
+  }
+
+  if (want("nats")) {
+    const dir = values["cpu-prof"] ? `${values["cpu-prof"]}/nats` : undefined;
+    rows.push(...await benchNats(data, { log, runs, cpuProfDir: dir }));
+    if (dir) {
+      const path = await newestProfile(dir);
+      console.error(`\nCPU profile ${path} (NATS source → policy20 → log):`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
   }
 
   const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";

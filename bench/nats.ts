@@ -209,20 +209,29 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
     await runJson(FLOOR, ["publish", srv.url, "AUDIT", "audit.events", data.path]);
 
     let i = 0;
+    // The parse-and-write floor runs beside the issue's ack-only one, for comparison.
+    const parseFloors: Run[] = [];
+    const tmp = await Deno.makeTempDir({ prefix: "auditpipe-bench-nats-floor-" });
+    const consumeFloor = async (name: string, out?: string) => {
+      const r = await runJson<Run>(FLOOR, [
+        "consume",
+        srv.url,
+        "AUDIT",
+        name,
+        String(data.events),
+        ...(out ? [out] : []),
+      ]);
+      await jsm.consumers.delete("AUDIT", name).catch(() => {});
+      return r;
+    };
     const collector = await alternate(
       "nats collector",
       opts.runs,
       opts.log,
       async () => {
-        const r = await runJson<Run>(FLOOR, [
-          "consume",
-          srv.url,
-          "AUDIT",
-          `floor${++i}`,
-          String(data.events),
-        ]);
-        await jsm.consumers.delete("AUDIT", `floor${i}`).catch(() => {});
-        return r;
+        i++;
+        parseFloors.push(await consumeFloor(`parse${i}`, `${tmp}/out.log`));
+        return await consumeFloor(`floor${i}`);
       },
       async () => {
         const r = await collectorRun(srv.url, `daemon${i}`, data);
@@ -242,7 +251,15 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
         ...(collector.daemons.some((r) => !r.complete) ? ["INCOMPLETE: a run stalled"] : []),
         `CPU per event: daemon ${cpuPerEvent(collector.daemons)} µs, floor (fetch + ack only) ${
           cpuPerEvent(collector.floors)
-        } µs (medians; nats-server's time in neither)`,
+        } µs, floor with parse + write ${
+          cpuPerEvent(parseFloors)
+        } µs (medians; nats-server's time in none)`,
+        `against the parse + write floor (${
+          num(data.events / median(parseFloors.map((f) => f.seconds)))
+        } ev/s): ratio ${
+          (median(parseFloors.map((f) => f.seconds)) /
+            median(collector.daemons.map((d) => d.seconds))).toFixed(2)
+        }`,
       ],
       detail: collector.daemons[0].detail ?? "",
     }));
@@ -253,6 +270,7 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
       await jsm.consumers.delete("AUDIT", "profiled").catch(() => {});
     }
     await jsm.streams.delete("AUDIT").catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
 
     let j = 0;
     const node = await alternate(

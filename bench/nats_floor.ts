@@ -3,7 +3,9 @@
  *
  * - `consume URL STREAM CONSUMER N`: creates the durable pull consumer the daemon's source
  *   would (`natsConsumerConfig`), fetches batches of 256 (the source's batch) and only acks
- *   each message, until N have come; then flushes, so the last acks have left.
+ *   each message, until N have come; then flushes, so the last acks have left. With OUT it
+ *   also does what a collector must: `JSON.parse`s each message and writes the batch's
+ *   bytes to OUT (one write per fetch) before acking it.
  * - `publish URL STREAM SUBJECT FILE`: creates the stream, reads the JSON-lines file, parses
  *   each line (a publisher must, to name the message id) and publishes its bytes with
  *   `Nats-Msg-Id` `<auditID>/<stage>`, at most 256 awaiting their PubAck (the sink's bound),
@@ -28,7 +30,13 @@ function cpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
-async function consume(url: string, stream: string, name: string, want: number) {
+async function consume(
+  url: string,
+  stream: string,
+  name: string,
+  want: number,
+  outPath?: string,
+) {
   const t0 = performance.now();
   const cpu0 = cpuSeconds();
   const nc = await connect({ servers: url });
@@ -36,24 +44,48 @@ async function consume(url: string, stream: string, name: string, want: number) 
   const subject = (await jsm.streams.info(stream)).config.subjects![0];
   await jsm.consumers.add(stream, natsConsumerConfig(name, subject));
   const consumer = await jetstream(nc).consumers.get(stream, name);
+  const out = outPath === undefined
+    ? null
+    : await Deno.open(outPath, { write: true, create: true, truncate: true });
+  const decoder = new TextDecoder();
+  const NL = new Uint8Array([10]);
   let events = 0;
   let bytes = 0;
+  let parsed = 0;
   while (events < want) {
     const iter = await consumer.fetch({
       max_messages: Math.min(BATCH, want - events),
       expires: 1000,
     });
+    const msgs = [];
     for await (const m of iter) {
       bytes += m.data.length;
       events++;
-      m.ack();
+      if (out === null) m.ack();
+      else msgs.push(m);
     }
+    if (out === null || msgs.length === 0) continue;
+    // As a collector must: parse each, write the batch (one write), then ack it.
+    const parts: Uint8Array[] = [];
+    for (const m of msgs) {
+      if (JSON.parse(decoder.decode(m.data)).kind === "Event") parsed++;
+      parts.push(m.data, NL);
+    }
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      joined.set(p, off);
+      off += p.length;
+    }
+    for (let w = 0; w < joined.length;) w += await out.write(joined.subarray(w));
+    for (const m of msgs) m.ack();
   }
+  out?.close();
   await nc.flush();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = cpuSeconds() - cpu0;
   await nc.close();
-  return { events, bytes, seconds, cpuSeconds: cpu };
+  return { events, parsed, bytes, seconds, cpuSeconds: cpu };
 }
 
 async function publish(url: string, stream: string, subject: string, file: string) {
@@ -90,13 +122,13 @@ async function publish(url: string, stream: string, subject: string, file: strin
 
 const [mode, ...args] = Deno.args;
 if (mode === "consume") {
-  const [url, stream, name, n] = args;
-  console.log(JSON.stringify(await consume(url, stream, name, Number(n))));
+  const [url, stream, name, n, out] = args;
+  console.log(JSON.stringify(await consume(url, stream, name, Number(n), out)));
 } else if (mode === "publish") {
   const [url, stream, subject, file] = args;
   console.log(JSON.stringify(await publish(url, stream, subject, file)));
 } else {
   throw new Error(
-    "usage: nats_floor.ts consume URL STREAM CONSUMER N | publish URL STREAM SUBJECT FILE",
+    "usage: nats_floor.ts consume URL STREAM CONSUMER N [OUT] | publish URL STREAM SUBJECT FILE",
   );
 }

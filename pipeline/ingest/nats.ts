@@ -171,6 +171,10 @@ class NatsReader {
   readonly #setup: Promise<boolean>;
   readonly #pending = new Set<Pending>();
   #roomWaiter: (() => void) | null = null;
+  /** The next chunk's fetch, started while downstream works on the last one. */
+  #ahead: Promise<Fetched> | null = null;
+  /** What that fetch brought, until a chunk takes it (kept from redelivery meanwhile). */
+  #aheadMsgs: JsMsg[] = [];
   #progressTimer: ReturnType<typeof setInterval> | undefined;
   readonly #stop = new AbortController();
 
@@ -258,13 +262,10 @@ class NatsReader {
     if (!await this.#setup) return null;
     await this.#room();
     if (this.#stopping) return null;
-    let msgs: JsMsg[];
-    let error: unknown;
-    try {
-      ({ msgs, error } = await this.#fetchChunk());
-    } catch (err) {
-      ({ msgs, error } = { msgs: [], error: err });
-    }
+    const fetching = this.#ahead ?? this.#fetchSafely();
+    this.#ahead = null;
+    const { msgs, error } = await fetching;
+    this.#aheadMsgs = [];
     if (error !== undefined) {
       this.#errorLog.add(1, { error: errorText(error), received: msgs.length });
     }
@@ -280,7 +281,27 @@ class NatsReader {
       return null;
     }
     this.#fetchRetry.reset();
-    return this.#chunk(msgs);
+    const chunk = this.#chunk(msgs);
+    // Fetching is two round trips to the server; started now, the next chunk's overlaps
+    // the work downstream does on this one instead of following it. Only while another
+    // chunk would have room, so that no more messages are out than before.
+    if (this.#pending.size < this.#maxUnsettled) this.#prefetch();
+    return chunk;
+  }
+
+  #prefetch(): void {
+    this.#ahead = this.#fetchSafely().then((f) => {
+      this.#aheadMsgs = f.msgs;
+      return f;
+    });
+  }
+
+  async #fetchSafely(): Promise<Fetched> {
+    try {
+      return await this.#fetchChunk();
+    } catch (err) {
+      return { msgs: [], error: err };
+    }
   }
 
   /**
@@ -306,6 +327,10 @@ class NatsReader {
     const iter = await this.#consumer!.fetch({ max_messages: n, expires: this.#fetchExpires });
     // Heartbeat monitoring pauses while disconnected; never let a fetch hang past its time.
     const guard = setTimeout(() => iter.stop(), this.#fetchExpires + FETCH_GRACE);
+    // Stopping ends a fetch at once (one fetched ahead would otherwise hold it to expiry).
+    const onStop = () => iter.stop();
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
+    if (this.#stopping) iter.stop();
     const msgs: JsMsg[] = [];
     try {
       for await (const m of iter) msgs.push(m);
@@ -314,6 +339,7 @@ class NatsReader {
       return { msgs, error: err };
     } finally {
       clearTimeout(guard);
+      this.#stop.signal.removeEventListener("abort", onStop);
     }
   }
 
@@ -387,6 +413,7 @@ class NatsReader {
   #startProgress(ackWaitMs: number): void {
     this.#progressTimer = setInterval(() => {
       for (const p of this.#pending) for (const m of p.msgs) safe(() => m.working());
+      for (const m of this.#aheadMsgs) safe(() => m.working());
     }, Math.max(100, ackWaitMs / 3));
     Deno.unrefTimer(this.#progressTimer);
   }
@@ -396,6 +423,12 @@ class NatsReader {
   /** After the last fetch: settles what is outstanding (bounded), drains, closes. */
   async #finish(): Promise<void> {
     await this.#setup;
+    if (this.#ahead !== null) {
+      // Fetched ahead but never handed downstream: give them back for another instance.
+      for (const m of (await this.#ahead).msgs) safe(() => m.nak());
+      this.#ahead = null;
+      this.#aheadMsgs = [];
+    }
     await this.#drainAcks();
     clearInterval(this.#progressTimer);
     this.#invalidLog.flush();

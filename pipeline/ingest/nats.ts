@@ -347,10 +347,12 @@ class NatsReader {
   #chunk(msgs: JsMsg[]): Chunk | null {
     const items: Envelope[] = [];
     const carried: JsMsg[] = [];
-    for (const m of msgs) {
+    const lines = payloads(msgs);
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
       let envelopes: Envelope[];
       try {
-        const decoded = decodeLine(payload(m.data));
+        const decoded = decodeLine(lines[i]);
         envelopes = decoded.envelopes;
         if (decoded.rejected.length > 0) {
           this.#stats.reject("invalid_event", decoded.rejected.length);
@@ -468,14 +470,26 @@ class NatsReader {
 const BLANK = new Set([0x20, 0x09, 0x0d, 0x0a]);
 
 /**
- * A message's data as one line: without trailing line ends (a publisher may add one) and
- * copied when it is a small view of a large read buffer, which `raw` would otherwise pin.
+ * The messages' data as lines, without trailing line ends (a publisher may add one), copied
+ * into one plain buffer for the chunk. The client hands each as a Node `Buffer` viewing its
+ * read buffer, and a Buffer's `slice()` shares memory: kept as they are, held events would pin
+ * whole reads of the socket (and go through Buffer's slower methods downstream). One buffer
+ * per chunk rather than per message: an ArrayBuffer is costly to create and to collect, and
+ * the chunk's events are written and released together.
  */
-function payload(data: Uint8Array): Uint8Array {
-  let end = data.length;
-  while (end > 0 && BLANK.has(data[end - 1])) end--;
-  const line = data.subarray(0, end);
-  return line.byteLength * 2 < line.buffer.byteLength ? line.slice() : line;
+function payloads(msgs: readonly JsMsg[]): Uint8Array[] {
+  const views = msgs.map((m) => {
+    const d = m.data;
+    let end = d.length;
+    while (end > 0 && BLANK.has(d[end - 1])) end--;
+    return new Uint8Array(d.buffer, d.byteOffset, end);
+  });
+  const all = new Uint8Array(views.reduce((n, v) => n + v.length, 0));
+  let offset = 0;
+  return views.map((v) => {
+    all.set(v, offset);
+    return all.subarray(offset, offset += v.length);
+  });
 }
 
 /** Runs an ack-type call that may throw when the connection has closed; the server redelivers. */

@@ -176,7 +176,7 @@ export async function createNatsSink(
         cfg.stream,
         cfg.subject,
         log,
-        cfg.streamSettings ?? NATS_STREAM_DEFAULTS,
+        cfg.streamSettings,
       );
     } catch (err) {
       await closeNats(nc);

@@ -14,8 +14,8 @@ import { ConfigError } from "../pipeline/config/errors.ts";
 import { sinkSchema, sourceSchema } from "../pipeline/config/schema.ts";
 import { createNatsSink, type NatsSinkConfig } from "../backends/nats.ts";
 import { natsSource, type NatsSourceConfig } from "../pipeline/ingest/nats.ts";
-import { natsStreamConfig } from "../pipeline/core/nats_connect.ts";
-import { silentLogger } from "../pipeline/core/log.ts";
+import { NATS_STREAM_DEFAULTS, natsStreamConfig } from "../pipeline/core/nats_connect.ts";
+import { createLogger, silentLogger } from "../pipeline/core/log.ts";
 import { SinkStats, SourceStats } from "../pipeline/core/stats.ts";
 import { systemClock } from "../pipeline/core/clock.ts";
 import type { SinkContext } from "../backends/sink.ts";
@@ -47,14 +47,20 @@ Deno.test("config: NATS streams default to one replica, 24 hours and a 2 minute 
     "pipeline.yaml",
     () => undefined,
   );
-  const want = { replicas: 1, maxAge: 86_400_000, duplicateWindow: 120_000 };
   const source = config.sources[0] as NatsSourceConfig;
   const sink = config.sinks[0] as NatsSinkConfig;
-  assertEquals(source.streamSettings, want);
-  assertEquals(sink.streamSettings, want);
+  // Unset: created with the defaults, and an existing stream is not compared with them.
+  assertEquals([source.streamSettings, sink.streamSettings], [undefined, undefined]);
+  assertEquals(NATS_STREAM_DEFAULTS, { replicas: 1, maxAge: 86_400_000, duplicateWindow: 120_000 });
   assertEquals(source.ackWait, 30_000);
   assertEquals(source.maxAckPending, 10_000);
-  assertEquals(natsStreamConfig("AUDIT", "audit.events", want), {
+  const empty = sinkSchema.parse({ type: "nats", streamSettings: {} }) as NatsSinkConfig;
+  assertEquals(empty.streamSettings, {
+    replicas: 1,
+    maxAge: 86_400_000,
+    duplicateWindow: 120_000,
+  });
+  assertEquals(natsStreamConfig("AUDIT", "audit.events", NATS_STREAM_DEFAULTS), {
     name: "AUDIT",
     subjects: ["audit.events"],
     storage: "file",
@@ -210,6 +216,49 @@ Deno.test(
       assert(!stats.ready);
     } finally {
       ac.abort();
+      await srv.stop();
+    }
+  },
+);
+
+Deno.test(
+  needs(
+    "nats-server",
+    "nats sink uses an existing stream as it is, warning only when streamSettings are set and differ",
+  ),
+  async () => {
+    const srv = await startNatsServer();
+    try {
+      const nc = await connect({ servers: srv.url });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        name: "AUDIT",
+        subjects: ["audit.events"],
+        duplicate_window: 30_000 * 1e6,
+      });
+      const warnings = async (streamSettings?: Record<string, unknown>) => {
+        const lines: string[] = [];
+        const ctx = { ...sinkContext("s"), log: createLogger("info", (l) => lines.push(l)) };
+        const cfg = sinkSchema.parse({
+          type: "nats",
+          servers: [srv.url],
+          stream: "AUDIT",
+          streamSettings,
+        }) as NatsSinkConfig;
+        await (await createNatsSink(cfg, ctx)).close();
+        return lines.map((l) => JSON.parse(l)).filter((r) => r.level === "warn");
+      };
+      assertEquals(await warnings(), []);
+      const [w, ...more] = await warnings({ replicas: 1, duplicateWindow: "1m" });
+      assertEquals(more, []);
+      assertEquals(
+        w.msg,
+        "JetStream stream differs from streamSettings; leaving the stream as it is",
+      );
+      assertEquals([w.duplicateWindowMs, w.wantDuplicateWindowMs], [30_000, 60_000]);
+      assertEquals((await jsm.streams.info("AUDIT")).config.duplicate_window, 30_000 * 1e6);
+      await nc.drain();
+    } finally {
       await srv.stop();
     }
   },

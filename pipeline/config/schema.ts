@@ -271,9 +271,10 @@ const natsConnection = {
 const NATS_STREAM = { replicas: 1, maxAge: 24 * 60 * 60 * 1000, duplicateWindow: 2 * 60 * 1000 };
 
 /**
- * How a stream auditpipe creates is set up; an existing stream is used as it is. One replica
- * by default, as before, since a single NATS server cannot place more (creating the stream
- * would fail); a cluster sets 3 so that losing a server loses nothing.
+ * How a stream auditpipe creates is set up; an existing stream is used as it is (with a
+ * warning when these are set and it differs). Unset: one replica, as before, since a single
+ * NATS server cannot place more (creating the stream would fail); a cluster sets 3 so that
+ * losing a server loses nothing.
  */
 const natsStreamSettings = z.strictObject({
   replicas: z.number({ error: got("must be a whole number from 1 to 5") }).int({
@@ -289,7 +290,7 @@ const natsStreamSettings = z.strictObject({
 }).refine((s) => s.maxAge === 0 || s.duplicateWindow <= s.maxAge, {
   error: "must not be longer than maxAge (JetStream refuses the stream)",
   path: ["duplicateWindow"],
-}).default(NATS_STREAM);
+}).optional();
 
 const natsSink = z.strictObject({
   type: z.literal("nats"),

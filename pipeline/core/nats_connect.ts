@@ -261,8 +261,8 @@ export function isApiError(err: unknown, code: number): boolean {
 /**
  * Makes sure stream `stream` exists: an existing one is left exactly as it is (only a
  * warning when it does not capture `subject`, or has other replicas or another duplicate
- * window than `settings`); a missing one is created with subjects `[subject]`, file storage
- * and `settings`. Two nodes creating it at the same moment is fine: JetStream accepts an
+ * window than `configured`, when set); a missing one is created with subjects `[subject]`,
+ * file storage and `configured` or {@linkcode NATS_STREAM_DEFAULTS}. Two nodes creating it at the same moment is fine: JetStream accepts an
  * identical create.
  *
  * @example
@@ -276,8 +276,9 @@ export async function ensureStream(
   stream: string,
   subject: string,
   log: Logger,
-  settings: NatsStreamSettings = NATS_STREAM_DEFAULTS,
+  configured?: NatsStreamSettings,
 ): Promise<StreamInfo> {
+  const settings = configured ?? NATS_STREAM_DEFAULTS;
   let info: StreamInfo;
   try {
     info = await jsm.streams.info(stream);
@@ -306,7 +307,10 @@ export async function ensureStream(
   }
   const replicas = info.config.num_replicas ?? 1;
   const window = (info.config.duplicate_window ?? 0) / 1_000_000;
-  if (replicas !== settings.replicas || window !== settings.duplicateWindow) {
+  if (
+    configured !== undefined &&
+    (replicas !== configured.replicas || window !== configured.duplicateWindow)
+  ) {
     // Changing a stream that holds a fleet's events is the operator's call, not a node's.
     log.warn("JetStream stream differs from streamSettings; leaving the stream as it is", {
       stream,

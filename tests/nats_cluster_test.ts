@@ -22,6 +22,25 @@ import { waitFor } from "./helpers/wait.ts";
 
 const key = (e: Record<string, unknown>) => `${e.auditID}/${e.stage}`;
 
+/**
+ * `ask()`, asked again while it fails: a JetStream API request times out while its group
+ * elects a leader (after a step-down, a kill or a restart), which is no failure of the test.
+ */
+async function settled<T>(what: string, ask: () => Promise<T>): Promise<T> {
+  let value: T | undefined;
+  let last = "";
+  await waitFor(what, async () => {
+    try {
+      value = await ask();
+      return true;
+    } catch (err) {
+      last = String(err);
+      return false;
+    }
+  }, { timeoutMs: 60_000, intervalMs: 200, detail: () => last });
+  return value!;
+}
+
 Deno.test(
   needs(
     "nats-server",
@@ -44,7 +63,7 @@ Deno.test(
       const ports = [await a.webhookPort(), await b.webhookPort()];
 
       const jsm = await jetstreamManager(nc);
-      const stream = await jsm.streams.info("AUDIT");
+      const stream = await settled("the stream's info", () => jsm.streams.info("AUDIT"));
       assertEquals(stream.config.num_replicas, 3);
       // The server node-a publishes through: killing it makes node-a reconnect elsewhere.
       let victim: ClusterMember | undefined;
@@ -61,7 +80,7 @@ Deno.test(
         await nc.request("$JS.API.STREAM.LEADER.STEPDOWN.AUDIT", undefined, { timeout: 5_000 })
           .catch(() => {});
         await waitFor("a stream leader after the step-down", async () => {
-          leader = (await jsm.streams.info("AUDIT")).cluster?.leader;
+          leader = (await jsm.streams.info("AUDIT").catch(() => null))?.cluster?.leader;
           return leader !== undefined;
         }, { intervalMs: 100 });
       }
@@ -101,12 +120,15 @@ Deno.test(
 
       // Every re-sent event (a list posted again after a 503, a publish retried after a lost
       // PubAck) was dropped by its Nats-Msg-Id: the stream holds each event once.
-      const state = (await jsm.streams.info("AUDIT")).state;
+      const state = (await settled("the stream's info", () => jsm.streams.info("AUDIT"))).state;
       assertEquals(state.messages, want.size);
       // The collector acks after writing; an ack lost in the failover makes JetStream
       // deliver that message again after the ack wait, and at-least-once writes it again.
       // Such duplicates are bounded by the redeliveries JetStream counted.
-      const consumer = await jsm.consumers.info("AUDIT", "collectors");
+      const consumer = await settled(
+        "the consumer's info",
+        () => jsm.consumers.info("AUDIT", "collectors"),
+      );
       // Each delivery, a redelivery too, takes a consumer sequence; each message one stream one.
       const redelivered = consumer.delivered.consumer_seq - consumer.delivered.stream_seq;
       const dup = duplicates(keys);

@@ -24,7 +24,6 @@ import {
   closeNats,
   connectNats,
   ensureStream,
-  NATS_STREAM_DEFAULTS,
   type NatsSecurity,
   type NatsStreamSettings,
 } from "../pipeline/core/nats_connect.ts";

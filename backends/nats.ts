@@ -25,6 +25,7 @@ import {
   connectNats,
   ensureStream,
   type NatsSecurity,
+  type NatsStreamSettings,
 } from "../pipeline/core/nats_connect.ts";
 import { RetryError, withRetry } from "../pipeline/core/retry.ts";
 import { errorText } from "../pipeline/core/errors.ts";
@@ -45,6 +46,8 @@ export interface NatsSinkConfig {
   readonly subject: string;
   /** The stream to create over `subject` when it has none; unset: publish only. */
   readonly stream?: string;
+  /** How that stream is created (replicas, limits, duplicate window); default one replica. */
+  readonly streamSettings?: NatsStreamSettings;
 }
 
 /**
@@ -167,7 +170,13 @@ export async function createNatsSink(
   }
   if (cfg.stream !== undefined) {
     try {
-      await ensureStream(await jetstreamManager(nc), cfg.stream, cfg.subject, log);
+      await ensureStream(
+        await jetstreamManager(nc),
+        cfg.stream,
+        cfg.subject,
+        log,
+        cfg.streamSettings,
+      );
     } catch (err) {
       await closeNats(nc);
       throw new Error(

@@ -5,8 +5,8 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
- *                 [--backlog-mb N]
+ *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats]
+ *                 [--cpu-prof DIR] [--backlog-mb N]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
@@ -38,6 +38,7 @@ import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBacklog, benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
+import { benchNats } from "./nats.ts";
 
 const ALL = [
   "policy",
@@ -47,6 +48,7 @@ const ALL = [
   "memory",
   "latency",
   "diskbuffer",
+  "nats",
 ] as const;
 type Bench = (typeof ALL)[number];
 
@@ -119,7 +121,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR] " +
+        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats] [--cpu-prof DIR] " +
         "[--backlog-mb N]",
     );
     return;
@@ -195,6 +197,16 @@ async function main(): Promise<void> {
     rows.push(await benchDiskE2e(lines, { seconds: 10, log }));
     // The daemon with a backlog: 200 MiB by default; the issue's 1 GiB with --backlog-mb 1024.
     rows.push(await benchDiskBacklog(lines, { backlogMb, log }));
+  }
+
+  if (want("nats")) {
+    const dir = values["cpu-prof"] ? `${values["cpu-prof"]}/nats` : undefined;
+    rows.push(...await benchNats(data, { log, runs, cpuProfDir: dir }));
+    if (dir) {
+      const path = await newestProfile(dir);
+      console.error(`\nCPU profile ${path} (NATS source → policy20 → log):`);
+      console.error(formatSummary(summarizeProfile(JSON.parse(await Deno.readTextFile(path)), 30)));
+    }
   }
 
   const argv = Deno.args.length ? ` ${Deno.args.join(" ")}` : "";

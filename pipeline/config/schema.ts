@@ -267,6 +267,31 @@ const natsConnection = {
   }).optional(),
 };
 
+/** The defaults of {@linkcode natsStreamSettings}: 24 hours kept, JetStream's 2 minute window. */
+const NATS_STREAM = { replicas: 1, maxAge: 24 * 60 * 60 * 1000, duplicateWindow: 2 * 60 * 1000 };
+
+/**
+ * How a stream auditpipe creates is set up; an existing stream is used as it is (with a
+ * warning when these are set and it differs). Unset: one replica, as before, since a single
+ * NATS server cannot place more (creating the stream would fail); a cluster sets 3 so that
+ * losing a server loses nothing.
+ */
+const natsStreamSettings = z.strictObject({
+  replicas: z.number({ error: got("must be a whole number from 1 to 5") }).int({
+    error: got("must be a whole number from 1 to 5"),
+  }).min(1, { error: got("must be a whole number from 1 to 5") }).max(5, {
+    error: got("must be a whole number from 1 to 5"),
+  }).default(NATS_STREAM.replicas),
+  maxAge: duration().default(NATS_STREAM.maxAge),
+  maxBytes: size().optional(),
+  duplicateWindow: duration().refine((ms) => ms > 0, {
+    error: "must be a duration above 0",
+  }).default(NATS_STREAM.duplicateWindow),
+}).refine((s) => s.maxAge === 0 || s.duplicateWindow <= s.maxAge, {
+  error: "must not be longer than maxAge (JetStream refuses the stream)",
+  path: ["duplicateWindow"],
+}).optional();
+
 const natsSink = z.strictObject({
   type: z.literal("nats"),
   servers: z.array(str()).min(1, "must list at least one server").default([
@@ -274,6 +299,7 @@ const natsSink = z.strictObject({
   ]),
   subject: str().default("audit.events"),
   stream: str().optional(),
+  streamSettings: natsStreamSettings,
   ...natsConnection,
   ...sinkCommon("blocking", { ...LOG_BATCH, maxSize: 100, maxWait: 1000 }),
 });
@@ -351,6 +377,12 @@ const natsSource = z.strictObject({
   stream: str().default("AUDIT"),
   subject: str().default("audit.events"),
   consumer: str().default("auditpipe"),
+  streamSettings: natsStreamSettings,
+  // What the durable consumer is created with; an existing consumer is used as it is.
+  ackWait: duration().refine((ms) => ms >= 1000, {
+    error: (iss) => `must be a duration of at least 1s, got ${iss.input}ms`,
+  }).default(30_000),
+  maxAckPending: posInt().default(10_000),
   ...natsConnection,
   ...sourceCommon,
 });

@@ -10,6 +10,8 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
+  StorageType,
+  type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
 import type { Logger } from "./log.ts";
@@ -35,6 +37,41 @@ export const NATS_CONNECT_TIMEOUT = 5_000;
  * ```
  */
 export const NATS_STREAM_MAX_AGE = 24 * 60 * 60 * 1000;
+
+/**
+ * How a stream auditpipe creates is set up (the config's `streamSettings`), durations in ms.
+ * `maxAge` 0 keeps messages for ever; `maxBytes` unset puts no bound on the size.
+ *
+ * @example
+ * ```ts
+ * const settings: NatsStreamSettings = { replicas: 3, maxAge: 86_400_000, duplicateWindow: 120_000 };
+ * ```
+ */
+export interface NatsStreamSettings {
+  /** Copies of each message, on that many servers of a cluster (1..5). */
+  readonly replicas: number;
+  /** How long a message is kept, ms; 0: no limit. */
+  readonly maxAge: number;
+  /** How long JetStream remembers a `Nats-Msg-Id` to drop a message sent again, ms. */
+  readonly duplicateWindow: number;
+  /** Bytes the stream keeps at most; the oldest messages go first. */
+  readonly maxBytes?: number;
+}
+
+/**
+ * The settings a stream is created with when the config names none: one replica (what a
+ * single server can place), {@linkcode NATS_STREAM_MAX_AGE}, JetStream's 2 minute window.
+ *
+ * @example
+ * ```ts
+ * await ensureStream(jsm, "AUDIT", "audit.events", log, NATS_STREAM_DEFAULTS);
+ * ```
+ */
+export const NATS_STREAM_DEFAULTS: NatsStreamSettings = {
+  replicas: 1,
+  maxAge: NATS_STREAM_MAX_AGE,
+  duplicateWindow: 2 * 60 * 1000,
+};
 
 /**
  * TLS material and credentials of a NATS connection, read from the files the config names.
@@ -223,14 +260,15 @@ export function isApiError(err: unknown, code: number): boolean {
 
 /**
  * Makes sure stream `stream` exists: an existing one is left exactly as it is (only a
- * warning when it does not capture `subject`); a missing one is created with subjects
- * `[subject]`, file storage and {@linkcode NATS_STREAM_MAX_AGE}. Two nodes creating it at the
- * same moment is fine: JetStream accepts an identical create.
+ * warning when it does not capture `subject`, or has other replicas or another duplicate
+ * window than `configured`, when set); a missing one is created with subjects `[subject]`,
+ * file storage and `configured` or {@linkcode NATS_STREAM_DEFAULTS}. Two nodes creating it at the same moment is fine: JetStream accepts an
+ * identical create.
  *
  * @example
  * ```ts
  * const jsm = await jetstreamManager(nc);
- * await ensureStream(jsm, "AUDIT", "audit.events", log);
+ * await ensureStream(jsm, "AUDIT", "audit.events", log, { ...NATS_STREAM_DEFAULTS, replicas: 3 });
  * ```
  */
 export async function ensureStream(
@@ -238,24 +276,25 @@ export async function ensureStream(
   stream: string,
   subject: string,
   log: Logger,
+  configured?: NatsStreamSettings,
 ): Promise<StreamInfo> {
+  const settings = configured ?? NATS_STREAM_DEFAULTS;
   let info: StreamInfo;
   try {
     info = await jsm.streams.info(stream);
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
     try {
-      info = await jsm.streams.add({
-        name: stream,
-        subjects: [subject],
-        max_age: NATS_STREAM_MAX_AGE * 1_000_000, // nanoseconds
-      });
+      info = await jsm.streams.add(natsStreamConfig(stream, subject, settings));
     } catch (addErr) {
-      throw new Error(`cannot create JetStream stream ${stream}: ${errorText(addErr)}`, {
-        cause: addErr,
-      });
+      throw new Error(
+        `cannot create JetStream stream ${stream} with ${settings.replicas} replica${
+          settings.replicas === 1 ? "" : "s"
+        }: ${errorText(addErr)}`,
+        { cause: addErr },
+      );
     }
-    log.info("created JetStream stream", { stream, subject });
+    log.info("created JetStream stream", { stream, subject, replicas: settings.replicas });
     return info;
   }
   const subjects = info.config.subjects ?? [];
@@ -266,5 +305,44 @@ export async function ensureStream(
       streamSubjects: subjects,
     });
   }
+  const replicas = info.config.num_replicas ?? 1;
+  const window = (info.config.duplicate_window ?? 0) / 1_000_000;
+  if (
+    configured !== undefined &&
+    (replicas !== configured.replicas || window !== configured.duplicateWindow)
+  ) {
+    // Changing a stream that holds a fleet's events is the operator's call, not a node's.
+    log.warn("JetStream stream differs from streamSettings; leaving the stream as it is", {
+      stream,
+      replicas,
+      wantReplicas: settings.replicas,
+      duplicateWindowMs: window,
+      wantDuplicateWindowMs: settings.duplicateWindow,
+    });
+  }
   return info;
+}
+
+/**
+ * The config a stream is created with: file storage, subjects `[subject]`, `settings`.
+ *
+ * @example
+ * ```ts
+ * natsStreamConfig("AUDIT", "audit.events", NATS_STREAM_DEFAULTS).num_replicas; // 1
+ * ```
+ */
+export function natsStreamConfig(
+  stream: string,
+  subject: string,
+  settings: NatsStreamSettings,
+): Partial<StreamConfig> & { name: string } {
+  return {
+    name: stream,
+    subjects: [subject],
+    storage: StorageType.File,
+    num_replicas: settings.replicas,
+    max_age: settings.maxAge * 1_000_000, // nanoseconds
+    duplicate_window: settings.duplicateWindow * 1_000_000,
+    ...(settings.maxBytes !== undefined ? { max_bytes: settings.maxBytes } : {}),
+  };
 }

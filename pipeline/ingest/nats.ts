@@ -171,6 +171,10 @@ class NatsReader {
   readonly #setup: Promise<boolean>;
   readonly #pending = new Set<Pending>();
   #roomWaiter: (() => void) | null = null;
+  /** The next chunk's fetch, started while downstream works on the last one. */
+  #ahead: Promise<Fetched> | null = null;
+  /** What that fetch brought, until a chunk takes it (kept from redelivery meanwhile). */
+  #aheadMsgs: JsMsg[] = [];
   #progressTimer: ReturnType<typeof setInterval> | undefined;
   readonly #stop = new AbortController();
 
@@ -217,6 +221,9 @@ class NatsReader {
           stream: this.#cfg.stream,
           subject: this.#cfg.subject,
           consumer: this.#cfg.consumer,
+          streamSettings: this.#cfg.streamSettings,
+          ackWait: this.#cfg.ackWait,
+          maxAckPending: this.#cfg.maxAckPending,
           connectTimeout: this.#connectTimeout,
           security: this.#security,
         }, this.#log), {
@@ -255,13 +262,10 @@ class NatsReader {
     if (!await this.#setup) return null;
     await this.#room();
     if (this.#stopping) return null;
-    let msgs: JsMsg[];
-    let error: unknown;
-    try {
-      ({ msgs, error } = await this.#fetchChunk());
-    } catch (err) {
-      ({ msgs, error } = { msgs: [], error: err });
-    }
+    const fetching = this.#ahead ?? this.#fetchSafely();
+    this.#ahead = null;
+    const { msgs, error } = await fetching;
+    this.#aheadMsgs = [];
     if (error !== undefined) {
       this.#errorLog.add(1, { error: errorText(error), received: msgs.length });
     }
@@ -277,7 +281,27 @@ class NatsReader {
       return null;
     }
     this.#fetchRetry.reset();
-    return this.#chunk(msgs);
+    const chunk = this.#chunk(msgs);
+    // Fetching is two round trips to the server; started now, the next chunk's overlaps
+    // the work downstream does on this one instead of following it. Only while another
+    // chunk would have room, so that no more messages are out than before.
+    if (this.#pending.size < this.#maxUnsettled) this.#prefetch();
+    return chunk;
+  }
+
+  #prefetch(): void {
+    this.#ahead = this.#fetchSafely().then((f) => {
+      this.#aheadMsgs = f.msgs;
+      return f;
+    });
+  }
+
+  async #fetchSafely(): Promise<Fetched> {
+    try {
+      return await this.#fetchChunk();
+    } catch (err) {
+      return { msgs: [], error: err };
+    }
   }
 
   /**
@@ -303,6 +327,10 @@ class NatsReader {
     const iter = await this.#consumer!.fetch({ max_messages: n, expires: this.#fetchExpires });
     // Heartbeat monitoring pauses while disconnected; never let a fetch hang past its time.
     const guard = setTimeout(() => iter.stop(), this.#fetchExpires + FETCH_GRACE);
+    // Stopping ends a fetch at once (one fetched ahead would otherwise hold it to expiry).
+    const onStop = () => iter.stop();
+    this.#stop.signal.addEventListener("abort", onStop, { once: true });
+    if (this.#stopping) iter.stop();
     const msgs: JsMsg[] = [];
     try {
       for await (const m of iter) msgs.push(m);
@@ -311,6 +339,7 @@ class NatsReader {
       return { msgs, error: err };
     } finally {
       clearTimeout(guard);
+      this.#stop.signal.removeEventListener("abort", onStop);
     }
   }
 
@@ -318,10 +347,12 @@ class NatsReader {
   #chunk(msgs: JsMsg[]): Chunk | null {
     const items: Envelope[] = [];
     const carried: JsMsg[] = [];
-    for (const m of msgs) {
+    const lines = payloads(msgs);
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
       let envelopes: Envelope[];
       try {
-        const decoded = decodeLine(payload(m.data));
+        const decoded = decodeLine(lines[i]);
         envelopes = decoded.envelopes;
         if (decoded.rejected.length > 0) {
           this.#stats.reject("invalid_event", decoded.rejected.length);
@@ -384,6 +415,7 @@ class NatsReader {
   #startProgress(ackWaitMs: number): void {
     this.#progressTimer = setInterval(() => {
       for (const p of this.#pending) for (const m of p.msgs) safe(() => m.working());
+      for (const m of this.#aheadMsgs) safe(() => m.working());
     }, Math.max(100, ackWaitMs / 3));
     Deno.unrefTimer(this.#progressTimer);
   }
@@ -393,6 +425,12 @@ class NatsReader {
   /** After the last fetch: settles what is outstanding (bounded), drains, closes. */
   async #finish(): Promise<void> {
     await this.#setup;
+    if (this.#ahead !== null) {
+      // Fetched ahead but never handed downstream: give them back for another instance.
+      for (const m of (await this.#ahead).msgs) safe(() => m.nak());
+      this.#ahead = null;
+      this.#aheadMsgs = [];
+    }
     await this.#drainAcks();
     clearInterval(this.#progressTimer);
     this.#invalidLog.flush();
@@ -432,14 +470,26 @@ class NatsReader {
 const BLANK = new Set([0x20, 0x09, 0x0d, 0x0a]);
 
 /**
- * A message's data as one line: without trailing line ends (a publisher may add one) and
- * copied when it is a small view of a large read buffer, which `raw` would otherwise pin.
+ * The messages' data as lines, without trailing line ends (a publisher may add one), copied
+ * into one plain buffer for the chunk. The client hands each as a Node `Buffer` viewing its
+ * read buffer, and a Buffer's `slice()` shares memory: kept as they are, held events would pin
+ * whole reads of the socket (and go through Buffer's slower methods downstream). One buffer
+ * per chunk rather than per message: an ArrayBuffer is costly to create and to collect, and
+ * the chunk's events are written and released together.
  */
-function payload(data: Uint8Array): Uint8Array {
-  let end = data.length;
-  while (end > 0 && BLANK.has(data[end - 1])) end--;
-  const line = data.subarray(0, end);
-  return line.byteLength * 2 < line.buffer.byteLength ? line.slice() : line;
+function payloads(msgs: readonly JsMsg[]): Uint8Array[] {
+  const views = msgs.map((m) => {
+    const d = m.data;
+    let end = d.length;
+    while (end > 0 && BLANK.has(d[end - 1])) end--;
+    return new Uint8Array(d.buffer, d.byteOffset, end);
+  });
+  const all = new Uint8Array(views.reduce((n, v) => n + v.length, 0));
+  let offset = 0;
+  return views.map((v) => {
+    all.set(v, offset);
+    return all.subarray(offset, offset += v.length);
+  });
 }
 
 /** Runs an ack-type call that may throw when the connection has closed; the server redelivers. */

@@ -24,6 +24,7 @@ import {
   ensureStream,
   isApiError,
   type NatsSecurity,
+  type NatsStreamSettings,
 } from "../core/nats_connect.ts";
 import { errorText } from "../core/errors.ts";
 
@@ -33,6 +34,7 @@ import { errorText } from "../core/errors.ts";
  * @example
  * ```ts
  * natsConsumerConfig("auditpipe", "audit.events").ack_wait; // NATS_ACK_WAIT in ns
+ * natsConsumerConfig("auditpipe", "audit.events", { ackWait: 5_000 }).ack_wait; // 5e9
  * ```
  */
 export const NATS_ACK_WAIT = 30_000;
@@ -47,21 +49,25 @@ export const NATS_ACK_WAIT = 30_000;
 export const NATS_MAX_ACK_PENDING = 10_000;
 
 /**
- * The durable pull consumer a source creates when it is missing.
+ * The durable pull consumer a source creates when it is missing; `ackWait` in ms.
  *
  * @example
  * ```ts
  * await jsm.consumers.add("AUDIT", natsConsumerConfig("auditpipe", "audit.events"));
  * ```
  */
-export function natsConsumerConfig(durable: string, subject: string): Partial<ConsumerConfig> {
+export function natsConsumerConfig(
+  durable: string,
+  subject: string,
+  opts: { ackWait?: number; maxAckPending?: number } = {},
+): Partial<ConsumerConfig> {
   return {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     filter_subject: subject,
-    ack_wait: NATS_ACK_WAIT * 1_000_000, // nanoseconds
-    max_ack_pending: NATS_MAX_ACK_PENDING,
+    ack_wait: (opts.ackWait ?? NATS_ACK_WAIT) * 1_000_000, // nanoseconds
+    max_ack_pending: opts.maxAckPending ?? NATS_MAX_ACK_PENDING,
   };
 }
 
@@ -82,6 +88,12 @@ export interface ConsumerTarget {
   /** Timeout of the connection attempt, ms. */
   readonly connectTimeout?: number;
   readonly security?: NatsSecurity;
+  /** How the stream is created when missing; default one replica. */
+  readonly streamSettings?: NatsStreamSettings;
+  /** The ack wait a consumer is created with, ms; default {@linkcode NATS_ACK_WAIT}. */
+  readonly ackWait?: number;
+  /** The unacknowledged messages a consumer is created with, at most. */
+  readonly maxAckPending?: number;
 }
 
 /**
@@ -119,7 +131,7 @@ export async function openConsumer(target: ConsumerTarget, log: Logger): Promise
   });
   try {
     const jsm = await jetstreamManager(nc);
-    await ensureStream(jsm, target.stream, target.subject, log);
+    await ensureStream(jsm, target.stream, target.subject, log, target.streamSettings);
     const info = await ensureConsumer(jsm, target, log);
     const consumer = await jetstream(nc).consumers.get(target.stream, target.consumer);
     const ackWaitMs = info.config.ack_wait ? info.config.ack_wait / 1_000_000 : NATS_ACK_WAIT;
@@ -137,6 +149,7 @@ async function ensureConsumer(
   log: Logger,
 ): Promise<ConsumerInfo> {
   const { stream, consumer, subject } = target;
+  const want = natsConsumerConfig(consumer, subject, target);
   try {
     const info = await jsm.consumers.info(stream, consumer);
     if (info.config.ack_policy !== AckPolicy.Explicit) {
@@ -144,13 +157,23 @@ async function ensureConsumer(
         ackPolicy: info.config.ack_policy,
       });
     }
+    if (info.config.ack_wait !== want.ack_wait) {
+      log.warn("the consumer has another ack wait than the config's ackWait; using it as it is", {
+        ackWaitMs: (info.config.ack_wait ?? 0) / 1_000_000,
+        wantAckWaitMs: want.ack_wait! / 1_000_000,
+      });
+    }
     return info;
   } catch (err) {
     if (!isApiError(err, JetStreamApiCodes.ConsumerNotFound)) throw err;
   }
   try {
-    const info = await jsm.consumers.add(stream, natsConsumerConfig(consumer, subject));
-    log.info("created durable JetStream consumer", { subject });
+    const info = await jsm.consumers.add(stream, want);
+    log.info("created durable JetStream consumer", {
+      subject,
+      ackWaitMs: want.ack_wait! / 1_000_000,
+      maxAckPending: want.max_ack_pending,
+    });
     return info;
   } catch (err) {
     // Another instance may have created it in between; if it is there now, fine.

@@ -1,0 +1,134 @@
+/**
+ * The floors of the NATS benchmarks, with the same `@nats-io` client the daemon uses:
+ *
+ * - `consume URL STREAM CONSUMER N`: creates the durable pull consumer the daemon's source
+ *   would (`natsConsumerConfig`), fetches batches of 256 (the source's batch) and only acks
+ *   each message, until N have come; then flushes, so the last acks have left. With OUT it
+ *   also does what a collector must: `JSON.parse`s each message and writes the batch's
+ *   bytes to OUT (one write per fetch) before acking it.
+ * - `publish URL STREAM SUBJECT FILE`: creates the stream, reads the JSON-lines file, parses
+ *   each line (a publisher must, to name the message id) and publishes its bytes with
+ *   `Nats-Msg-Id` `<auditID>/<stage>`, at most 256 awaiting their PubAck (the sink's bound),
+ *   until every one is acknowledged.
+ *
+ * Prints `{"events","bytes","seconds","cpuSeconds"}`; timed from connecting to the end, so the
+ * process start is not counted (nor is it for the daemon). `cpuSeconds` is this process's
+ * user + system time over the same span.
+ *
+ * @module
+ */
+import process from "node:process";
+import { connect } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { natsConsumerConfig } from "../pipeline/ingest/nats_consumer.ts";
+import { NATS_STREAM_DEFAULTS, natsStreamConfig } from "../pipeline/core/nats_connect.ts";
+
+const BATCH = 256;
+
+function cpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+async function consume(
+  url: string,
+  stream: string,
+  name: string,
+  want: number,
+  outPath?: string,
+) {
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds();
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const subject = (await jsm.streams.info(stream)).config.subjects![0];
+  await jsm.consumers.add(stream, natsConsumerConfig(name, subject));
+  const consumer = await jetstream(nc).consumers.get(stream, name);
+  const out = outPath === undefined
+    ? null
+    : await Deno.open(outPath, { write: true, create: true, truncate: true });
+  const decoder = new TextDecoder();
+  const NL = new Uint8Array([10]);
+  let events = 0;
+  let bytes = 0;
+  let parsed = 0;
+  while (events < want) {
+    const iter = await consumer.fetch({
+      max_messages: Math.min(BATCH, want - events),
+      expires: 1000,
+    });
+    const msgs = [];
+    for await (const m of iter) {
+      bytes += m.data.length;
+      events++;
+      if (out === null) m.ack();
+      else msgs.push(m);
+    }
+    if (out === null || msgs.length === 0) continue;
+    // As a collector must: parse each, write the batch (one write), then ack it.
+    const parts: Uint8Array[] = [];
+    for (const m of msgs) {
+      if (JSON.parse(decoder.decode(m.data)).kind === "Event") parsed++;
+      parts.push(m.data, NL);
+    }
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      joined.set(p, off);
+      off += p.length;
+    }
+    for (let w = 0; w < joined.length;) w += await out.write(joined.subarray(w));
+    for (const m of msgs) m.ack();
+  }
+  out?.close();
+  await nc.flush();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds() - cpu0;
+  await nc.close();
+  return { events, parsed, bytes, seconds, cpuSeconds: cpu };
+}
+
+async function publish(url: string, stream: string, subject: string, file: string) {
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds();
+  const nc = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add(natsStreamConfig(stream, subject, NATS_STREAM_DEFAULTS));
+  const js = jetstream(nc);
+  const data = await Deno.readFile(file);
+  const decoder = new TextDecoder();
+  const inFlight = new Set<Promise<unknown>>();
+  let events = 0;
+  let failed = 0;
+  let start = 0;
+  for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
+    const line = data.subarray(start, nl);
+    start = nl + 1;
+    const doc = JSON.parse(decoder.decode(line));
+    const p: Promise<unknown> = js.publish(subject, line, {
+      msgID: `${doc.auditID}/${doc.stage}`,
+    }).catch(() => failed++).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    events++;
+    if (inFlight.size >= BATCH) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds() - cpu0;
+  await nc.close();
+  if (failed > 0) throw new Error(`${failed} publishes failed`);
+  return { events, bytes: data.length, seconds, cpuSeconds: cpu };
+}
+
+const [mode, ...args] = Deno.args;
+if (mode === "consume") {
+  const [url, stream, name, n, out] = args;
+  console.log(JSON.stringify(await consume(url, stream, name, Number(n), out)));
+} else if (mode === "publish") {
+  const [url, stream, subject, file] = args;
+  console.log(JSON.stringify(await publish(url, stream, subject, file)));
+} else {
+  throw new Error(
+    "usage: nats_floor.ts consume URL STREAM CONSUMER N [OUT] | publish URL STREAM SUBJECT FILE",
+  );
+}

@@ -12,8 +12,7 @@ import { type Daemon, startDaemon } from "./helpers/daemon.ts";
 import { kubeconfigFor, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { clusterEvent } from "./data/cluster.ts";
-import { Rand } from "./data/rand.ts";
+import { ClusterEvents } from "./helpers/cluster_events.ts";
 
 /** Events posted or appended in each crash loop, at least. */
 const EVENTS = 200_000;
@@ -27,48 +26,6 @@ const SENDERS = 3;
 const BATCH = 500;
 /** SIGKILLs while the backlog is being delivered. */
 const DELIVERY_KILLS = 3;
-
-const PREFIX = '{"kind":"Event","apiVersion":"audit.k8s.io/v1",';
-
-/**
- * Lines of a busy cluster's audit log, numbered: a pool of generated events (about 1 KB at
- * `Metadata`, tests/data/cluster.ts) repeats with each copy's auditID made unique by its
- * number, so 200,000 of them cost a string copy each instead of a generator run.
- */
-class Events {
-  readonly #pool: { head: string; id: string; tail: string }[] = [];
-
-  constructor(seed: number, size = 4000) {
-    const r = new Rand(seed);
-    let now = Date.UTC(2024, 4, 14, 9);
-    for (let i = 0; i < size; i++) {
-      const { line } = clusterEvent(r, now += r.range(0, 3), false);
-      const m = /"auditID":"([0-9a-f-]{36})"/.exec(line)!;
-      const at = m.index + '"auditID":"'.length;
-      this.#pool.push({ head: line.slice(0, at), id: m[1], tail: line.slice(at + 36) });
-    }
-  }
-
-  /** The auditID of event `n`: its pool line's UUID with the last 12 digits replaced by `n`. */
-  id(n: number): string {
-    return this.#pool[n % this.#pool.length].id.slice(0, 24) + n.toString(16).padStart(12, "0");
-  }
-
-  /** Event `n` as a log line (no line end). */
-  line(n: number): string {
-    const p = this.#pool[n % this.#pool.length];
-    return p.head + this.id(n) + p.tail;
-  }
-
-  /** Events `from` .. `from + count - 1` as an EventList body, items as Go writes them. */
-  list(from: number, count: number): string {
-    const items: string[] = [];
-    for (let n = from; n < from + count; n++) items.push("{" + this.line(n).slice(PREFIX.length));
-    return `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${
-      items.join(",")
-    }]}`;
-  }
-}
 
 /** A free port on 127.0.0.1 where nothing listens yet: the collector, down until it starts. */
 function freePort(): number {
@@ -156,7 +113,7 @@ async function deliverAll(
 
 Deno.test("crash loop, webhook source: 200,000 events posted in EventLists while the collector is down and the daemon is SIGKILLed at random moments 10 times; every event answered 200 arrives", () =>
   withTempDir("auditpipe-crashloop-", async (dir) => {
-    const events = new Events(14);
+    const events = new ClusterEvents(14);
     const port = freePort();
     await Deno.writeTextFile(`${dir}/siem.kubeconfig`, kubeconfigFor(`http://127.0.0.1:${port}/`));
     const cfg = () => config(["- type: webhook", "  listen: 127.0.0.1:0"]);
@@ -219,7 +176,7 @@ Deno.test("crash loop, webhook source: 200,000 events posted in EventLists while
 
 Deno.test("crash loop, tail source: 200,000 lines appended to the file while the collector is down and the daemon is SIGKILLed at random moments 10 times; every line arrives", () =>
   withTempDir("auditpipe-crashloop-", async (dir) => {
-    const events = new Events(15);
+    const events = new ClusterEvents(15);
     const port = freePort();
     await Deno.writeTextFile(`${dir}/siem.kubeconfig`, kubeconfigFor(`http://127.0.0.1:${port}/`));
     const cfg = () =>

@@ -11,19 +11,12 @@ import { ClusterEvents } from "./helpers/cluster_events.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 import { kubeconfigFor, type Receiver, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { freePort } from "./helpers/ports.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { segmentBytes } from "./diskbuffer_helpers.ts";
 import { segmentPath } from "../pipeline/diskbuffer/layout.ts";
 
 const MiB = 1024 * 1024;
-
-/** A free port on 127.0.0.1 where nothing listens yet: the collector, down until it starts. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** A webhook source relaying to sink `siem` at `port` with `buffer` (YAML flow mapping). */
 function config(port: number, buffer: string): (dir: string) => string {

@@ -11,6 +11,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { type Daemon, startDaemon } from "./helpers/daemon.ts";
 import { kubeconfigFor, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { freePort } from "./helpers/ports.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { ClusterEvents } from "./helpers/cluster_events.ts";
 
@@ -26,14 +27,6 @@ const SENDERS = 3;
 const BATCH = 500;
 /** SIGKILLs while the backlog is being delivered. */
 const DELIVERY_KILLS = 3;
-
-/** A free port on 127.0.0.1 where nothing listens yet: the collector, down until it starts. */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 /** The daemon's config: `source` lines, one webhook sink `siem` with a disk buffer. */
 function config(source: string[]): string {

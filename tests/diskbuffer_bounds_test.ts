@@ -11,7 +11,7 @@ import { ClusterEvents } from "./helpers/cluster_events.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 import { kubeconfigFor, type Receiver, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { segmentBytes } from "./diskbuffer_helpers.ts";
 import { segmentPath } from "../pipeline/diskbuffer/layout.ts";

@@ -11,7 +11,7 @@ import { assert, assertEquals } from "./helpers/assert.ts";
 import { type Daemon, startDaemon } from "./helpers/daemon.ts";
 import { kubeconfigFor, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
-import { freePort } from "./helpers/ports.ts";
+import { freePort } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { ClusterEvents } from "./helpers/cluster_events.ts";
 

@@ -1,5 +1,5 @@
 /**
- * A disk buffer works with the log and stdout sinks as with the webhook sink (tested in
+ * A disk buffer works with the log, stdout and NATS sinks as with the webhook sink (tested in
  * diskbuffer_e2e_test.ts): what they write went through the buffer, with the sink's policy
  * applied before it was stored.
  */
@@ -8,6 +8,8 @@ import { postAccepted, readJsonLines, startDaemon } from "./helpers/daemon.ts";
 import { numberedEvents } from "./helpers/events.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { needs } from "./helpers/external.ts";
+import { startNatsServer } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const POLICY = `apiVersion: audit.k8s.io/v1
@@ -65,3 +67,54 @@ server:
     assertEquals(printed.map((e) => e.auditID), ids);
     assertEquals(printed[0].level, "RequestResponse");
   }));
+
+Deno.test(
+  needs(
+    "nats-server",
+    "disk buffer sinks: a NATS sink with a disk buffer publishes every event to JetStream, where a collector daemon reads it",
+  ),
+  async () => {
+    const nats = await startNatsServer();
+    try {
+      const node = await startDaemon(() => `
+sources:
+  - type: webhook
+    listen: 127.0.0.1:0
+sinks:
+  - type: nats
+    servers: [${nats.url}]
+    stream: AUDIT
+    subject: audit.events
+    buffer: {type: disk, path: buf}
+`);
+      const collector = await startDaemon((dir) => `
+sources:
+  - type: nats
+    servers: [${nats.url}]
+    stream: AUDIT
+    subject: audit.events
+    consumer: collector
+sinks:
+  - type: log
+    path: ${dir}/all.log
+`);
+      const events = numberedEvents("ns", 0, 200);
+      for (let i = 0; i < 200; i += 50) {
+        await postAccepted(await node.webhookPort(), events.slice(i, i + 50));
+      }
+      const path = `${collector.dir}/all.log`;
+      let got: Record<string, unknown>[] = [];
+      await waitFor("every event in the collector's log", async () => {
+        got = await readJsonLines(path).catch(() => []);
+        return got.length >= events.length;
+      }, { detail: () => `${got.length} there` });
+      for (const d of [node, collector]) assertEquals((await d.stop()).code, 0);
+      assertEquals(got.map((e) => e.auditID), events.map((e) => e.auditID));
+      const sink = node.logs.find((r) => r.msg === "sink configured");
+      assert(String(sink?.describe).includes(`disk(${node.dir}/buf`), JSON.stringify(sink));
+      for (const d of [node, collector]) await Deno.remove(d.dir, { recursive: true });
+    } finally {
+      await nats.stop();
+    }
+  },
+);

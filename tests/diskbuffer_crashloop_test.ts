@@ -104,7 +104,7 @@ async function deliverAll(
   }
 }
 
-Deno.test("crash loop, webhook source: 200,000 events posted in EventLists while the collector is down and the daemon is SIGKILLed at random moments 10 times; every event answered 200 arrives", () =>
+Deno.test("crash loop, webhook source: EventLists posted while the collector is down and the daemon is SIGKILLed at random moments, at least 10 times and until 200,000 events were answered 200; every one of them arrives", () =>
   withTempDir("auditpipe-crashloop-", async (dir) => {
     const events = new ClusterEvents(14);
     const port = freePort();
@@ -113,7 +113,7 @@ Deno.test("crash loop, webhook source: 200,000 events posted in EventLists while
     const accepted = new Set<string>();
     let next = 0, oks = 0, refused = 0, cut = 0, kills = 0;
     const t0 = performance.now();
-    while (kills < KILLS || next < EVENTS) {
+    while (kills < KILLS || accepted.size < EVENTS) {
       const d: Daemon = await startDaemon(cfg, { dir });
       let killed = false;
       // One kill in four lands while the daemon starts (recovering the backlog).
@@ -157,7 +157,6 @@ Deno.test("crash loop, webhook source: 200,000 events posted in EventLists while
         `posted, ${oks} lists answered 200 (${accepted.size} events), ${refused} refused, ` +
         `${cut} cut by a kill`,
     );
-    assert(accepted.size >= EVENTS * 0.8, `only ${accepted.size} events were answered 200`);
     const duplicates = await deliverAll(dir, port, cfg, accepted, "event answered 200");
     // Nothing was delivered before the collector came up: each kill while delivering may
     // repeat at most the one batch that was written and not yet marked delivered.

@@ -157,3 +157,36 @@ Deno.test("disk buffer reload: a sink added with the path of a folder another si
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("disk buffer reload: a change of buffer type to memory leaves the folder's events there while the collector is down; a reload back to disk delivers them", async () => {
+  const recv = await startReceiver();
+  recv.respond = () => 503;
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskreload-" });
+  const disk = relayConfig(recv, sinkLines("a"), TOP)(dir);
+  const memory = disk.replace("buffer: {type: disk, path: a}", "buffer: {type: memory}");
+  try {
+    const d = await startDaemon(() => disk, { dir });
+    const first = await post(d, "ta", 100);
+    await waitFor("a delivery attempt", () => recv.requests > 0);
+    assertEquals((await reload(d, memory)).msg, "config reloaded");
+    const left = await d.waitLog((r) =>
+      r.msg === "disk buffer closed with events not yet delivered"
+    );
+    assertEquals(left.events, 100);
+    assertEquals((await inspectBuffer(`${dir}/a`)).undelivered, 100);
+    recv.respond = () => 200;
+    const second = await post(d, "tb", 20);
+    await waitFor(
+      "the memory branch's events",
+      () => second.every((id) => recv.received.includes(id)),
+    );
+    assert(!first.some((id) => recv.received.includes(id)), "the folder's events wait there");
+    assertEquals((await reload(d, disk)).msg, "config reloaded");
+    await waitFor("the folder's events", () => first.every((id) => recv.received.includes(id)));
+    const { code } = await d.stop();
+    assertEquals(code, 0);
+  } finally {
+    await recv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -116,6 +116,7 @@ Deno.test("crash loop, webhook source: EventLists posted while the collector is 
     while (kills < KILLS || accepted.size < EVENTS) {
       const d: Daemon = await startDaemon(cfg, { dir });
       let killed = false;
+      let round = 0;
       // One kill in four lands while the daemon starts (recovering the backlog).
       const early = kills % 4 === 3;
       const senders = early ? [] : await (async () => {
@@ -136,6 +137,7 @@ Deno.test("crash loop, webhook source: EventLists posted while the collector is 
                 continue;
               }
               oks++;
+              round += LIST;
               for (let n = from; n < from + LIST; n++) accepted.add(events.id(n));
             } catch {
               // The daemon died before answering: those events were not acknowledged.
@@ -145,7 +147,17 @@ Deno.test("crash loop, webhook source: EventLists posted while the collector is 
         };
         return Array.from({ length: SENDERS }, sender);
       })();
-      await pause(early ? 0 : 200, early ? 400 : 2500);
+      if (early) await pause(0, 400);
+      else {
+        // After a random share of the events (20,000 a round on average), whatever the
+        // machine's speed, and at a random moment within a request.
+        const share = (0.2 + Math.random() * 1.6) * EVENTS / KILLS;
+        await waitFor("events answered 200 in this round", () => round >= share, {
+          timeoutMs: 120_000,
+          intervalMs: 5,
+        });
+        await pause(0, 30);
+      }
       d.process.kill("SIGKILL");
       killed = true;
       kills++;

@@ -11,14 +11,16 @@ import {
   inspectBuffer,
   undeliveredRecords,
 } from "../pipeline/diskbuffer/inspect.ts";
+import { lockHolder } from "../pipeline/diskbuffer/lock.ts";
 import { stderrProgress } from "./progress.ts";
 import { writeAllSync } from "./write_all.ts";
 
 const HELP = `Usage: auditpipe buffer inspect PATH [--dump] [--json]
 
 Prints a disk buffer's segments (bytes, records, undelivered records), its delivery cursor and
-any damaged range (segment, offset, reason). Changes nothing; the daemon cuts damage off when it
-opens the buffer.
+any damaged range (segment, offset, reason), and the pid of the daemon using it, if one is.
+Changes nothing and holds no lock, so it also reads a buffer in use (its counts may then move
+while it reads); the daemon cuts damage off when it opens the buffer.
   --dump   write the undelivered events to stdout as JSON lines (the summary goes to stderr)
   --json   print the summary as one JSON object
 Exit status: 0 intact, 1 damage found, 2 usage or read error.
@@ -59,15 +61,19 @@ export async function bufferCommand(args: string[]): Promise<number> {
   }
   const path = positionals[1];
   let report: BufferReport;
+  let holder: Holder;
   try {
     const info = await Deno.stat(path);
     if (!info.isDirectory) throw new Error("not a folder");
+    holder = await lockHolder(path);
     report = await inspectBuffer(path);
   } catch (err) {
     console.error(`auditpipe buffer inspect: ${path}: ${errorText(err)}`);
     return 2;
   }
-  const summary = values.json ? JSON.stringify(jsonSummary(report)) : textSummary(report);
+  const summary = values.json
+    ? JSON.stringify(jsonSummary(report, holder))
+    : textSummary(report, holder);
   if (values.dump) {
     console.error(summary);
     const out = Deno.stdout;
@@ -98,9 +104,13 @@ export async function bufferCommand(args: string[]): Promise<number> {
   return report.damage.length > 0 ? 1 : 0;
 }
 
-function jsonSummary(r: BufferReport): Record<string, unknown> {
+/** Who holds the buffer's lock: nobody (undefined), or a process, by pid when known. */
+type Holder = Awaited<ReturnType<typeof lockHolder>>;
+
+function jsonSummary(r: BufferReport, holder: Holder): Record<string, unknown> {
   return {
     path: r.path,
+    inUse: holder === undefined ? null : { pid: holder.pid ?? null },
     cursor: r.cursor ?? null,
     cursorInvalid: r.cursorInvalid,
     bytes: r.bytes,
@@ -121,8 +131,15 @@ function jsonSummary(r: BufferReport): Record<string, unknown> {
   };
 }
 
-function textSummary(r: BufferReport): string {
+function textSummary(r: BufferReport, holder: Holder): string {
   const lines = [`buffer ${r.path}`];
+  if (holder !== undefined) {
+    lines.push(
+      `in use by ${
+        holder.pid === undefined ? "a process (pid not known)" : `pid ${holder.pid}`
+      }: read while it runs, so counts may have moved since`,
+    );
+  }
   if (r.cursorInvalid !== undefined) {
     lines.push(`cursor: invalid (${r.cursorInvalid}): the daemon will deliver everything again`);
   } else if (r.cursor === undefined) {

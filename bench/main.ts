@@ -5,12 +5,16 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]
+ *                 [--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer]
+ *                 [--cpu-prof DIR]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
  * alternating) and reports medians; latency runs min(N, 3) times per fsync setting, 15 s
  * each, and reports the median p99.
+ *
+ * `cpu` measures CPU per event as the slope between two data sizes (start-up cancels), for
+ * tail and webhook, daemon and floor alternating (`cpu.ts`).
  *
  * `integrity` runs the tail benchmark's daemon with and without `integrity` on its log sink,
  * alternating on the same data, and reports the ratio (goal: integrity costs ≤ 10%).
@@ -33,9 +37,11 @@ import { benchLatency } from "./latency.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
+import { benchCpuTail, benchCpuWebhook } from "./cpu.ts";
 
 const ALL = [
   "policy",
+  "cpu",
   "tail",
   "integrity",
   "webhook",
@@ -113,7 +119,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
+        "[--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
     );
     return;
   }
@@ -145,6 +151,7 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   if (want("policy")) rows.push(await policyRow());
+  if (want("cpu")) rows.push(await benchCpuTail(data, { log, runs }));
   if (want("tail")) {
     rows.push(await benchTail(data, { log, runs }));
     if (values["cpu-prof"]) {
@@ -159,8 +166,9 @@ async function main(): Promise<void> {
   }
   // The same tail run with and without a signed hash chain on the log sink.
   if (want("integrity")) rows.push(await integrityRow(data, { log, runs }));
-  const needLines = want("webhook") || want("memory") || want("latency") || want("diskbuffer");
+  const needLines = want("cpu") || want("webhook") || want("memory") || want("latency") || want("diskbuffer");
   const lines = needLines ? await readLines(data.path) : [];
+  if (want("cpu")) rows.push(await benchCpuWebhook(lines, { log, runs }));
   if (want("webhook")) {
     rows.push(await benchWebhook(lines, { log, runs }));
     if (values["cpu-prof"]) {

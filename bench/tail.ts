@@ -16,6 +16,7 @@ import {
   num,
   outSinkYaml,
   poll,
+  procCpuSeconds,
   type Row,
   runJson,
   sample,
@@ -25,7 +26,8 @@ import {
   throughputRow,
 } from "./lib.ts";
 
-const FLOOR = new URL("./floor_tail.ts", import.meta.url).pathname;
+/** The floor's script, for the CPU benchmark too. */
+export const FLOOR: string = new URL("./floor_tail.ts", import.meta.url).pathname;
 
 /** Options of {@linkcode benchTail}. */
 export interface TailOptions {
@@ -44,6 +46,8 @@ export interface TailRun {
   readonly dropped: Record<string, number>;
   readonly outputBytes: number;
   readonly complete: boolean;
+  /** The daemon's CPU seconds (user + system) when it had accounted for every event. */
+  readonly cpuSeconds: number;
 }
 
 /** Runs the daemon over `data` once; exported for profiling runs. */
@@ -90,6 +94,7 @@ ${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
       }
       return undefined;
     }, { everyMs: 250, timeoutMs: 600_000, what: "the tail run to finish" });
+    const cpuSeconds = await procCpuSeconds(d.process.pid);
     const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
     const s = await scrape(port);
     const c = sinkCounts(s, "out");
@@ -103,6 +108,7 @@ ${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
       dropped: drops(s, "out"),
       outputBytes,
       complete,
+      cpuSeconds,
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});

@@ -6,7 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { BodyParts } from "../pipeline/body_parts.ts";
 import { decodeLine, decodeLineWhole } from "../pipeline/core/decode.ts";
+import { asEvent } from "../pipeline/core/event.ts";
 import { decodeLazyObject, hasValue } from "../pipeline/core/decode_fast.ts";
 import { isJson, jsonValueEnd } from "../pipeline/core/json_validate.ts";
 import { encodeEvent, jsonBytes } from "../pipeline/core/encode.ts";
@@ -331,4 +333,37 @@ Deno.test("lowering an event to Metadata drops its bodies without parsing them",
   // The input's bodies were never read.
   assert.ok(Object.getOwnPropertyDescriptor(env.event, "requestObject")!.get !== undefined);
   assert.ok(Object.getOwnPropertyDescriptor(env.event, "responseObject")!.get !== undefined);
+});
+
+Deno.test("EventList items decode on the fast path as JSON.parse decodes them, piece by piece", () => {
+  const r = new Rand(3);
+  let now = Date.UTC(2024, 4, 14, 9);
+  const lines: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    now += r.range(0, 3);
+    lines.push(clusterEvent(r, now, r.f() < 0.3).line);
+  }
+  // A body with items kube-apiserver would not write: the parts around them still decode.
+  lines.push(`${HEAD},"requestObject":${BODY},"level":"None"}`);
+  lines.push(`${HEAD},"requestObject":{"items":[{"level":"x"},{"level":"y"}]}${TAIL}`);
+  const items = lines.map((l) => `{${l.slice(PREFIX.length)}`);
+  const body = enc.encode(
+    `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${
+      items.join(",")
+    }]}`,
+  );
+  const parts = new BodyParts(body, 7);
+  const envelopes: Envelope[] = [];
+  for (let p; (p = parts.next()) !== null;) envelopes.push(...p.envelopes);
+  assert.equal(envelopes.length, items.length);
+  let lazy = 0;
+  for (let i = 0; i < items.length; i++) {
+    const whole: Envelope = { event: asEvent(JSON.parse(items[i])), item: enc.encode(items[i]) };
+    const d = Object.getOwnPropertyDescriptor(envelopes[i].event, "requestObject") ??
+      Object.getOwnPropertyDescriptor(envelopes[i].event, "responseObject");
+    if (d?.get) lazy++;
+    assert.equal(written(envelopes[i]), written(whole), items[i].slice(0, 100));
+    assert.equal(shape(envelopes[i].event), shape(whole.event), items[i].slice(0, 100));
+  }
+  assert.ok(lazy > 50, `only ${lazy} items were decoded lazily`);
 });

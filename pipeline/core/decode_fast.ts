@@ -82,10 +82,56 @@ export function hasValue(obj: object, key: string): boolean {
 }
 
 /**
+ * Finds a string in a text from positions that only grow (the items of one body, in order),
+ * searching each part of the text once: an item without bodies must not search the rest of
+ * a long body on every call.
+ *
+ * @example
+ * ```ts
+ * const finder = new Finder(body, ',"requestObject":');
+ * finder.next(itemStart); // first match at or after itemStart, or -1
+ * ```
+ */
+export class Finder {
+  #at = -2;
+  #from = 0;
+  constructor(readonly text: string, readonly needle: string) {}
+
+  /** The first index of the needle at or after `from`, or -1. */
+  next(from: number): number {
+    if (this.#at === -2 || from < this.#from || (this.#at >= 0 && this.#at < from)) {
+      this.#at = this.text.indexOf(this.needle, from);
+      this.#from = from;
+    }
+    return this.#at;
+  }
+}
+
+/** Finders of the two body keys in one text. */
+export interface BodyFinders {
+  readonly request: Finder;
+  readonly response: Finder;
+}
+
+/**
+ * Finders for the body keys of `text`.
+ *
+ * @example
+ * ```ts
+ * const finders = bodyFinders(text);
+ * decodeLazyObject(text, bytes, start, end, src, finders);
+ * ```
+ */
+export function bodyFinders(text: string): BodyFinders {
+  return { request: new Finder(text, REQUEST), response: new Finder(text, RESPONSE) };
+}
+
+/**
  * Decodes the JSON object `text[start, end)`, whose bytes are `bytes[start, end)` (the text
  * must be ASCII, so offsets agree), parsing all but its `requestObject` and
  * `responseObject`, which are validated and left to parse on first read from
- * `src`. Returns `null` when the object has no bodies, or is not in the shape this path
+ * `src`. `finders` (for many objects of one text, in order) save searching the whole text
+ * for every object. Returns `null` when the object has no bodies, or is not in the shape this path
  * handles, or is not valid JSON: the caller then parses it whole (and reports what is wrong).
  *
  * @example
@@ -100,10 +146,11 @@ export function decodeLazyObject(
   start: number,
   end: number,
   src: LazySource,
+  finders?: BodyFinders,
 ): Record<string, unknown> | null {
-  let head = text.indexOf(REQUEST, start);
+  let head = finders ? finders.request.next(start) : text.indexOf(REQUEST, start);
   if (head < 0 || head >= end) {
-    head = text.indexOf(RESPONSE, start);
+    head = finders ? finders.response.next(start) : text.indexOf(RESPONSE, start);
     if (head < 0 || head >= end) return null;
   }
   // A match inside a nested object leaves brackets open: the head does not parse.

@@ -5,7 +5,7 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer]
+ *                 [--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup]
  *                 [--cpu-prof DIR]
  * ```
  *
@@ -15,6 +15,9 @@
  *
  * `cpu` measures CPU per event as the slope between two data sizes (start-up cancels), for
  * tail and webhook, daemon and floor alternating (`cpu.ts`).
+ *
+ * `startup` times `main.ts --version`, `main.ts policy --help` and the daemon's first event
+ * (`startup.ts`).
  *
  * `integrity` runs the tail benchmark's daemon with and without `integrity` on its log sink,
  * alternating on the same data, and reports the ratio (goal: integrity costs ≤ 10%).
@@ -38,6 +41,7 @@ import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
 import { benchCpuTail, benchCpuWebhook } from "./cpu.ts";
+import { benchStartup } from "./startup.ts";
 
 const ALL = [
   "policy",
@@ -48,6 +52,7 @@ const ALL = [
   "memory",
   "latency",
   "diskbuffer",
+  "startup",
 ] as const;
 type Bench = (typeof ALL)[number];
 
@@ -119,7 +124,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer] [--cpu-prof DIR]",
+        "[--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup] [--cpu-prof DIR]",
     );
     return;
   }
@@ -151,6 +156,7 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   if (want("policy")) rows.push(await policyRow());
+  if (want("startup")) rows.push(await benchStartup({ log, runs }));
   if (want("cpu")) rows.push(await benchCpuTail(data, { log, runs }));
   if (want("tail")) {
     rows.push(await benchTail(data, { log, runs }));
@@ -166,7 +172,8 @@ async function main(): Promise<void> {
   }
   // The same tail run with and without a signed hash chain on the log sink.
   if (want("integrity")) rows.push(await integrityRow(data, { log, runs }));
-  const needLines = want("cpu") || want("webhook") || want("memory") || want("latency") || want("diskbuffer");
+  const needLines = want("cpu") || want("webhook") || want("memory") || want("latency") ||
+    want("diskbuffer");
   const lines = needLines ? await readLines(data.path) : [];
   if (want("cpu")) rows.push(await benchCpuWebhook(lines, { log, runs }));
   if (want("webhook")) {

@@ -160,7 +160,9 @@ export async function benchCpuWebhook(lines: readonly string[], opts: CpuOptions
     goal: "≥ 1.5× the ratio before (bench/README.md)",
     met: ratio >= 1.5 * WEBHOOK_RATIO_BEFORE,
     notes: [
-      `slope between ${num(smallBodies.events)} and ${num(largeBodies.events)} events; ${opts.runs} runs, medians; per-run ratios ${
+      `slope between ${num(smallBodies.events)} and ${
+        num(largeBodies.events)
+      } events; ${opts.runs} runs, medians; per-run ratios ${
         ratios.map((r) => r.toFixed(2)).join(", ")
       }; daemon ${spread(daemons, 0)}, floor ${spread(floors, 0)} events/CPU-s; ` +
       `senders share the machine but not the process measured`,

@@ -84,8 +84,8 @@ export class BodyParts {
   /** Decoded up front (any other body, or the rest of a list whose split failed). */
   #slices: Decoded[] = [];
   #viewsOfBody = false;
-  /** For the fast path of items with bodies (`decode_fast.ts`), when the text is ASCII. */
-  #finders: BodyFinders | null = null;
+  /** For the fast path of items with bodies (`decode_fast.ts`). */
+  #finders: BodyFinders | undefined;
 
   constructor(input: Uint8Array, readonly partSize: number = PART_SIZE) {
     // Invalid UTF-8 made valid as Go decodes it, so kept item bytes match the parsed events.
@@ -98,9 +98,10 @@ export class BodyParts {
       // Checks the header as the whole body would be checked (kind, apiVersion).
       decodeDocument(header);
       this.#pieces = found.items;
-      const ascii = this.#text.length === bytes.length;
-      this.#bytesOf = ascii ? found.items : byteRanges(this.#text, found.items);
-      if (ascii) this.#finders = bodyFinders(this.#text);
+      this.#bytesOf = this.#text.length === bytes.length
+        ? found.items
+        : byteRanges(this.#text, found.items);
+      this.#finders = bodyFinders(this.#text);
     } else {
       this.#slice(decodeWholeBody(this.#text, bytes));
       this.#viewsOfBody = true;
@@ -129,8 +130,10 @@ export class BodyParts {
     const src: LazySource = { bytes: this.#bytes, base: 0 };
     while (items.length < this.partSize && this.#piece < pieces.length) {
       const { start, end } = pieces[this.#piece];
-      let item: unknown = this.#finders && // ASCII: character and byte offsets agree
-        decodeLazyObject(this.#text, this.#bytes, start, end, src, this.#finders);
+      const b = this.#bytesOf[this.#piece];
+      // An ASCII item (as many bytes as characters): its offsets differ by a constant.
+      let item: unknown = b.end - b.start === end - start &&
+        decodeLazyObject(this.#text, this.#bytes, start, end, src, this.#finders, b.start - start);
       if (!item) {
         try {
           item = JSON.parse(this.#text.slice(start, end));

@@ -127,8 +127,8 @@ export function bodyFinders(text: string): BodyFinders {
 }
 
 /**
- * Decodes the JSON object `text[start, end)`, whose bytes are `bytes[start, end)` (the text
- * must be ASCII, so offsets agree), parsing all but its `requestObject` and
+ * Decodes the JSON object `text[start, end)`, whose bytes are `bytes[start + delta, end +
+ * delta)` (the object's text must be ASCII, so offsets agree but for `delta`), parsing all but its `requestObject` and
  * `responseObject`, which are validated and left to parse on first read from
  * `src`. `finders` (for many objects of one text, in order) save searching the whole text
  * for every object. Returns `null` when the object has no bodies, or is not in the shape this path
@@ -147,6 +147,7 @@ export function decodeLazyObject(
   end: number,
   src: LazySource,
   finders?: BodyFinders,
+  delta = 0,
 ): Record<string, unknown> | null {
   let head = finders ? finders.request.next(start) : text.indexOf(REQUEST, start);
   if (head < 0 || head >= end) {
@@ -165,15 +166,15 @@ export function decodeLazyObject(
   let at = head;
   if (text.startsWith(REQUEST, at)) {
     const from = at + REQUEST.length;
-    at = jsonValueEnd(bytes, from, end);
-    if (at < 0) return null;
-    defineLazy(obj, "requestObject", src, from, at);
+    at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
+    if (at < from) return null;
+    defineLazy(obj, "requestObject", src, from + delta, at + delta);
   }
   if (text.startsWith(RESPONSE, at)) {
     const from = at + RESPONSE.length;
-    at = jsonValueEnd(bytes, from, end);
-    if (at < 0) return null;
-    defineLazy(obj, "responseObject", src, from, at);
+    at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
+    if (at < from) return null;
+    defineLazy(obj, "responseObject", src, from + delta, at + delta);
   }
   // The rest: `}` (then only whitespace), or more members.
   if (at >= end) return null;

@@ -5,7 +5,7 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup]
+ *                 [--only decode,cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup]
  *                 [--cpu-prof DIR]
  * ```
  *
@@ -15,6 +15,9 @@
  *
  * `cpu` measures CPU per event as the slope between two data sizes (start-up cancels), for
  * tail and webhook, daemon and floor alternating (`cpu.ts`).
+ *
+ * `decode` compares, in process, decode → policy → bytes with and without the fast decode
+ * path (`decode.ts`).
  *
  * `startup` times `main.ts --version`, `main.ts policy --help` and the daemon's first event
  * (`startup.ts`).
@@ -42,9 +45,11 @@ import { benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
 import { benchCpuTail, benchCpuWebhook } from "./cpu.ts";
 import { benchStartup } from "./startup.ts";
+import { benchDecode } from "./decode.ts";
 
 const ALL = [
   "policy",
+  "decode",
   "cpu",
   "tail",
   "integrity",
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup] [--cpu-prof DIR]",
+        "[--only decode,cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,startup] [--cpu-prof DIR]",
     );
     return;
   }
@@ -157,6 +162,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   if (want("policy")) rows.push(await policyRow());
   if (want("startup")) rows.push(await benchStartup({ log, runs }));
+  if (want("decode")) rows.push(await benchDecode(data, { log, runs }));
   if (want("cpu")) rows.push(await benchCpuTail(data, { log, runs }));
   if (want("tail")) {
     rows.push(await benchTail(data, { log, runs }));

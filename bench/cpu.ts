@@ -76,9 +76,9 @@ export async function benchCpuTail(data: DataFile, opts: CpuOptions): Promise<Ro
   const ratios: number[] = [];
   for (let i = 0; i < opts.runs; i++) {
     const f0 = await floorTail(small);
-    const d0 = await tailDaemonRun(small, { log: opts.log });
+    const d0 = await tailDaemonRun(small, { log: opts.log, pollMs: 1000 });
     const f1 = await floorTail(data);
-    const d1 = await tailDaemonRun(data, { log: opts.log });
+    const d1 = await tailDaemonRun(data, { log: opts.log, pollMs: 1000 });
     if (!d0.complete || !d1.complete) throw new Error("cpu tail: the daemon did not finish");
     const f = slopeUs({ events: small.events, cpu: f0 }, { events: data.events, cpu: f1 });
     const d = slopeUs({ events: small.events, cpu: d0.cpuSeconds }, {

@@ -30,8 +30,11 @@ function validateLines(chunk: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(verdicts);
 }
 
-// Worker side: validate what comes, answer with the verdicts.
-if (!import.meta.main) {
+// Worker side (import.meta.main is true in a worker's entry module too: the name tells):
+// validate what comes, answer with the verdicts.
+const WORKER_NAME = "auditpipe-bench-validate";
+const inWorker = (globalThis as { name?: string }).name === WORKER_NAME;
+if (inWorker) {
   const self = globalThis as unknown as {
     onmessage: (e: MessageEvent<Uint8Array<ArrayBuffer>>) => void;
     postMessage: (m: Uint8Array, t: Transferable[]) => void;
@@ -65,7 +68,7 @@ async function main(): Promise<void> {
   const data = await ensureData({ seed: 1, sizeMb: Number(values["size-mb"]) });
   const bytes = await Deno.readFile(data.path);
   const runs = Number(values.runs);
-  const worker = new Worker(import.meta.url, { type: "module" });
+  const worker = new Worker(import.meta.url, { type: "module", name: WORKER_NAME });
   const inThread: { cpu: number; wall: number }[] = [];
   const onWorker: { cpu: number; wall: number }[] = [];
   for (let r = 0; r < runs; r++) {
@@ -129,4 +132,4 @@ async function main(): Promise<void> {
   }));
 }
 
-if (import.meta.main) await main();
+if (import.meta.main && !inWorker) await main();

@@ -12,7 +12,6 @@
  * @module
  */
 import { parseCommandLine, usageError } from "./cli/args.ts";
-import { runDaemon } from "./cli/run.ts";
 import { VERSION } from "./cli/version.ts";
 import { writePidFile } from "./cli/pid_file.ts";
 import type { LogLevel } from "./pipeline/core/log.ts";
@@ -110,6 +109,8 @@ export async function main(args: string[]): Promise<number> {
     }
   }
   try {
+    // Loaded here, so `--version`, `--help` and the tools never load the daemon's modules.
+    const { runDaemon } = await import("./cli/run.ts");
     return await runDaemon({
       config: values.config,
       check: values.check,

@@ -4,9 +4,10 @@
  * `JSON.parse`s each one and writes the lines back out, one write per read. No policy, no
  * streams, no acks: whatever auditpipe does beyond this is its overhead.
  *
- * Usage: `deno run -A bench/floor_tail.ts IN OUT`; prints `{"events","bytes","seconds"}`,
+ * Usage: `deno run -A bench/floor_tail.ts IN OUT`; prints `{"events","bytes","seconds","cpu"}`,
  * timed from opening the input to closing the output (the process start is not counted, as
- * it is not for the daemon).
+ * it is not for the daemon); `cpu` is the process's CPU seconds (user + system) at the end,
+ * start-up included (the CPU benchmark takes the slope between two sizes, so it cancels).
  *
  * @module
  */
@@ -47,4 +48,7 @@ for (;;) {
 input.close();
 output.close();
 const seconds = (performance.now() - started) / 1000;
-console.log(JSON.stringify({ events, parsed, bytes, seconds }));
+const stat = await Deno.readTextFile("/proc/self/stat");
+const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+const cpu = (Number(f[11]) + Number(f[12])) / 100;
+console.log(JSON.stringify({ events, parsed, bytes, seconds, cpu }));

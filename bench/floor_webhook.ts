@@ -5,7 +5,8 @@
  * arrival order) and answer once they are written, as auditpipe's blocking mode does.
  *
  * Usage: `deno run -A bench/floor_webhook.ts OUT`; prints `{"port":N}` on stdout once
- * listening, and `{"events":N}` when it gets SIGTERM, then exits.
+ * listening, and `{"events":N,"cpu":S}` when it gets SIGTERM, then exits (`cpu`: the process's
+ * CPU seconds, user + system, start-up included).
  *
  * @module
  */
@@ -43,6 +44,9 @@ Deno.addSignalListener("SIGTERM", async () => {
   await server.shutdown();
   await queue;
   output.close();
-  console.log(JSON.stringify({ events }));
+  const stat = await Deno.readTextFile("/proc/self/stat");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpu = (Number(f[11]) + Number(f[12])) / 100;
+  console.log(JSON.stringify({ events, cpu }));
   Deno.exit(0);
 });

@@ -42,6 +42,7 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Starts the daemon on `yaml` (written into a fresh temp folder as `pipeline.yaml`), with
  * extra Deno flags (e.g. `--cpu-prof`) placed before the entry point as `deno run` wants.
+ * `AUDITPIPE_BENCH_ENTRY` names another `main.ts` to start instead (an older checkout).
  */
 export async function daemon(
   yaml: (dir: string) => string,
@@ -50,6 +51,8 @@ export async function daemon(
   return await startDaemon(yaml, {
     dir: opts.dir,
     permissions: ["-A", ...(opts.denoFlags ?? [])],
+    // Another checkout's main.ts, to compare two versions of the daemon on the same machine.
+    entry: Deno.env.get("AUDITPIPE_BENCH_ENTRY") || undefined,
   });
 }
 
@@ -248,6 +251,22 @@ export async function runJson<T>(script: string, args: string[]): Promise<T> {
   }).output();
   if (!out.success) throw new Error(`${script} exited ${out.code}`);
   return JSON.parse(new TextDecoder().decode(out.stdout)) as T;
+}
+
+/**
+ * CPU seconds (user + system, every thread) a process has used so far, from
+ * `/proc/<pid>/stat` (`"self"` for this process), in clock ticks of 10 ms. Linux only.
+ *
+ * @example
+ * ```ts
+ * const cpu = await procCpuSeconds(child.pid);
+ * ```
+ */
+export async function procCpuSeconds(pid: number | "self"): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) start at field 3, state.
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime; USER_HZ is 100 on Linux
 }
 
 /** Writes all of `bytes` to `file` (a single write may be partial). */

@@ -5,13 +5,22 @@
  *
  * ```
  * deno task bench [--size-mb N] [--seed S] [--runs N]
- *                 [--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats]
- *                 [--cpu-prof DIR] [--backlog-mb N]
+ *                 [--only decode,cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,nats,
+ *                  startup] [--cpu-prof DIR] [--backlog-mb N]
  * ```
  *
  * `--runs N` (default 5) repeats the throughput and memory measurements (floor and daemon
  * alternating) and reports medians; latency runs min(N, 3) times per fsync setting, 15 s
  * each, and reports the median p99.
+ *
+ * `cpu` measures CPU per event as the slope between two data sizes (start-up cancels), for
+ * tail and webhook, daemon and floor alternating (`cpu.ts`).
+ *
+ * `decode` compares, in process, decode → policy → bytes with and without the fast decode
+ * path (`decode.ts`).
+ *
+ * `startup` times `main.ts --version`, `main.ts policy --help` and the daemon's first event
+ * (`startup.ts`).
  *
  * `integrity` runs the tail benchmark's daemon with and without `integrity` on its log sink,
  * alternating on the same data, and reports the ratio (goal: integrity costs ≤ 10%).
@@ -39,9 +48,14 @@ import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { benchDiskBacklog, benchDiskBuffer, benchDiskE2e } from "./diskbuffer.ts";
 import { integrityRow } from "./integrity.ts";
 import { benchNats } from "./nats.ts";
+import { benchCpuTail, benchCpuWebhook } from "./cpu.ts";
+import { benchStartup } from "./startup.ts";
+import { benchDecode } from "./decode.ts";
 
 const ALL = [
   "policy",
+  "decode",
+  "cpu",
   "tail",
   "integrity",
   "webhook",
@@ -49,6 +63,7 @@ const ALL = [
   "latency",
   "diskbuffer",
   "nats",
+  "startup",
 ] as const;
 type Bench = (typeof ALL)[number];
 
@@ -121,8 +136,8 @@ async function main(): Promise<void> {
   if (values.help) {
     console.log(
       "deno task bench [--size-mb N] [--seed S] [--runs N] " +
-        "[--only tail,integrity,webhook,memory,latency,policy,diskbuffer,nats] [--cpu-prof DIR] " +
-        "[--backlog-mb N]",
+        "[--only decode,cpu,tail,integrity,webhook,memory,latency,policy,diskbuffer,nats,startup] " +
+        "[--cpu-prof DIR] [--backlog-mb N]",
     );
     return;
   }
@@ -154,6 +169,9 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   if (want("policy")) rows.push(await policyRow());
+  if (want("startup")) rows.push(await benchStartup({ log, runs }));
+  if (want("decode")) rows.push(await benchDecode(data, { log, runs }));
+  if (want("cpu")) rows.push(await benchCpuTail(data, { log, runs }));
   if (want("tail")) {
     rows.push(await benchTail(data, { log, runs }));
     if (values["cpu-prof"]) {
@@ -168,8 +186,10 @@ async function main(): Promise<void> {
   }
   // The same tail run with and without a signed hash chain on the log sink.
   if (want("integrity")) rows.push(await integrityRow(data, { log, runs }));
-  const needLines = want("webhook") || want("memory") || want("latency") || want("diskbuffer");
+  const needLines = want("cpu") || want("webhook") || want("memory") || want("latency") ||
+    want("diskbuffer");
   const lines = needLines ? await readLines(data.path) : [];
+  if (want("cpu")) rows.push(await benchCpuWebhook(lines, { log, runs }));
   if (want("webhook")) {
     rows.push(await benchWebhook(lines, { log, runs }));
     if (values["cpu-prof"]) {

@@ -16,6 +16,7 @@ import {
   num,
   outSinkYaml,
   poll,
+  procCpuSeconds,
   type Row,
   runJson,
   sample,
@@ -25,7 +26,8 @@ import {
   throughputRow,
 } from "./lib.ts";
 
-const FLOOR = new URL("./floor_tail.ts", import.meta.url).pathname;
+/** The floor's script, for the CPU benchmark too. */
+export const FLOOR: string = new URL("./floor_tail.ts", import.meta.url).pathname;
 
 /** Options of {@linkcode benchTail}. */
 export interface TailOptions {
@@ -35,6 +37,12 @@ export interface TailOptions {
   readonly log: (msg: string) => void;
   /** Sign the output (`integrity.signingKey`), to measure what that costs. */
   readonly signingKey?: string;
+  /**
+   * How often `/metrics` is polled for completion (default 250 ms). Each scrape costs the
+   * daemon CPU (prom-client computes the event-loop-delay statistics on every scrape), so
+   * the CPU benchmark polls every second, nearer what a Prometheus server costs it.
+   */
+  readonly pollMs?: number;
 }
 
 /** What one daemon run measured. */
@@ -44,6 +52,8 @@ export interface TailRun {
   readonly dropped: Record<string, number>;
   readonly outputBytes: number;
   readonly complete: boolean;
+  /** The daemon's CPU seconds (user + system) when it had accounted for every event. */
+  readonly cpuSeconds: number;
 }
 
 /** Runs the daemon over `data` once; exported for profiling runs. */
@@ -89,7 +99,8 @@ ${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
         return true; // stalled: report what was done
       }
       return undefined;
-    }, { everyMs: 250, timeoutMs: 600_000, what: "the tail run to finish" });
+    }, { everyMs: opts.pollMs ?? 250, timeoutMs: 600_000, what: "the tail run to finish" });
+    const cpuSeconds = await procCpuSeconds(d.process.pid);
     const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
     const s = await scrape(port);
     const c = sinkCounts(s, "out");
@@ -103,6 +114,7 @@ ${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
       dropped: drops(s, "out"),
       outputBytes,
       complete,
+      cpuSeconds,
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});

@@ -18,6 +18,7 @@ import {
   lineToItem,
   num,
   outSinkYaml,
+  procCpuSeconds,
   type Row,
   scrape,
   sinkCounts,
@@ -90,7 +91,10 @@ async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<un
   }
 }
 
-async function floorRun(b: Bodies): Promise<{ seconds: number; failed: number; events: number }> {
+/** One floor run over `b`: its time, failed posts, events and CPU seconds (start-up included). */
+export async function floorRun(
+  b: Bodies,
+): Promise<{ seconds: number; failed: number; events: number; cpuSeconds: number }> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", FLOOR, `${dir}/out.log`],
@@ -104,9 +108,9 @@ async function floorRun(b: Bodies): Promise<{ seconds: number; failed: number; e
     await sleep(300);
     const r = await send(`http://127.0.0.1:${port}/`, b);
     child.kill("SIGTERM");
-    const { events } = (await out.next()).value as { events: number };
+    const { events, cpu } = (await out.next()).value as { events: number; cpu: number };
     await child.status;
-    return { ...r, events };
+    return { ...r, events, cpuSeconds: cpu };
   } finally {
     try {
       child.kill("SIGKILL");
@@ -124,6 +128,8 @@ export async function daemonRun(b: Bodies, cpuProfDir?: string): Promise<{
   failed: number;
   counts: ReturnType<typeof sinkCounts>;
   dropped: Record<string, number>;
+  /** The daemon's CPU seconds (user + system) after the last answer, start-up included. */
+  cpuSeconds: number;
 }> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-webhook-" });
   const d = await daemon(() => `
@@ -141,9 +147,10 @@ ${outSinkYaml(`${dir}/out.log`)}`, {
     const ops = await d.opsPort();
     await sleep(300);
     const run = await send(`http://127.0.0.1:${port}/audit`, b);
+    const cpuSeconds = await procCpuSeconds(d.process.pid);
     const s = await scrape(ops);
     await d.stop("SIGTERM");
-    return { ...run, counts: sinkCounts(s, "out"), dropped: drops(s, "out") };
+    return { ...run, counts: sinkCounts(s, "out"), dropped: drops(s, "out"), cpuSeconds };
   } finally {
     await d.stop("SIGKILL").catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});

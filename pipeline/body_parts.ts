@@ -6,7 +6,8 @@
  * parsing itself. Pieces of {@linkcode PART_SIZE} events die young.
  *
  * kube-apiserver's compact `EventList`s are split on item starts (`compactItemRanges`) and
- * each item is parsed on its own; any other shape is parsed whole up front and handed out in
+ * each item is parsed on its own, its request and response bodies only validated and left to
+ * parse on first read (`decode_fast.ts`); any other shape is parsed whole up front and handed out in
  * pieces all the same.
  *
  * @module
@@ -22,6 +23,12 @@ import {
 } from "./core/decode.ts";
 import { compactItemRanges, type ItemRange, itemRanges } from "./core/scan.ts";
 import { decodeUtf8 } from "./core/utf8.ts";
+import {
+  type BodyFinders,
+  bodyFinders,
+  decodeLazyObject,
+  type LazySource,
+} from "./core/decode_fast.ts";
 
 /**
  * Events per piece: about what one 64 KiB read of an audit.log holds.
@@ -77,6 +84,8 @@ export class BodyParts {
   /** Decoded up front (any other body, or the rest of a list whose split failed). */
   #slices: Decoded[] = [];
   #viewsOfBody = false;
+  /** For the fast path of items with bodies (`decode_fast.ts`). */
+  #finders: BodyFinders | undefined;
 
   constructor(input: Uint8Array, readonly partSize: number = PART_SIZE) {
     // Invalid UTF-8 made valid as Go decodes it, so kept item bytes match the parsed events.
@@ -92,6 +101,7 @@ export class BodyParts {
       this.#bytesOf = this.#text.length === bytes.length
         ? found.items
         : byteRanges(this.#text, found.items);
+      this.#finders = bodyFinders(this.#text);
     } else {
       this.#slice(decodeWholeBody(this.#text, bytes));
       this.#viewsOfBody = true;
@@ -116,14 +126,22 @@ export class BodyParts {
     const offset = this.#piece;
     const items: unknown[] = [];
     const ranges: ItemRange[] = [];
+    // Bodies left unparsed read from the body until the piece has a buffer of its own.
+    const src: LazySource = { bytes: this.#bytes, base: 0 };
     while (items.length < this.partSize && this.#piece < pieces.length) {
-      let item: unknown;
-      try {
-        item = JSON.parse(this.#text.slice(pieces[this.#piece].start, pieces[this.#piece].end));
-      } catch {
-        // Cut at a `},{"level":"` inside an event: the rest is decoded the slow way.
-        this.#decodeRest();
-        break;
+      const { start, end } = pieces[this.#piece];
+      const b = this.#bytesOf[this.#piece];
+      // An ASCII item (as many bytes as characters): its offsets differ by a constant.
+      let item: unknown = b.end - b.start === end - start &&
+        decodeLazyObject(this.#text, this.#bytes, start, end, src, this.#finders, b.start - start);
+      if (!item) {
+        try {
+          item = JSON.parse(this.#text.slice(start, end));
+        } catch {
+          // Cut at a `},{"level":"` inside an event: the rest is decoded the slow way.
+          this.#decodeRest();
+          break;
+        }
       }
       items.push(item);
       ranges.push(this.#bytesOf[this.#piece++]);
@@ -135,6 +153,8 @@ export class BodyParts {
     // bytes at most, never the whole body.
     const from = ranges[0].start;
     const piece = this.#bytes.slice(from, ranges[ranges.length - 1].end);
+    src.bytes = piece;
+    src.base = from;
     const local = ranges.map((r) => ({
       start: r.start - from,
       end: r.end - from,

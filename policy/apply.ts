@@ -9,6 +9,7 @@
  */
 import { type Event, levelRank, LEVELS } from "../pipeline/core/event.ts";
 import type { PolicyResult } from "./result.ts";
+import { hasValue } from "../pipeline/core/decode_fast.ts";
 
 const REQUEST = levelRank("Request");
 const REQUEST_RESPONSE = levelRank("RequestResponse");
@@ -92,27 +93,53 @@ export function applyPolicy(
   if (result.level === "None") return "policy";
   const have = levelRank(event.level);
   const target = Math.min(have, levelRank(result.level));
-  const dropRequest = target < REQUEST && event.requestObject !== undefined;
-  const dropResponse = target < REQUEST_RESPONSE && event.responseObject !== undefined;
-  let request = event.requestObject;
-  let response = event.responseObject;
+  // Whether a body is there, without parsing one the decoder left to parse on first read.
+  const dropRequest = target < REQUEST && hasValue(event, "requestObject");
+  const dropResponse = target < REQUEST_RESPONSE && hasValue(event, "responseObject");
+  let request: unknown = undefined;
+  let response: unknown = undefined;
+  let requestChanged = false;
+  let responseChanged = false;
   if (result.omitManagedFields) {
     // A patch body is the raw patch the client sent, which kube-apiserver logs untouched.
-    if (!dropRequest && event.verb !== "patch") request = stripManagedFields(request);
-    if (!dropResponse) response = stripManagedFields(response);
+    if (!dropRequest && event.verb !== "patch") {
+      request = stripManagedFields(event.requestObject);
+      requestChanged = request !== event.requestObject;
+    }
+    if (!dropResponse) {
+      response = stripManagedFields(event.responseObject);
+      responseChanged = response !== event.responseObject;
+    }
   }
-  if (
-    target === have && !dropRequest && !dropResponse && request === event.requestObject &&
-    response === event.responseObject
-  ) {
+  if (target === have && !dropRequest && !dropResponse && !requestChanged && !responseChanged) {
     return event;
   }
-  const out: Event = { ...event };
+  const out = copyWithout(event, dropRequest, dropResponse);
   // An event already at None stays there: the policy never raises a level.
   if (target < have) out.level = LEVELS[target];
-  if (dropRequest) delete out.requestObject;
-  else if (request !== event.requestObject) out.requestObject = request;
-  if (dropResponse) delete out.responseObject;
-  else if (response !== event.responseObject) out.responseObject = response;
+  if (requestChanged) out.requestObject = request;
+  if (responseChanged) out.responseObject = response;
   return out;
+}
+
+/** A shallow copy of `event` in its key order, without the bodies to drop (never read). */
+function copyWithout(event: Event, dropRequest: boolean, dropResponse: boolean): Event {
+  if (!dropRequest && !dropResponse) return { ...event };
+  const from = event as unknown as Obj;
+  const out: Obj = {};
+  for (const key of Object.keys(from)) {
+    if ((dropRequest && key === "requestObject") || (dropResponse && key === "responseObject")) {
+      continue;
+    }
+    // As spreading defines it: an own "__proto__" key stays a key, not the prototype.
+    if (key === "__proto__") {
+      Object.defineProperty(out, key, {
+        value: from[key],
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } else out[key] = from[key];
+  }
+  return out as unknown as Event;
 }

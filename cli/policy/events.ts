@@ -10,7 +10,7 @@ import {
   type Decoded,
   decodeDocument,
   DecodeError,
-  decodeLine,
+  decodeLineWhole,
   envelopesOf,
   type Rejected,
 } from "../../pipeline/core/decode.ts";
@@ -138,7 +138,7 @@ export class EventDecoder {
     // A one-line v1 event keeps its bytes, so apply writes it as it came.
     if (!multiline) {
       try {
-        return decodeLine(bytes);
+        return decodeLineWhole(bytes);
       } catch (err) {
         if (!(err instanceof DecodeError)) throw err;
         return this.#azureValue(bytes, err);

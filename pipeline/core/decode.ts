@@ -10,6 +10,7 @@ import type { Envelope } from "./envelope.ts";
 import { isTopLevelLine } from "./encode.ts";
 import { type ItemRange, itemRanges } from "./scan.ts";
 import { decodeUtf8 } from "./utf8.ts";
+import { decodeLazyObject } from "./decode_fast.ts";
 
 /** An input item that is not a valid event. */
 export interface Rejected {
@@ -170,7 +171,8 @@ export function attachItemBytes(
  * Decodes one line of an audit log (without its line end). A line that is a top-level v1
  * Event keeps its bytes as `raw`, so JSON sinks write it unchanged; bytes that are not valid
  * UTF-8 are replaced by U+FFFD first, as Go decodes them (see `toWellFormedUtf8`). A line holding an
- * `EventList` or array yields all its items. Throws {@linkcode DecodeError} for a line that is
+ * `EventList` or array yields all its items. Request and response bodies of a top-level line
+ * are parsed only when read (see `decode_fast.ts`). Throws {@linkcode DecodeError} for a line that is
  * not JSON or not an event container; returns rejected items otherwise.
  *
  * @example
@@ -180,6 +182,33 @@ export function attachItemBytes(
  */
 export function decodeLine(input: Uint8Array): Decoded {
   const { text, bytes: line } = decodeUtf8(input);
+  // ASCII text (offsets of text and bytes agree), as kube-apiserver writes nearly every line.
+  if (text.length === line.length && isTopLevelLine(line)) {
+    const doc = decodeLazyObject(text, line, 0, line.length, { bytes: line, base: 0 });
+    if (doc !== null) {
+      const problem = eventProblem(doc);
+      if (problem !== null) throw new DecodeError(`not an event: ${problem}`);
+      return { envelopes: [{ event: asEvent(doc), raw: line }], rejected: [] };
+    }
+  }
+  return decodeParsedLine(text, line);
+}
+
+/**
+ * {@linkcode decodeLine} without its fast path: the whole line through `JSON.parse`. The
+ * reference the fast path is tested against.
+ *
+ * @example
+ * ```ts
+ * const { envelopes } = decodeLineWhole(new TextEncoder().encode(line));
+ * ```
+ */
+export function decodeLineWhole(input: Uint8Array): Decoded {
+  const { text, bytes } = decodeUtf8(input);
+  return decodeParsedLine(text, bytes);
+}
+
+function decodeParsedLine(text: string, line: Uint8Array): Decoded {
   let doc: unknown;
   try {
     doc = JSON.parse(text);

@@ -1,0 +1,198 @@
+/**
+ * The fast path of decoding one event object: everything but its request and response
+ * bodies is parsed; the bodies are only checked (`json_validate.ts`) and parsed the first
+ * time something reads them. kube-apiserver writes `requestObject` and `responseObject`
+ * after every field a policy reads (Go field order: `level`, `auditID`, `stage`,
+ * `requestURI`, `verb`, `user`, `impersonatedUser`, `sourceIPs`, `userAgent`, `objectRef`,
+ * `responseStatus`, then the bodies, then the timestamps and `annotations`), and the bodies
+ * are most of an event's bytes; an event the policy keeps unchanged is written from its
+ * original bytes, and one it lowers to `Metadata` drops them, so most bodies are never built.
+ *
+ * The object is the one `JSON.parse` would give, key for key and in the same order; the
+ * bodies are accessor properties (enumerable, configurable) that parse on first read and
+ * replace themselves with plain values, so `JSON.stringify`, spreading and assignment see
+ * what they would have. Anything outside the shape this path knows (text that is not
+ * ASCII, whitespace around the bodies, a body key out of place or repeated, a key written
+ * with escapes) returns `null`, and the caller parses the whole text as before.
+ *
+ * @module
+ */
+import { jsonValueEnd } from "./json_validate.ts";
+
+const REQUEST = ',"requestObject":';
+const RESPONSE = ',"responseObject":';
+const decoder = new TextDecoder();
+
+/**
+ * Where the bytes of lazily parsed bodies live: `bytes[i - base]` is the byte at offset `i`
+ * of the text the object was decoded from. The webhook source moves an event's bytes into a
+ * buffer of their own after decoding, and points this there.
+ *
+ * @example
+ * ```ts
+ * const src: LazySource = { bytes: line, base: 0 };
+ * ```
+ */
+export interface LazySource {
+  bytes: Uint8Array;
+  base: number;
+}
+
+function defineLazy(
+  obj: Record<string, unknown>,
+  key: string,
+  src: LazySource,
+  start: number,
+  end: number,
+): void {
+  const settle = (value: unknown) =>
+    Object.defineProperty(obj, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  Object.defineProperty(obj, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = JSON.parse(
+        decoder.decode(src.bytes.subarray(start - src.base, end - src.base)),
+      );
+      settle(value);
+      return value;
+    },
+    set: settle,
+  });
+}
+
+/**
+ * Whether `obj` has `key` with a value other than `undefined`, without parsing a lazy body
+ * (a lazy body is JSON, never `undefined`).
+ *
+ * @example
+ * ```ts
+ * if (hasValue(event, "requestObject")) dropRequest = true;
+ * ```
+ */
+export function hasValue(obj: object, key: string): boolean {
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  if (d === undefined) return false;
+  return d.get !== undefined || d.value !== undefined;
+}
+
+/**
+ * Finds a string in a text from positions that only grow (the items of one body, in order),
+ * searching each part of the text once: an item without bodies must not search the rest of
+ * a long body on every call.
+ *
+ * @example
+ * ```ts
+ * const finder = new Finder(body, ',"requestObject":');
+ * finder.next(itemStart); // first match at or after itemStart, or -1
+ * ```
+ */
+export class Finder {
+  #at = -2;
+  #from = 0;
+  constructor(readonly text: string, readonly needle: string) {}
+
+  /** The first index of the needle at or after `from`, or -1. */
+  next(from: number): number {
+    if (this.#at === -2 || from < this.#from || (this.#at >= 0 && this.#at < from)) {
+      this.#at = this.text.indexOf(this.needle, from);
+      this.#from = from;
+    }
+    return this.#at;
+  }
+}
+
+/** Finders of the two body keys in one text. */
+export interface BodyFinders {
+  readonly request: Finder;
+  readonly response: Finder;
+}
+
+/**
+ * Finders for the body keys of `text`.
+ *
+ * @example
+ * ```ts
+ * const finders = bodyFinders(text);
+ * decodeLazyObject(text, bytes, start, end, src, finders);
+ * ```
+ */
+export function bodyFinders(text: string): BodyFinders {
+  return { request: new Finder(text, REQUEST), response: new Finder(text, RESPONSE) };
+}
+
+/**
+ * Decodes the JSON object `text[start, end)`, whose bytes are `bytes[start + delta, end +
+ * delta)` (the object's text must be ASCII, so offsets agree but for `delta`), parsing all but its `requestObject` and
+ * `responseObject`, which are validated and left to parse on first read from
+ * `src`. `finders` (for many objects of one text, in order) save searching the whole text
+ * for every object. Returns `null` when the object has no bodies, or is not in the shape this path
+ * handles, or is not valid JSON: the caller then parses it whole (and reports what is wrong).
+ *
+ * @example
+ * ```ts
+ * const obj = decodeLazyObject(text, bytes, 0, text.length, { bytes, base: 0 });
+ * if (obj === null) fallBack(); // JSON.parse(text)
+ * ```
+ */
+export function decodeLazyObject(
+  text: string,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  src: LazySource,
+  finders?: BodyFinders,
+  delta = 0,
+): Record<string, unknown> | null {
+  let head = finders ? finders.request.next(start) : text.indexOf(REQUEST, start);
+  if (head < 0 || head >= end) {
+    head = finders ? finders.response.next(start) : text.indexOf(RESPONSE, start);
+    if (head < 0 || head >= end) return null;
+  }
+  // A match inside a nested object leaves brackets open: the head does not parse.
+  let obj: Record<string, unknown>;
+  try {
+    obj = JSON.parse(text.slice(start, head) + "}");
+  } catch {
+    return null;
+  }
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) return null;
+  if (Object.hasOwn(obj, "requestObject") || Object.hasOwn(obj, "responseObject")) return null;
+  let at = head;
+  if (text.startsWith(REQUEST, at)) {
+    const from = at + REQUEST.length;
+    at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
+    if (at < from) return null;
+    defineLazy(obj, "requestObject", src, from + delta, at + delta);
+  }
+  if (text.startsWith(RESPONSE, at)) {
+    const from = at + RESPONSE.length;
+    at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
+    if (at < from) return null;
+    defineLazy(obj, "responseObject", src, from + delta, at + delta);
+  }
+  // The rest: `}` (then only whitespace), or more members.
+  if (at >= end) return null;
+  const next = text.charCodeAt(at);
+  let rest: Record<string, unknown>;
+  try {
+    if (next === 0x7d) rest = JSON.parse("{" + text.slice(at, end));
+    else if (next === 0x2c && text.charCodeAt(at + 1) === 0x22) {
+      rest = JSON.parse("{" + text.slice(at + 1, end));
+    } else return null;
+  } catch {
+    return null;
+  }
+  for (const key in rest) {
+    // A body repeated, or a key assignment would not copy as JSON.parse defines it.
+    if (key === "requestObject" || key === "responseObject" || key === "__proto__") return null;
+    // Assignment keeps a repeated key where it first was, with the last value: as JSON.parse.
+    obj[key] = rest[key];
+  }
+  return obj;
+}

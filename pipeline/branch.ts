@@ -175,6 +175,9 @@ export class Branch {
 
   constructor(readonly spec: BranchSpec, readonly sink: Sink, readonly deps: BranchDeps) {
     const disk = diskBuffer(spec);
+    // Exported as capacities so a fill ratio needs no copy of the config (top, dashboards).
+    deps.stats.bufferCapacity = spec.mode === "batch" && !disk ? spec.batch.bufferSize : null;
+    deps.stats.diskMaxBytes = disk ? disk.maxBytes : null;
     // A disk branch is waited on as a blocking one: its acks settle when the events are on disk.
     this.blocking = spec.mode !== "batch" || disk !== undefined;
     // One chunk at the entry: in blocking mode the fan-out waits for room there. In batch

@@ -264,6 +264,24 @@ export function metricsRegistry(
     "Events a sink branch holds now: in its stages, buffer, batches and writes in progress, counted where they are (so received = written + dropped + this).",
     (s) => s.buffered,
   );
+  gauge(
+    "auditpipe_sink_buffer_capacity_events",
+    "Events a batch-mode sink's memory buffer holds at most (batch.bufferSize); beyond, events are dropped as buffer_full. Blocking and disk-buffered sinks have none.",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) {
+        if (s.bufferCapacity !== null) set({ sink: s.name }, s.bufferCapacity);
+      }
+    },
+  );
+  gauge(
+    "auditpipe_disk_buffer_max_bytes",
+    "A sink's disk buffer maxBytes: auditpipe_disk_buffer_bytes stays below it (then whenFull applies).",
+    ["sink"],
+    (set) => {
+      for (const s of sinks()) if (s.diskMaxBytes !== null) set({ sink: s.name }, s.diskMaxBytes);
+    },
+  );
   perSink(
     counter,
     "auditpipe_sink_throttle_wait_seconds_total",

@@ -23,6 +23,11 @@ sources:
 sinks:
   - type: log
     path: ${dir}/out.log
+    mode: batch
+  - type: log
+    name: remote
+    path: ${dir}/remote.log
+    buffer: {type: disk, path: ${dir}/buffer}
 server:
   listen: 127.0.0.1:0
 `;

@@ -124,6 +124,9 @@ sinks:
     path: ${dir}/out.log
     integrity: {signingKey: signing.key, checkpointEvery: {events: 1, interval: 1s}}
     buffer: {type: disk, path: ${dir}/buffer}
+  - type: stdout
+    name: console
+    mode: batch
 server:
   listen: 127.0.0.1:0
 `;

@@ -126,6 +126,10 @@ auditpipe_sink_buffer_events{sink="siem-collector-in-the-other-datacenter-with-a
 auditpipe_disk_buffer_bytes{sink="siem-collector-in-the-other-datacenter-with-a-long-name"} 1048576
 auditpipe_disk_buffer_events{sink="siem-collector-in-the-other-datacenter-with-a-long-name"} 60
 auditpipe_disk_buffer_segments{sink="siem-collector-in-the-other-datacenter-with-a-long-name"} 2
+auditpipe_disk_buffer_max_bytes{sink="siem-collector-in-the-other-datacenter-with-a-long-name"} 4194304
+auditpipe_sink_buffer_capacity_events{sink="batch-to-a-slow-sink"} 10000
+auditpipe_sink_buffer_events{sink="batch-to-a-slow-sink"} 2500
+auditpipe_sink_events_total{sink="batch-to-a-slow-sink"} 2500
 auditpipe_disk_buffer_oldest_age_seconds{sink="siem-collector-in-the-other-datacenter-with-a-long-name"} 302
 auditpipe_config_reload_total{result="success"} 2
 auditpipe_config_reload_total{result="failure"} 1
@@ -164,7 +168,14 @@ Deno.test("view: sources, sinks, buffers, drops by reason and reloads from two s
     null,
   ]);
   assert.deepEqual([siem.dropped, siem.retries, siem.held], [100, 7, 60]);
-  assert.deepEqual(siem.disk, { bytes: 1048576, events: 60, segments: 2, oldestAgeSeconds: 302 });
+  assert.deepEqual(siem.disk, {
+    bytes: 1048576,
+    maxBytes: 4194304,
+    events: 60,
+    segments: 2,
+    oldestAgeSeconds: 302,
+  });
+  assert.deepEqual([local.capacity, siem.capacity, v.sinks[2].capacity], [null, null, 10000]);
   assert.deepEqual(v.drops, [{
     sink: "siem-collector-in-the-other-datacenter-with-a-long-name",
     reason: "retries_exhausted",
@@ -195,7 +206,9 @@ Deno.test("render: every line fits 80 columns with long names, which are cut wit
   assert.match(text, /^siem-collector-in-the-… +0\.0 +0\.0 +900 +100 +7 +-$/m);
   assert.match(text, /^local +300\.0 +290\.0 +1,290 +0 +0 +-$/m);
   assert.match(text, /^apiserver +300\.0 +1,300 +2 +0\.0 +- +-$/m);
-  assert.match(text, /^siem-collector-in-the-other… +60 +60 +1\.0MiB +2 +5m02s$/m);
+  // FILL: a disk buffer's bytes of its maxBytes; a batch memory buffer's events of bufferSize.
+  assert.match(text, /^siem-collector-in-the… +60 +25% +60 +1\.0MiB +2 +5m02s$/m);
+  assert.match(text, /^batch-to-a-slow-sink +2,500 +25% +- +- +- +-$/m);
   assert.match(text, /^siem-collector-in-the-other-datacenter-… retries_exhausted +100 +60\.0$/m);
   assert.match(text, /RELOADS +2 ok, 1 failed, last FAILED/);
   assert.match(text, /UNREACHABLE since 00:00:00: tcp connect error: Connection refused/);

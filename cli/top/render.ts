@@ -167,8 +167,16 @@ const SINK_COLUMNS: readonly Column<SinkRow>[] = [
   { title: "P99 SEND", width: 8, cell: (r) => latency(r.p99Seconds) },
 ];
 
+/** How full the buffer that overflows is: the disk buffer's bytes, else the memory buffer's events. */
+function fill(r: SinkRow): string {
+  const [used, max] = r.disk ? [r.disk.bytes, r.disk.maxBytes] : [r.held, r.capacity];
+  if (max === null || max <= 0) return "-";
+  return `${Math.min(100, Math.round((100 * used) / max))}%`;
+}
+
 const BUFFER_COLUMNS: readonly Column<SinkRow>[] = [
   { title: "HELD", width: 11, cell: (r) => count(r.held, 11) },
+  { title: "FILL", width: 5, cell: fill },
   { title: "ON DISK", width: 11, cell: (r) => r.disk ? count(r.disk.events, 11) : "-" },
   { title: "DISK SIZE", width: 9, cell: (r) => r.disk ? bytes(r.disk.bytes) : "-" },
   { title: "SEGMENTS", width: 8, cell: (r) => r.disk ? count(r.disk.segments, 8) : "-" },

@@ -33,11 +33,13 @@ export interface SourceRow {
  *
  * @example
  * ```ts
- * const d: DiskRow = { bytes: 4096, events: 10, segments: 1, oldestAgeSeconds: 3.5 };
+ * const d: DiskRow = { bytes: 4096, maxBytes: 1 << 30, events: 10, segments: 1, oldestAgeSeconds: 3.5 };
  * ```
  */
 export interface DiskRow {
   readonly bytes: number;
+  /** `buffer.maxBytes` (`auditpipe_disk_buffer_max_bytes`); null from a daemon without it. */
+  readonly maxBytes: number | null;
   readonly events: number;
   readonly segments: number;
   readonly oldestAgeSeconds: number;
@@ -48,7 +50,7 @@ export interface DiskRow {
  *
  * @example
  * ```ts
- * const row: SinkRow = { name: "local", inPerSec: 120, outPerSec: 120, received: 5400, written: 5400, dropped: 0, retries: 0, held: 0, p99Seconds: 0.002, disk: null };
+ * const row: SinkRow = { name: "local", inPerSec: 120, outPerSec: 120, received: 5400, written: 5400, dropped: 0, retries: 0, held: 0, capacity: 10000, p99Seconds: 0.002, disk: null };
  * ```
  */
 export interface SinkRow {
@@ -61,6 +63,8 @@ export interface SinkRow {
   readonly retries: number;
   /** Events the branch holds now (`auditpipe_sink_buffer_events`). */
   readonly held: number;
+  /** A batch branch's memory buffer size (`auditpipe_sink_buffer_capacity_events`), else null. */
+  readonly capacity: number | null;
   /** p99 of batch write durations over the last interval; null without writes in it. */
   readonly p99Seconds: number | null;
   readonly disk: DiskRow | null;
@@ -173,10 +177,16 @@ export function topView(
       dropped: total(m, "auditpipe_sink_dropped_total", s),
       retries: total(m, "auditpipe_sink_retries_total", s),
       held: total(m, "auditpipe_sink_buffer_events", s),
+      capacity: has(m, "auditpipe_sink_buffer_capacity_events", s)
+        ? total(m, "auditpipe_sink_buffer_capacity_events", s)
+        : null,
       p99Seconds: p99(before, after, "auditpipe_sink_send_duration_seconds", s),
       disk: has(m, "auditpipe_disk_buffer_bytes", s)
         ? {
           bytes: total(m, "auditpipe_disk_buffer_bytes", s),
+          maxBytes: has(m, "auditpipe_disk_buffer_max_bytes", s)
+            ? total(m, "auditpipe_disk_buffer_max_bytes", s)
+            : null,
           events: total(m, "auditpipe_disk_buffer_events", s),
           segments: total(m, "auditpipe_disk_buffer_segments", s),
           oldestAgeSeconds: total(m, "auditpipe_disk_buffer_oldest_age_seconds", s),

@@ -153,6 +153,13 @@ export class SinkStats {
   checkpoints: number | null = null;
   /** Lines in the sink's hash chain since it started. */
   chainLength = 0;
+  /**
+   * Events a `batch` branch's memory buffer holds at most (`batch.bufferSize`); null for
+   * blocking and disk-buffered branches, whose sources wait instead of overflowing it.
+   */
+  bufferCapacity: number | null = null;
+  /** A disk buffer's `maxBytes`; null without a disk buffer. */
+  diskMaxBytes: number | null = null;
 
   constructor(readonly name: string) {}
 

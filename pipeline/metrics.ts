@@ -212,6 +212,31 @@ export function metricsRegistry(
     "Tail checkpoint writes that failed; while the last one failed, /readyz fails.",
     (s) => s.checkpointErrors,
   );
+  // The NATS source's consumer, as last read (zeros for other sources, as the tail's are).
+  perSource(
+    gauge,
+    "auditpipe_nats_consumer_pending_messages",
+    "Messages in a NATS source's stream not yet delivered to its consumer (num_pending), as last read.",
+    (s) => s.nats.pending,
+  );
+  perSource(
+    gauge,
+    "auditpipe_nats_consumer_ack_pending_messages",
+    "Messages a NATS source's consumer delivered that are not acknowledged yet (num_ack_pending), as last read.",
+    (s) => s.nats.ackPending,
+  );
+  perSource(
+    gauge,
+    "auditpipe_nats_consumer_redelivered_messages",
+    "Messages awaiting their ack that a NATS source's consumer delivered more than once (num_redelivered), as last read.",
+    (s) => s.nats.redelivered,
+  );
+  perSource(
+    gauge,
+    "auditpipe_nats_consumer_last_delivered_timestamp_seconds",
+    "When JetStream stored the newest message a NATS source fetched, Unix seconds; 0 before the first.",
+    (s) => s.nats.lastDeliveredTimestamp,
+  );
   perSink(
     counter,
     "auditpipe_sink_events_total",

@@ -225,6 +225,28 @@ export class SinkStats {
 }
 
 /**
+ * A NATS source's JetStream consumer as last read: from a consumer info request every few
+ * seconds, and the delivery info of each fetched chunk. Zeros until the first reading (and
+ * for other sources); a failed reading keeps the last values.
+ *
+ * @example
+ * ```ts
+ * const s = new SourceStats("fanin");
+ * s.nats.pending = info.num_pending;
+ * ```
+ */
+export interface NatsConsumerStats {
+  /** Messages in the stream not yet delivered to the consumer (`num_pending`). */
+  pending: number;
+  /** Messages delivered and not yet acknowledged (`num_ack_pending`). */
+  ackPending: number;
+  /** Messages awaiting their ack that were delivered more than once (`num_redelivered`). */
+  redelivered: number;
+  /** When JetStream stored the newest message this source fetched, Unix seconds; 0: none. */
+  lastDeliveredTimestamp: number;
+}
+
+/**
  * What one source has seen.
  *
  * @example
@@ -249,6 +271,13 @@ export class SourceStats {
   checkpointErrors = 0;
   /** Seconds from a request's arrival to its answer (webhook sources), by status code. */
   readonly requestDurations: Durations = new Durations(DURATION_BUCKETS);
+  /** The consumer's lag (NATS sources). */
+  readonly nats: NatsConsumerStats = {
+    pending: 0,
+    ackPending: 0,
+    redelivered: 0,
+    lastDeliveredTimestamp: 0,
+  };
 
   constructor(readonly name: string) {}
 

@@ -28,8 +28,10 @@ import { errorText } from "../core/errors.ts";
 import { systemClock } from "../core/clock.ts";
 import { type PullStream, pullStream } from "./pull_stream.ts";
 import { type OpenConsumer, openConsumer } from "./nats_consumer.ts";
+import { ConsumerLag } from "./nats_lag.ts";
 
 export { NATS_ACK_WAIT, NATS_MAX_ACK_PENDING, natsConsumerConfig } from "./nats_consumer.ts";
+export { NATS_LAG_INTERVAL } from "./nats_lag.ts";
 
 /**
  * The config of a NATS source.
@@ -70,6 +72,8 @@ export interface NatsSourceDeps {
   readonly connectTimeout?: number;
   /** TLS and credentials for the connection. */
   readonly security?: NatsSecurity;
+  /** How often the consumer's lag is read for `stats.nats`, ms; default 5000. */
+  readonly lagInterval?: number;
 }
 
 /**
@@ -159,6 +163,8 @@ class NatsReader {
   readonly #invalidLog: RateLimitedLog;
   readonly #failedLog: RateLimitedLog;
   readonly #errorLog: RateLimitedLog;
+  /** Keeps `stats.nats` (the consumer's lag) up to date, off the data path. */
+  readonly #lag: ConsumerLag;
   /** Delays after fetches that failed without bringing anything. */
   readonly #fetchRetry = new Backoff({
     initialBackoff: RETRY_MIN,
@@ -195,6 +201,7 @@ class NatsReader {
       "a sink failed a chunk; its messages are nak'ed for redelivery",
     );
     this.#errorLog = new RateLimitedLog(this.#log, "NATS fetch failed; retrying", 1000, "error");
+    this.#lag = new ConsumerLag(deps.stats.nats, this.#log, deps.lagInterval);
     this.#stop.signal.addEventListener("abort", () => this.#roomWaiter?.(), { once: true });
     this.#setup = this.#connect();
     this.stream = pullStream({
@@ -251,6 +258,7 @@ class NatsReader {
     this.#consumer = open.consumer;
     this.#stats.ready = true;
     this.#startProgress(open.ackWaitMs);
+    this.#lag.start(open.consumer);
     this.#log.info("consuming from JetStream", { servers: this.#cfg.servers });
     return true;
   }
@@ -281,6 +289,7 @@ class NatsReader {
       return null;
     }
     this.#fetchRetry.reset();
+    this.#lag.delivered(msgs);
     const chunk = this.#chunk(msgs);
     // Fetching is two round trips to the server; started now, the next chunk's overlaps
     // the work downstream does on this one instead of following it. Only while another
@@ -433,6 +442,7 @@ class NatsReader {
     }
     await this.#drainAcks();
     clearInterval(this.#progressTimer);
+    this.#lag.stop();
     this.#invalidLog.flush();
     this.#failedLog.flush();
     this.#errorLog.flush();

@@ -32,16 +32,20 @@ import {
   sizeFrame,
   writeFrame,
 } from "./frame.ts";
-import { type Cursor, readCursor, writeCursor } from "./cursor.ts";
+import { type Cursor, writeCursor } from "./cursor.ts";
 import { syncDir } from "../core/atomic_file.ts";
-import { CURSOR_FILE, listSegments, segmentPath } from "./layout.ts";
-import { type Damage, scanSegment } from "./scan.ts";
+import { CURSOR_FILE, segmentPath } from "./layout.ts";
+import type { Damage } from "./scan.ts";
+import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
+import { type Segment, SegmentList } from "./segments.ts";
+import { ChangeSignal } from "./changes.ts";
 import { SegmentReader } from "./segment_reader.ts";
 import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
 import { join } from "node:path";
 
 export type { BufferRecord, DecodedRecord } from "./frame.ts";
+export type { Recovery } from "./recover.ts";
 
 /** How a disk buffer is opened. */
 export interface DiskBufferOptions {
@@ -89,26 +93,6 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
   /** Called for damage found after open (records skipped); see `readBatches`. */
   readonly onDamage?: (damage: SkippedDamage) => void;
-}
-
-/** What open found and repaired. */
-export interface Recovery {
-  /** Damaged regions cut off, by segment and offset. */
-  readonly damage: readonly Damage[];
-  /** Why the cursor file was unreadable (everything is then delivered again), if it was. */
-  readonly cursorInvalid?: string;
-  /** Undelivered records found. */
-  readonly events: number;
-}
-
-interface Segment {
-  readonly id: number;
-  /** Bytes of whole, committed records. */
-  size: number;
-  /** No more appends go to it. */
-  sealed: boolean;
-  /** The ordinal after its last record (ordinals count undelivered records since open). */
-  endOrdinal: number;
 }
 
 /**
@@ -218,7 +202,7 @@ export class DiskBuffer {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #faults: ((op: "write" | "fsync", path: string) => void) | undefined;
-  #segments: Segment[] = [];
+  readonly #segments: SegmentList;
   /**
    * The segment appended to: `written` is where its written bytes end (past `seg.size` while
    * commits are in flight); `pos` is the file's offset, when known.
@@ -254,7 +238,7 @@ export class DiskBuffer {
   #broken = false;
   #strays: string[] = [];
   #cursorChain: Promise<void> = Promise.resolve();
-  #changed = Promise.withResolvers<void>();
+  readonly #changes = new ChangeSignal();
   #closed = false;
   #lock: FolderLock | undefined;
   #recovery: Recovery;
@@ -265,7 +249,7 @@ export class DiskBuffer {
 
   private constructor(
     opts: DiskBufferOptions,
-    state: { segments: Segment[]; cursor: Cursor; nextId: number; recovery: Recovery },
+    state: Recovered,
   ) {
     this.#dir = opts.path;
     this.#maxBytes = opts.maxBytes;
@@ -275,7 +259,7 @@ export class DiskBuffer {
     this.#log = opts.logger ?? silentLogger;
     this.#now = opts.now ?? Date.now;
     this.#faults = opts.faults;
-    this.#segments = state.segments;
+    this.#segments = new SegmentList(state.segments);
     this.#cursor = state.cursor;
     this.#persisted = state.cursor;
     this.#nextId = state.nextId;
@@ -320,86 +304,18 @@ export class DiskBuffer {
     ) {
       throw new RangeError(`disk buffer ${dir}: segmentBytes must be a positive integer`);
     }
-    const log = opts.logger ?? silentLogger;
-    const io = async <T>(op: string, path: string, f: () => Promise<T>): Promise<T> => {
-      try {
-        return await f();
-      } catch (err) {
-        throw new DiskBufferError("io", op, path, "failed", { cause: err });
-      }
-    };
     await io("open", dir, () => Deno.mkdir(dir, { recursive: true }));
     // Released if opening fails below; the store holds it from the end of open to close.
     using held = new DisposableStack();
     const lock = held.adopt(await FolderLock.acquire(dir), (l) => l.release());
     opts.onLocked?.();
-    await io("open", dir, async () => {
-      try {
-        await Deno.remove(join(dir, `${CURSOR_FILE}.tmp`));
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    });
-    const read = await io("open", join(dir, CURSOR_FILE), () => readCursor(dir));
-    let cursor: Cursor = { segment: 0, offset: 0 };
-    let cursorInvalid: string | undefined;
-    if (read.kind === "ok") cursor = read.cursor;
-    if (read.kind === "invalid") {
-      cursorInvalid = read.reason;
-      log.warn("disk buffer cursor unreadable: delivering every record again", {
-        path: join(dir, CURSOR_FILE),
-        reason: read.reason,
-      });
-    }
-    const ids = await io("open", dir, () => listSegments(dir));
-    const segments: Segment[] = [];
-    const damage: Damage[] = [];
-    let events = 0, bytes = 0;
-    let oldest: number | undefined;
-    for (const id of ids) {
-      const path = segmentPath(dir, id);
-      if (id < cursor.segment) {
-        // Delivered; its deletion did not happen before a crash.
-        await io("delete", path, () => Deno.remove(path));
-        continue;
-      }
-      const from = id === cursor.segment ? cursor.offset : 0;
-      const scan = await io("scan", path, () => scanSegment(path, id, from));
-      if (scan.damage) {
-        damage.push(scan.damage);
-        log.warn("disk buffer segment damaged: cut off at the last intact record", {
-          path,
-          segment: id,
-          offset: scan.damage.offset,
-          bytes: scan.damage.bytes,
-          reason: scan.damage.reason,
-        });
-        await io("truncate", path, async () => {
-          const f = await Deno.open(path, { write: true });
-          try {
-            await f.truncate(scan.goodEnd);
-            await f.syncData();
-          } finally {
-            f.close();
-          }
-        });
-      }
-      events += scan.undelivered;
-      segments.push({ id, size: scan.goodEnd, sealed: true, endOrdinal: events });
-      bytes += scan.goodEnd;
-      oldest ??= scan.firstUndeliveredAt;
-    }
-    const last = segments.at(-1)?.id ?? 0;
-    const store = new DiskBuffer(opts, {
-      segments,
-      cursor,
-      nextId: Math.max(last, cursor.segment) + 1,
-      recovery: { damage, cursorInvalid, events },
-    });
-    store.stats.bytes = bytes;
-    store.stats.events = events;
-    store.stats.segments = segments.length;
-    store.stats.oldestUndeliveredAt = oldest;
+    const found = await recoverFolder(dir, opts.logger ?? silentLogger);
+    const store = new DiskBuffer(opts, found);
+    const damage = found.recovery.damage;
+    store.stats.bytes = found.bytes;
+    store.stats.events = found.recovery.events;
+    store.stats.segments = found.segments.length;
+    store.stats.oldestUndeliveredAt = found.oldestUndeliveredAt;
     store.stats.corruptRecords = damage.length;
     store.stats.corruptBytes = damage.reduce((n, d) => n + d.bytes, 0);
     store.#normalizeCursor();
@@ -700,7 +616,7 @@ export class DiskBuffer {
     this.#commitSeq++;
     if (this.#followers.size > 0) this.#handOver(targets, firstOrdinal);
     for (const p of accepted) p.resolve("appended");
-    this.#notify();
+    this.#changes.notify();
   }
 
   /**
@@ -901,7 +817,7 @@ export class DiskBuffer {
           continue;
         }
         if (follower && follower.seq === this.#commitSeq) {
-          if (!(await this.#waitChange(opts.signal))) return;
+          if (!(await this.#changes.wait(opts.signal))) return;
           continue;
         }
         if (follower) follower.seq = -1;
@@ -1070,14 +986,13 @@ export class DiskBuffer {
     await this.#deleteBelow(c.segment);
     this.#updateOldest();
     // A fully delivered active segment is deleted by the next append: wake blocked appenders.
-    this.#notify();
+    this.#changes.notify();
   }
 
   /** Deletes segments below `id` (all delivered); a failed delete is retried on open. */
   async #deleteBelow(id: number): Promise<void> {
-    const gone = this.#segments.filter((s) => s.id < id && s.sealed);
+    const gone = this.#segments.removeSealedBelow(id);
     if (gone.length === 0) return;
-    this.#segments = this.#segments.filter((s) => !gone.includes(s));
     for (const s of gone) {
       this.stats.bytes -= s.size;
       const path = segmentPath(this.#dir, s.id);
@@ -1093,7 +1008,7 @@ export class DiskBuffer {
       }
     }
     this.stats.segments = this.#segments.length;
-    this.#notify();
+    this.#changes.notify();
   }
 
   /** Reads when the record at the cursor was appended, for the age gauge. */
@@ -1130,29 +1045,7 @@ export class DiskBuffer {
 
   /** Resolves the next time space may have been freed (a segment deleted) or on close. */
   whenSpace(): Promise<void> {
-    return this.#changed.promise;
-  }
-
-  #notify(): void {
-    this.#changed.resolve();
-    this.#changed = Promise.withResolvers<void>();
-  }
-
-  /** Waits for a commit, deletion or close; false when `signal` aborted. */
-  async #waitChange(signal?: AbortSignal): Promise<boolean> {
-    if (signal?.aborted) return false;
-    if (!signal) {
-      await this.#changed.promise;
-      return true;
-    }
-    const aborted = Promise.withResolvers<boolean>();
-    const onAbort = () => aborted.resolve(false);
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await Promise.race([this.#changed.promise.then(() => true), aborted.promise]);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+    return this.#changes.next();
   }
 
   /** Finishes pending appends and the cursor, then closes the files. Readers end. */
@@ -1165,6 +1058,6 @@ export class DiskBuffer {
     this.#active?.file.close();
     this.#active = undefined;
     this.#lock?.release();
-    this.#notify();
+    this.#changes.notify();
   }
 }

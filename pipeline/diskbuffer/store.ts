@@ -26,7 +26,6 @@ import { DiskBufferError } from "./errors.ts";
 import {
   APPENDED_AT_BYTES,
   type BufferRecord,
-  type DecodedRecord,
   frameAppendedAt,
   type SizedRecord,
   sizeFrame,
@@ -35,10 +34,11 @@ import {
 import { type Cursor, writeCursor } from "./cursor.ts";
 import { syncDir } from "../core/atomic_file.ts";
 import { CURSOR_FILE, segmentPath } from "./layout.ts";
-import type { Damage } from "./scan.ts";
 import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
 import { type Segment, SegmentList } from "./segments.ts";
 import { ChangeSignal } from "./changes.ts";
+import { HotTail, READ_BATCH } from "./hot_tail.ts";
+import type { SkippedDamage, StoredRecord } from "./records.ts";
 import { SegmentReader } from "./segment_reader.ts";
 import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
@@ -46,6 +46,7 @@ import { join } from "node:path";
 
 export type { BufferRecord, DecodedRecord } from "./frame.ts";
 export type { Recovery } from "./recover.ts";
+export type { SkippedDamage, StoredRecord } from "./records.ts";
 
 /** How a disk buffer is opened. */
 export interface DiskBufferOptions {
@@ -77,15 +78,6 @@ export interface DiskBufferOptions {
 /** What an append did: everything was written and synced, or nothing because it did not fit. */
 export type AppendResult = "appended" | "full";
 
-/** A record read from the buffer, with where it is (for `markDelivered`). */
-export interface StoredRecord extends DecodedRecord {
-  readonly segment: number;
-  readonly offset: number;
-  readonly end: number;
-  /** Its place among undelivered records since open; orders marks. */
-  readonly ordinal: number;
-}
-
 /** How {@linkcode DiskBuffer.read} and {@linkcode DiskBuffer.readBatches} read. */
 export interface ReadOptions {
   /** Wait for appends at the end instead of ending. */
@@ -93,14 +85,6 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
   /** Called for damage found after open (records skipped); see `readBatches`. */
   readonly onDamage?: (damage: SkippedDamage) => void;
-}
-
-/**
- * Damage a reader found after open: the records from `offset` to the segment's end (as it
- * was then) were skipped; `records` of them were counted as undelivered.
- */
-export interface SkippedDamage extends Damage {
-  readonly records: number;
 }
 
 interface Pending {
@@ -121,56 +105,6 @@ interface Target {
   frames: { sized: SizedRecord; appendedAt: number }[];
   pending: number;
 }
-
-/**
- * A following reader. Once it has read everything committed (`seq` is the store's commit
- * count), each later commit hands it its records from memory (their bytes are on disk too):
- * reading them back would cost a read, a CRC check and a copy per record. A reader that falls
- * behind (its queue full) is detached and reads from disk again until it catches up.
- */
-interface Follower {
-  /** The commit count it has everything up to; -1 while it reads from disk. */
-  seq: number;
-  queue: StoredRecord[];
-  bytes: number;
-}
-
-/** A record handed to a follower: the appended one, with where it is on disk. */
-class HandedRecord implements StoredRecord {
-  constructor(
-    readonly source: BufferRecord,
-    readonly appendedAt: number,
-    readonly segment: number,
-    readonly offset: number,
-    readonly end: number,
-    readonly ordinal: number,
-  ) {}
-  get auditID(): string {
-    return this.source.auditID;
-  }
-  get stage(): string {
-    return this.source.stage;
-  }
-  get levelChanged(): boolean {
-    return this.source.levelChanged;
-  }
-  get bytes(): Uint8Array {
-    return this.source.bytes;
-  }
-  get item(): Uint8Array | undefined {
-    return this.source.item;
-  }
-}
-
-/** Records in one batch of {@linkcode DiskBuffer.readBatches} at most. */
-const READ_BATCH = 512;
-/**
- * A follower is handed a commit when it took the last one (its queue is empty), or when the
- * queue stays within one batch: a reader whose consumer keeps up takes each handoff before the
- * next commit. One that does not (a sink down or slow) is detached and reads from disk, so
- * the backlog stays on disk and what is read ahead is bounded as before.
- */
-const HANDOFF_BYTES = 8 * 1024 * 1024;
 
 const MIB = 1024 * 1024;
 /** Commits whose fsync runs at once, at most. */
@@ -224,9 +158,7 @@ export class DiskBuffer {
   /** A write failed: no commit starts until the failure is cut off. */
   #halted = false;
   #wake = Promise.withResolvers<void>();
-  /** Commits made since open; followers at this count are handed the next one. */
-  #commitSeq = 0;
-  readonly #followers = new Set<Follower>();
+  readonly #hotTail = new HotTail();
   #scratch = new Uint8Array(64 * 1024);
   #nextId: number;
   #cursor: Cursor;
@@ -613,8 +545,7 @@ export class DiskBuffer {
     this.stats.appended += count;
     this.#appendedOrdinal += count;
     if (wasEmpty) this.stats.oldestUndeliveredAt = accepted[0].appendedAt;
-    this.#commitSeq++;
-    if (this.#followers.size > 0) this.#handOver(targets, firstOrdinal);
+    this.#hotTail.committed(targets, firstOrdinal);
     for (const p of accepted) p.resolve("appended");
     this.#changes.notify();
   }
@@ -631,34 +562,6 @@ export class DiskBuffer {
       );
     }
     return this.#scratch.subarray(0, size);
-  }
-
-  /** Gives a commit's records to the followers that had read everything before it. */
-  #handOver(targets: readonly Target[], firstOrdinal: number): void {
-    const waiting = [...this.#followers].filter((f) => f.seq === this.#commitSeq - 1);
-    if (waiting.length === 0) return;
-    const records: StoredRecord[] = [];
-    let ordinal = firstOrdinal;
-    let bytes = 0;
-    for (const t of targets) {
-      let offset = t.startSize;
-      for (const { sized, appendedAt } of t.frames) {
-        const end = offset + sized.size;
-        records.push(new HandedRecord(sized.record, appendedAt, t.seg.id, offset, end, ordinal++));
-        offset = end;
-        bytes += sized.size;
-      }
-    }
-    for (const f of waiting) {
-      const keepingUp = f.queue.length === 0 || f.queue.length + records.length <= READ_BATCH;
-      if (!keepingUp || f.bytes + bytes > HANDOFF_BYTES) {
-        f.seq = -1; // behind: it reads these from disk once its queue is taken
-        continue;
-      }
-      for (const r of records) f.queue.push(r);
-      f.bytes += bytes;
-      f.seq = this.#commitSeq;
-    }
   }
 
   /** The segment to write next: the active one, or a new one after `prev`. */
@@ -791,10 +694,7 @@ export class DiskBuffer {
     let seg = this.#cursor.segment;
     let off = this.#cursor.offset;
     let ordinal = this.#deliveredOrdinal;
-    const follower: Follower | undefined = opts.follow
-      ? { seq: -1, queue: [], bytes: 0 }
-      : undefined;
-    if (follower) this.#followers.add(follower);
+    const follower = opts.follow ? this.#hotTail.follow() : undefined;
     let open: { id: number; path: string; file: Deno.FsFile; reader: SegmentReader } | undefined;
     const closeFile = () => {
       open?.file.close();
@@ -803,20 +703,16 @@ export class DiskBuffer {
     try {
       for (;;) {
         if (this.#closed || opts.signal?.aborted) return;
-        if (follower && follower.queue.length > 0) {
-          const all = follower.queue;
-          const batch = all.length <= READ_BATCH ? all : all.slice(0, READ_BATCH);
-          follower.queue = all.length <= READ_BATCH ? [] : all.slice(READ_BATCH);
-          const last = batch[batch.length - 1];
-          follower.bytes -= last.end - batch[0].offset;
-          if (follower.queue.length === 0) follower.bytes = 0;
+        const handed = follower?.take();
+        if (handed !== undefined) {
+          const last = handed[handed.length - 1];
           seg = last.segment;
           off = last.end;
           ordinal = last.ordinal + 1;
-          yield batch;
+          yield handed;
           continue;
         }
-        if (follower && follower.seq === this.#commitSeq) {
+        if (follower && follower.seq === this.#hotTail.seq) {
           if (!(await this.#changes.wait(opts.signal))) return;
           continue;
         }
@@ -834,7 +730,7 @@ export class DiskBuffer {
         if (s === undefined || off >= s.size) {
           if (!follower) return;
           // Everything committed is read: the next commits are handed over.
-          follower.seq = this.#commitSeq;
+          follower.seq = this.#hotTail.seq;
           continue;
         }
         if (open?.id !== s.id) {
@@ -892,7 +788,7 @@ export class DiskBuffer {
         if (batch.length > 0) yield batch;
       }
     } finally {
-      if (follower) this.#followers.delete(follower);
+      if (follower) this.#hotTail.unfollow(follower);
       closeFile();
     }
   }

@@ -23,26 +23,19 @@
 import type { Logger } from "../core/log.ts";
 import { silentLogger } from "../core/log.ts";
 import { DiskBufferError } from "./errors.ts";
-import {
-  APPENDED_AT_BYTES,
-  type BufferRecord,
-  frameAppendedAt,
-  type SizedRecord,
-  sizeFrame,
-  writeFrame,
-} from "./frame.ts";
-import { type Cursor, writeCursor } from "./cursor.ts";
+import { type BufferRecord, type SizedRecord, sizeFrame, writeFrame } from "./frame.ts";
+import type { Cursor } from "./cursor.ts";
 import { syncDir } from "../core/atomic_file.ts";
-import { CURSOR_FILE, segmentPath } from "./layout.ts";
+import { segmentPath } from "./layout.ts";
 import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
 import { type Segment, SegmentList } from "./segments.ts";
 import { ChangeSignal } from "./changes.ts";
+import { Delivery } from "./delivery.ts";
 import { HotTail, READ_BATCH } from "./hot_tail.ts";
 import type { SkippedDamage, StoredRecord } from "./records.ts";
 import { SegmentReader } from "./segment_reader.ts";
 import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
-import { join } from "node:path";
 
 export type { BufferRecord, DecodedRecord } from "./frame.ts";
 export type { Recovery } from "./recover.ts";
@@ -161,24 +154,16 @@ export class DiskBuffer {
   readonly #hotTail = new HotTail();
   #scratch = new Uint8Array(64 * 1024);
   #nextId: number;
-  #cursor: Cursor;
-  #persisted: Cursor;
-  #deliveredOrdinal = 0;
+  readonly #delivery: Delivery;
   #appendedOrdinal = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #broken = false;
   #strays: string[] = [];
-  #cursorChain: Promise<void> = Promise.resolve();
   readonly #changes = new ChangeSignal();
   #closed = false;
   #lock: FolderLock | undefined;
   #recovery: Recovery;
-  /** Ordinal ranges skipped as damaged, not yet passed by a mark: they are not delivered. */
-  #skipped: { from: number; to: number }[] = [];
-  /** The end of the last range skipped: a reader started again meets the same damage. */
-  #skippedUpTo = 0;
-
   private constructor(
     opts: DiskBufferOptions,
     state: Recovered,
@@ -192,8 +177,14 @@ export class DiskBuffer {
     this.#now = opts.now ?? Date.now;
     this.#faults = opts.faults;
     this.#segments = new SegmentList(state.segments);
-    this.#cursor = state.cursor;
-    this.#persisted = state.cursor;
+    this.#delivery = new Delivery({
+      dir: this.#dir,
+      fsync: this.#fsync,
+      log: this.#log,
+      stats: this.stats,
+      segments: this.#segments,
+      changes: this.#changes,
+    }, state.cursor);
     this.#nextId = state.nextId;
     this.#recovery = state.recovery;
     this.#appendedOrdinal = state.recovery.events;
@@ -211,7 +202,7 @@ export class DiskBuffer {
 
   /** The delivery cursor (in memory; persisted by `markDelivered`). */
   get cursor(): Cursor {
-    return this.#cursor;
+    return this.#delivery.cursor;
   }
 
   /**
@@ -250,7 +241,7 @@ export class DiskBuffer {
     store.stats.oldestUndeliveredAt = found.oldestUndeliveredAt;
     store.stats.corruptRecords = damage.length;
     store.stats.corruptBytes = damage.reduce((n, d) => n + d.bytes, 0);
-    store.#normalizeCursor();
+    store.#delivery.normalize();
     store.#lock = lock;
     held.move();
     return store;
@@ -646,15 +637,15 @@ export class DiskBuffer {
   /** Starts a new segment when the active one is fully delivered, so it can be deleted. */
   async #rollDelivered(): Promise<void> {
     const a = this.#active;
+    const cursor = this.#delivery.cursor;
     if (
-      a === undefined || a.seg.size === 0 || this.#cursor.segment !== a.seg.id ||
-      this.#cursor.offset < a.seg.size
+      a === undefined || a.seg.size === 0 || cursor.segment !== a.seg.id ||
+      cursor.offset < a.seg.size
     ) return;
     a.seg.sealed = true;
     a.file.close();
     this.#active = undefined;
-    this.#cursor = { segment: a.seg.id + 1, offset: 0 };
-    await this.#deleteBelow(this.#cursor.segment);
+    await this.#delivery.pass(a.seg.id);
   }
 
   /**
@@ -691,9 +682,9 @@ export class DiskBuffer {
   async *readBatches(
     opts: ReadOptions = {},
   ): AsyncGenerator<StoredRecord[], void, undefined> {
-    let seg = this.#cursor.segment;
-    let off = this.#cursor.offset;
-    let ordinal = this.#deliveredOrdinal;
+    let seg = this.#delivery.cursor.segment;
+    let off = this.#delivery.cursor.offset;
+    let ordinal = this.#delivery.deliveredOrdinal;
     const follower = opts.follow ? this.#hotTail.follow() : undefined;
     let open: { id: number; path: string; file: Deno.FsFile; reader: SegmentReader } | undefined;
     const closeFile = () => {
@@ -780,7 +771,9 @@ export class DiskBuffer {
             reason: it.reason,
             records: Math.max(0, s.endOrdinal - ordinal),
           };
-          if (this.#skip(damage, ordinal, s.endOrdinal, open.path)) opts.onDamage?.(damage);
+          if (this.#delivery.skip(damage, ordinal, s.endOrdinal, open.path)) {
+            opts.onDamage?.(damage);
+          }
           off = s.size;
           ordinal = Math.max(ordinal, s.endOrdinal);
           break;
@@ -791,31 +784,6 @@ export class DiskBuffer {
       if (follower) this.#hotTail.unfollow(follower);
       closeFile();
     }
-  }
-
-  /**
-   * Accounts for records a reader skipped as damaged (they leave the undelivered count);
-   * false when this damage was met and counted before.
-   */
-  #skip(d: SkippedDamage, from: number, to: number, path: string): boolean {
-    if (to <= this.#skippedUpTo) return false;
-    this.#skippedUpTo = to;
-    this.stats.corruptRecords++;
-    this.stats.corruptBytes += d.bytes;
-    const start = Math.max(from, this.#deliveredOrdinal);
-    if (to > start) {
-      this.stats.events -= to - start;
-      this.#skipped.push({ from: start, to });
-    }
-    this.#log.error("disk buffer record corrupt after open: skipped to the end of its segment", {
-      path,
-      segment: d.segment,
-      offset: d.offset,
-      bytes: d.bytes,
-      records: d.records,
-      reason: d.reason,
-    });
-    return true;
   }
 
   /**
@@ -830,113 +798,7 @@ export class DiskBuffer {
         new DiskBufferError("closed", "mark", this.#dir, "buffer closed"),
       );
     }
-    if (record.ordinal >= this.#deliveredOrdinal) {
-      let n = record.ordinal + 1 - this.#deliveredOrdinal;
-      this.#deliveredOrdinal = record.ordinal + 1;
-      // Skipped records were taken off the count when skipped: they are not delivered.
-      this.#skipped = this.#skipped.filter((r) => {
-        const passed = Math.min(r.to, this.#deliveredOrdinal) - r.from;
-        if (passed > 0) n -= passed;
-        if (r.to <= this.#deliveredOrdinal) return false;
-        if (passed > 0) r.from = this.#deliveredOrdinal;
-        return true;
-      });
-      this.stats.events -= n;
-      this.stats.delivered += n;
-      if (
-        record.segment > this.#cursor.segment ||
-        (record.segment === this.#cursor.segment && record.end > this.#cursor.offset)
-      ) {
-        this.#cursor = { segment: record.segment, offset: record.end };
-      }
-      this.#normalizeCursor();
-    }
-    const next = this.#cursorChain.catch(() => {}).then(() => this.#persistCursor());
-    this.#cursorChain = next;
-    return next;
-  }
-
-  /** A cursor at the end of a sealed segment points at the start of the next one instead. */
-  #normalizeCursor(): void {
-    for (;;) {
-      const s = this.#segments.find((x) => x.id === this.#cursor.segment);
-      if (s === undefined || !s.sealed || this.#cursor.offset < s.size) return;
-      // Ids may have gaps (a failed append burns one); readers take the next id at or above.
-      this.#cursor = { segment: s.id + 1, offset: 0 };
-    }
-  }
-
-  async #persistCursor(): Promise<void> {
-    const c = this.#cursor;
-    if (c.segment === this.#persisted.segment && c.offset === this.#persisted.offset) return;
-    const t0 = performance.now();
-    try {
-      await writeCursor(this.#dir, c);
-    } catch (err) {
-      throw new DiskBufferError("io", "cursor", join(this.#dir, CURSOR_FILE), "write failed", {
-        cause: err,
-      });
-    }
-    if (this.#fsync) this.stats.fsync.observe("cursor", (performance.now() - t0) / 1000);
-    this.#persisted = c;
-    await this.#deleteBelow(c.segment);
-    this.#updateOldest();
-    // A fully delivered active segment is deleted by the next append: wake blocked appenders.
-    this.#changes.notify();
-  }
-
-  /** Deletes segments below `id` (all delivered); a failed delete is retried on open. */
-  async #deleteBelow(id: number): Promise<void> {
-    const gone = this.#segments.removeSealedBelow(id);
-    if (gone.length === 0) return;
-    for (const s of gone) {
-      this.stats.bytes -= s.size;
-      const path = segmentPath(this.#dir, s.id);
-      try {
-        await Deno.remove(path);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) {
-          this.#log.warn("disk buffer cannot delete a delivered segment", {
-            path,
-            error: String(err),
-          });
-        }
-      }
-    }
-    this.stats.segments = this.#segments.length;
-    this.#changes.notify();
-  }
-
-  /** Reads when the record at the cursor was appended, for the age gauge. */
-  #updateOldest(): void {
-    if (this.stats.events <= 0) {
-      this.stats.oldestUndeliveredAt = undefined;
-      return;
-    }
-    const c = this.#cursor;
-    const s = this.#segments.find((x) => x.id >= c.segment);
-    if (s === undefined) return;
-    const off = s.id === c.segment ? c.offset : 0;
-    if (s.size < off + APPENDED_AT_BYTES) return;
-    // Synchronous, as reads are (see segment_reader.ts): 24 bytes from the page cache.
-    try {
-      const f = Deno.openSync(segmentPath(this.#dir, s.id), { read: true });
-      try {
-        const buf = new Uint8Array(APPENDED_AT_BYTES);
-        f.seekSync(off, Deno.SeekMode.Start);
-        let n = 0;
-        while (n < buf.length) {
-          const r = f.readSync(buf.subarray(n));
-          if (r === null || r === 0) return;
-          n += r;
-        }
-        this.stats.oldestUndeliveredAt = frameAppendedAt(buf, 0);
-      } finally {
-        f.close();
-      }
-    } catch {
-      // The gauge keeps its last value; reading goes on regardless.
-    }
+    return this.#delivery.mark(record);
   }
 
   /** Resolves the next time space may have been freed (a segment deleted) or on close. */
@@ -950,7 +812,7 @@ export class DiskBuffer {
     while (this.#flushing) await this.#flushing;
     await this.#lastCommit;
     this.#closed = true;
-    await this.#cursorChain.catch(() => {});
+    await this.#delivery.settled();
     this.#active?.file.close();
     this.#active = undefined;
     this.#lock?.release();

@@ -31,15 +31,16 @@ import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
 import { type Segment, SegmentList } from "./segments.ts";
 import { ChangeSignal } from "./changes.ts";
 import { Delivery } from "./delivery.ts";
-import { HotTail, READ_BATCH } from "./hot_tail.ts";
-import type { SkippedDamage, StoredRecord } from "./records.ts";
-import { SegmentReader } from "./segment_reader.ts";
+import { HotTail } from "./hot_tail.ts";
+import type { StoredRecord } from "./records.ts";
+import { BatchReader, type ReadOptions } from "./reader.ts";
 import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
 
 export type { BufferRecord, DecodedRecord } from "./frame.ts";
 export type { Recovery } from "./recover.ts";
 export type { SkippedDamage, StoredRecord } from "./records.ts";
+export type { ReadOptions } from "./reader.ts";
 
 /** How a disk buffer is opened. */
 export interface DiskBufferOptions {
@@ -70,15 +71,6 @@ export interface DiskBufferOptions {
 
 /** What an append did: everything was written and synced, or nothing because it did not fit. */
 export type AppendResult = "appended" | "full";
-
-/** How {@linkcode DiskBuffer.read} and {@linkcode DiskBuffer.readBatches} read. */
-export interface ReadOptions {
-  /** Wait for appends at the end instead of ending. */
-  readonly follow?: boolean;
-  readonly signal?: AbortSignal;
-  /** Called for damage found after open (records skipped); see `readBatches`. */
-  readonly onDamage?: (damage: SkippedDamage) => void;
-}
 
 interface Pending {
   readonly frames: SizedRecord[];
@@ -155,6 +147,7 @@ export class DiskBuffer {
   #scratch = new Uint8Array(64 * 1024);
   #nextId: number;
   readonly #delivery: Delivery;
+  readonly #reader: BatchReader;
   #appendedOrdinal = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -185,6 +178,14 @@ export class DiskBuffer {
       segments: this.#segments,
       changes: this.#changes,
     }, state.cursor);
+    this.#reader = new BatchReader({
+      dir: this.#dir,
+      segments: this.#segments,
+      delivery: this.#delivery,
+      hotTail: this.#hotTail,
+      changes: this.#changes,
+      isClosed: () => this.#closed,
+    });
     this.#nextId = state.nextId;
     this.#recovery = state.recovery;
     this.#appendedOrdinal = state.recovery.events;
@@ -679,111 +680,8 @@ export class DiskBuffer {
    * }
    * ```
    */
-  async *readBatches(
-    opts: ReadOptions = {},
-  ): AsyncGenerator<StoredRecord[], void, undefined> {
-    let seg = this.#delivery.cursor.segment;
-    let off = this.#delivery.cursor.offset;
-    let ordinal = this.#delivery.deliveredOrdinal;
-    const follower = opts.follow ? this.#hotTail.follow() : undefined;
-    let open: { id: number; path: string; file: Deno.FsFile; reader: SegmentReader } | undefined;
-    const closeFile = () => {
-      open?.file.close();
-      open = undefined;
-    };
-    try {
-      for (;;) {
-        if (this.#closed || opts.signal?.aborted) return;
-        const handed = follower?.take();
-        if (handed !== undefined) {
-          const last = handed[handed.length - 1];
-          seg = last.segment;
-          off = last.end;
-          ordinal = last.ordinal + 1;
-          yield handed;
-          continue;
-        }
-        if (follower && follower.seq === this.#hotTail.seq) {
-          if (!(await this.#changes.wait(opts.signal))) return;
-          continue;
-        }
-        if (follower) follower.seq = -1;
-        const s = this.#segments.find((x) => x.id >= seg);
-        if (s !== undefined && s.id !== seg) {
-          seg = s.id;
-          off = 0;
-        }
-        if (s !== undefined && off >= s.size && s.sealed) {
-          seg = s.id + 1;
-          off = 0;
-          continue;
-        }
-        if (s === undefined || off >= s.size) {
-          if (!follower) return;
-          // Everything committed is read: the next commits are handed over.
-          follower.seq = this.#hotTail.seq;
-          continue;
-        }
-        if (open?.id !== s.id) {
-          closeFile();
-          const path = segmentPath(this.#dir, s.id);
-          let file: Deno.FsFile;
-          try {
-            file = Deno.openSync(path, { read: true });
-          } catch (err) {
-            if (err instanceof Deno.errors.NotFound && !this.#segments.includes(s)) continue;
-            throw new DiskBufferError("io", "read", path, "cannot open segment", { cause: err });
-          }
-          open = { id: s.id, path, file, reader: new SegmentReader(file, off, s.size) };
-        } else {
-          open.reader.reset(off, s.size);
-        }
-        const batch: StoredRecord[] = [];
-        while (batch.length < READ_BATCH) {
-          let it;
-          try {
-            it = open.reader.nextSync();
-          } catch (err) {
-            throw new DiskBufferError("io", "read", open.path, "read failed", { cause: err });
-          }
-          if (it === undefined) break;
-          if (it.kind === "record") {
-            const r = it.record;
-            batch.push({
-              auditID: r.auditID,
-              stage: r.stage,
-              levelChanged: r.levelChanged,
-              bytes: r.bytes,
-              appendedAt: r.appendedAt,
-              segment: s.id,
-              offset: it.offset,
-              end: it.end,
-              ordinal: ordinal++,
-            });
-            off = it.end;
-            continue;
-          }
-          // Read synchronously with the size: both change only together, in a commit.
-          const damage: SkippedDamage = {
-            segment: s.id,
-            offset: it.offset,
-            bytes: s.size - it.offset,
-            reason: it.reason,
-            records: Math.max(0, s.endOrdinal - ordinal),
-          };
-          if (this.#delivery.skip(damage, ordinal, s.endOrdinal, open.path)) {
-            opts.onDamage?.(damage);
-          }
-          off = s.size;
-          ordinal = Math.max(ordinal, s.endOrdinal);
-          break;
-        }
-        if (batch.length > 0) yield batch;
-      }
-    } finally {
-      if (follower) this.#hotTail.unfollow(follower);
-      closeFile();
-    }
+  readBatches(opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
+    return this.#reader.batches(opts);
   }
 
   /**

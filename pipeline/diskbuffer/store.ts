@@ -18,6 +18,11 @@
  *
  * Duplicates after a crash are bounded by what was read and delivered but not yet marked.
  *
+ * `DiskBuffer` owns the shared state and composes the parts: recover.ts (open), commit.ts
+ * (group commit, rollback), hot_tail.ts (handoffs to caught-up readers), reader.ts (reading
+ * back, damage skipping), delivery.ts (cursor, marks, deleting segments), changes.ts (waking
+ * waiters), segments.ts (the segment list) and lock.ts (the folder lock).
+ *
  * @module
  */
 import type { Logger } from "../core/log.ts";
@@ -95,7 +100,8 @@ export class DiskBuffer {
   readonly #reader: BatchReader;
   readonly #changes = new ChangeSignal();
   #lock: FolderLock | undefined;
-  #recovery: Recovery;
+  readonly #recovery: Recovery;
+
   private constructor(
     opts: DiskBufferOptions,
     state: Recovered,

@@ -18,20 +18,21 @@
  * @module
  */
 import type { Sink } from "../backends/sink.ts";
-import type { Batch, Chunk, Envelope } from "./core/envelope.ts";
+import type { Batch, Chunk } from "./core/envelope.ts";
 import type { Clock } from "./core/clock.ts";
 import type { SinkStats } from "./core/stats.ts";
 import { type Logger, RateLimitedLog } from "./core/log.ts";
 import { type Ack, NO_ACK } from "./core/ack.ts";
-import { jsonBytes, topLevelFromItem } from "./core/encode.ts";
 import { abortableSleep, Backoff } from "./core/retry.ts";
 import { toError } from "./core/errors.ts";
-import { CompactEnvelope } from "./stages/compact.ts";
 import { type BufferRecord, DiskBuffer, type StoredRecord } from "./diskbuffer/store.ts";
+import { DiskEnvelope, toRecord } from "./diskbuffer/envelopes.ts";
 import { DiskBufferError } from "./diskbuffer/errors.ts";
 import { BufferFullError, RefusingAck } from "./diskbuffer/full.ts";
 import type { DiskBufferStats } from "./diskbuffer/stats.ts";
 import { droppedCounter } from "./stages/sink_writer.ts";
+
+export { DiskEnvelope } from "./diskbuffer/envelopes.ts";
 
 /** How a branch's disk buffer is set up (a sink's `buffer` key, type `disk`). */
 export interface DiskLaneOptions {
@@ -52,15 +53,6 @@ export interface DiskLaneDeps {
   readonly signal?: AbortSignal;
   /** First delay before a failed batch is written again, ms (default 1000). */
   readonly retryDelayMs?: number;
-}
-
-/** An event read back from the buffer, with where it is, for `markDelivered`. */
-export class DiskEnvelope extends CompactEnvelope {
-  constructor(readonly record: StoredRecord) {
-    // A record handed over from memory may still be the item it came as: the sink writes
-    // that without a copy of its own.
-    super(record.item !== undefined ? { item: record.item } : { raw: record.bytes });
-  }
 }
 
 /** Appends started and not yet resolved at most: enough for one fsync to serve many chunks. */
@@ -89,38 +81,6 @@ export function diskBufferStatsOf(stats: SinkStats): DiskBufferStats | undefined
 
 /** Events handed over by a closed lane, per sink, until the next lane opens the buffer. */
 const handovers = new WeakMap<SinkStats, { count: number; unprobe: () => void }>();
-
-/** An event as a record; one that came as an `EventList` item is framed from the item. */
-class EnvelopeRecord implements BufferRecord {
-  readonly auditID: string;
-  readonly stage: string;
-  readonly levelChanged: boolean;
-  readonly item: Uint8Array | undefined;
-  /** Not the envelope: its parsed event need not live until delivery. */
-  #bytes: Uint8Array | undefined;
-
-  constructor(env: Envelope) {
-    this.auditID = String(env.event.auditID ?? "");
-    this.stage = String(env.event.stage ?? "");
-    // An envelope without original bytes was made by a stage (policy level, annotation,
-    // truncation).
-    this.levelChanged = env.raw === undefined && env.item === undefined;
-    // `{}` has no members to follow the type prefix: such an item goes as its document.
-    this.item = env.raw === undefined && env.item !== undefined && env.item.length > 2
-      ? env.item
-      : undefined;
-    if (this.item === undefined) this.#bytes = jsonBytes(env);
-  }
-
-  /** For an item, made only when asked for (see `item`). */
-  get bytes(): Uint8Array {
-    return this.#bytes ??= topLevelFromItem(this.item!);
-  }
-}
-
-function toRecord(env: Envelope): BufferRecord {
-  return new EnvelopeRecord(env);
-}
 
 /**
  * A sink branch's disk buffer and the stages around it.

@@ -18,30 +18,34 @@
  *
  * Duplicates after a crash are bounded by what was read and delivered but not yet marked.
  *
+ * `DiskBuffer` owns the shared state and composes the parts: recover.ts (open), commit.ts
+ * (group commit, rollback), hot_tail.ts (handoffs to caught-up readers), reader.ts (reading
+ * back, damage skipping), delivery.ts (cursor, marks, deleting segments), changes.ts (waking
+ * waiters), segments.ts (the segment list) and lock.ts (the folder lock).
+ *
  * @module
  */
 import type { Logger } from "../core/log.ts";
 import { silentLogger } from "../core/log.ts";
 import { DiskBufferError } from "./errors.ts";
-import {
-  APPENDED_AT_BYTES,
-  type BufferRecord,
-  type DecodedRecord,
-  frameAppendedAt,
-  type SizedRecord,
-  sizeFrame,
-  writeFrame,
-} from "./frame.ts";
-import { type Cursor, readCursor, writeCursor } from "./cursor.ts";
-import { syncDir } from "../core/atomic_file.ts";
-import { CURSOR_FILE, listSegments, segmentPath } from "./layout.ts";
-import { type Damage, scanSegment } from "./scan.ts";
-import { SegmentReader } from "./segment_reader.ts";
+import type { BufferRecord } from "./frame.ts";
+import type { Cursor } from "./cursor.ts";
+import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
+import { SegmentList } from "./segments.ts";
+import { ChangeSignal } from "./changes.ts";
+import { Delivery } from "./delivery.ts";
+import { type AppendResult, CommitPipeline } from "./commit.ts";
+import { HotTail } from "./hot_tail.ts";
+import type { StoredRecord } from "./records.ts";
+import { BatchReader, type ReadOptions } from "./reader.ts";
 import { FolderLock } from "./lock.ts";
 import { DiskBufferStats } from "./stats.ts";
-import { join } from "node:path";
 
 export type { BufferRecord, DecodedRecord } from "./frame.ts";
+export type { Recovery } from "./recover.ts";
+export type { SkippedDamage, StoredRecord } from "./records.ts";
+export type { ReadOptions } from "./reader.ts";
+export type { AppendResult } from "./commit.ts";
 
 /** How a disk buffer is opened. */
 export interface DiskBufferOptions {
@@ -70,129 +74,7 @@ export interface DiskBufferOptions {
   readonly onLocked?: () => void;
 }
 
-/** What an append did: everything was written and synced, or nothing because it did not fit. */
-export type AppendResult = "appended" | "full";
-
-/** A record read from the buffer, with where it is (for `markDelivered`). */
-export interface StoredRecord extends DecodedRecord {
-  readonly segment: number;
-  readonly offset: number;
-  readonly end: number;
-  /** Its place among undelivered records since open; orders marks. */
-  readonly ordinal: number;
-}
-
-/** How {@linkcode DiskBuffer.read} and {@linkcode DiskBuffer.readBatches} read. */
-export interface ReadOptions {
-  /** Wait for appends at the end instead of ending. */
-  readonly follow?: boolean;
-  readonly signal?: AbortSignal;
-  /** Called for damage found after open (records skipped); see `readBatches`. */
-  readonly onDamage?: (damage: SkippedDamage) => void;
-}
-
-/** What open found and repaired. */
-export interface Recovery {
-  /** Damaged regions cut off, by segment and offset. */
-  readonly damage: readonly Damage[];
-  /** Why the cursor file was unreadable (everything is then delivered again), if it was. */
-  readonly cursorInvalid?: string;
-  /** Undelivered records found. */
-  readonly events: number;
-}
-
-interface Segment {
-  readonly id: number;
-  /** Bytes of whole, committed records. */
-  size: number;
-  /** No more appends go to it. */
-  sealed: boolean;
-  /** The ordinal after its last record (ordinals count undelivered records since open). */
-  endOrdinal: number;
-}
-
-/**
- * Damage a reader found after open: the records from `offset` to the segment's end (as it
- * was then) were skipped; `records` of them were counted as undelivered.
- */
-export interface SkippedDamage extends Damage {
-  readonly records: number;
-}
-
-interface Pending {
-  readonly frames: SizedRecord[];
-  readonly bytes: number;
-  readonly appendedAt: number;
-  readonly resolve: (r: AppendResult) => void;
-  readonly reject: (e: unknown) => void;
-}
-
-interface Target {
-  readonly seg: Segment;
-  readonly file: Deno.FsFile;
-  readonly startSize: number;
-  readonly created: boolean;
-  /** Where the file's own offset is, when known: a write there needs no seek. */
-  readonly pos: number | undefined;
-  frames: { sized: SizedRecord; appendedAt: number }[];
-  pending: number;
-}
-
-/**
- * A following reader. Once it has read everything committed (`seq` is the store's commit
- * count), each later commit hands it its records from memory (their bytes are on disk too):
- * reading them back would cost a read, a CRC check and a copy per record. A reader that falls
- * behind (its queue full) is detached and reads from disk again until it catches up.
- */
-interface Follower {
-  /** The commit count it has everything up to; -1 while it reads from disk. */
-  seq: number;
-  queue: StoredRecord[];
-  bytes: number;
-}
-
-/** A record handed to a follower: the appended one, with where it is on disk. */
-class HandedRecord implements StoredRecord {
-  constructor(
-    readonly source: BufferRecord,
-    readonly appendedAt: number,
-    readonly segment: number,
-    readonly offset: number,
-    readonly end: number,
-    readonly ordinal: number,
-  ) {}
-  get auditID(): string {
-    return this.source.auditID;
-  }
-  get stage(): string {
-    return this.source.stage;
-  }
-  get levelChanged(): boolean {
-    return this.source.levelChanged;
-  }
-  get bytes(): Uint8Array {
-    return this.source.bytes;
-  }
-  get item(): Uint8Array | undefined {
-    return this.source.item;
-  }
-}
-
-/** Records in one batch of {@linkcode DiskBuffer.readBatches} at most. */
-const READ_BATCH = 512;
-/**
- * A follower is handed a commit when it took the last one (its queue is empty), or when the
- * queue stays within one batch: a reader whose consumer keeps up takes each handoff before the
- * next commit. One that does not (a sink down or slow) is detached and reads from disk, so
- * the backlog stays on disk and what is read ahead is bounded as before.
- */
-const HANDOFF_BYTES = 8 * 1024 * 1024;
-
 const MIB = 1024 * 1024;
-/** Commits whose fsync runs at once, at most. */
-const MAX_INFLIGHT = 3;
-/** The largest commit framed into the kept buffer; a larger one gets its own. */
-const WRITE_BUFFER_MAX = 4 * MIB;
 
 /**
  * A disk buffer. Open with {@linkcode DiskBuffer.open}.
@@ -211,76 +93,57 @@ export class DiskBuffer {
   /** Counters for metrics. */
   readonly stats: DiskBufferStats = new DiskBufferStats();
   readonly #dir: string;
-  readonly #maxBytes: number;
-  readonly #segmentBytes: number;
-  readonly #fsync: boolean;
-  readonly #commitDelayMs: number;
-  readonly #log: Logger;
-  readonly #now: () => number;
-  readonly #faults: ((op: "write" | "fsync", path: string) => void) | undefined;
-  #segments: Segment[] = [];
-  /**
-   * The segment appended to: `written` is where its written bytes end (past `seg.size` while
-   * commits are in flight); `pos` is the file's offset, when known.
-   */
-  #active:
-    | { seg: Segment; file: Deno.FsFile; pos: number | undefined; written: number }
-    | undefined;
-  /** Commits written whose fsync (or an earlier commit's) has not finished. */
-  #inflight = 0;
-  #inflightBytes = 0;
-  /** Whether an in-flight commit started a segment (none is pipelined after it). */
-  #inflightCreated = false;
-  /** Settles once the last commit started is finished (they finish in order). */
-  #lastCommit: Promise<void> = Promise.resolve();
-  /** The failure of an in-flight commit: the ones after it fail too, then it is cut off. */
-  #pipelineError: DiskBufferError | undefined;
-  #cutFrom: Target[] | undefined;
-  #cutOff: Pending[] = [];
-  /** A write failed: no commit starts until the failure is cut off. */
-  #halted = false;
-  #wake = Promise.withResolvers<void>();
-  /** Commits made since open; followers at this count are handed the next one. */
-  #commitSeq = 0;
-  readonly #followers = new Set<Follower>();
-  #scratch = new Uint8Array(64 * 1024);
-  #nextId: number;
-  #cursor: Cursor;
-  #persisted: Cursor;
-  #deliveredOrdinal = 0;
-  #appendedOrdinal = 0;
-  #queue: Pending[] = [];
-  #flushing: Promise<void> | undefined;
-  #broken = false;
-  #strays: string[] = [];
-  #cursorChain: Promise<void> = Promise.resolve();
-  #changed = Promise.withResolvers<void>();
-  #closed = false;
+  readonly #segments: SegmentList;
+  readonly #hotTail = new HotTail();
+  readonly #delivery: Delivery;
+  readonly #commits: CommitPipeline;
+  readonly #reader: BatchReader;
+  readonly #changes = new ChangeSignal();
   #lock: FolderLock | undefined;
-  #recovery: Recovery;
-  /** Ordinal ranges skipped as damaged, not yet passed by a mark: they are not delivered. */
-  #skipped: { from: number; to: number }[] = [];
-  /** The end of the last range skipped: a reader started again meets the same damage. */
-  #skippedUpTo = 0;
+  readonly #recovery: Recovery;
 
   private constructor(
     opts: DiskBufferOptions,
-    state: { segments: Segment[]; cursor: Cursor; nextId: number; recovery: Recovery },
+    state: Recovered,
   ) {
     this.#dir = opts.path;
-    this.#maxBytes = opts.maxBytes;
-    this.#segmentBytes = opts.segmentBytes ?? Math.max(1, Math.min(64 * MIB, opts.maxBytes / 4));
-    this.#fsync = opts.fsync ?? true;
-    this.#commitDelayMs = opts.commitDelayMs ?? 0;
-    this.#log = opts.logger ?? silentLogger;
-    this.#now = opts.now ?? Date.now;
-    this.#faults = opts.faults;
-    this.#segments = state.segments;
-    this.#cursor = state.cursor;
-    this.#persisted = state.cursor;
-    this.#nextId = state.nextId;
+    const fsync = opts.fsync ?? true;
+    const log = opts.logger ?? silentLogger;
+    this.#segments = new SegmentList(state.segments);
+    this.#delivery = new Delivery({
+      dir: this.#dir,
+      fsync,
+      log,
+      stats: this.stats,
+      segments: this.#segments,
+      changes: this.#changes,
+    }, state.cursor);
+    this.#reader = new BatchReader({
+      dir: this.#dir,
+      segments: this.#segments,
+      delivery: this.#delivery,
+      hotTail: this.#hotTail,
+      changes: this.#changes,
+      isClosed: () => this.#commits.closed,
+    });
+    this.#commits = new CommitPipeline({
+      dir: this.#dir,
+      maxBytes: opts.maxBytes,
+      segmentBytes: opts.segmentBytes ?? Math.max(1, Math.min(64 * MIB, opts.maxBytes / 4)),
+      fsync,
+      commitDelayMs: opts.commitDelayMs ?? 0,
+      log,
+      now: opts.now ?? Date.now,
+      faults: opts.faults,
+      stats: this.stats,
+      segments: this.#segments,
+      delivery: this.#delivery,
+      hotTail: this.#hotTail,
+      changes: this.#changes,
+      nextId: state.nextId,
+      appendedOrdinal: state.recovery.events,
+    });
     this.#recovery = state.recovery;
-    this.#appendedOrdinal = state.recovery.events;
   }
 
   /** The folder. */
@@ -295,7 +158,7 @@ export class DiskBuffer {
 
   /** The delivery cursor (in memory; persisted by `markDelivered`). */
   get cursor(): Cursor {
-    return this.#cursor;
+    return this.#delivery.cursor;
   }
 
   /**
@@ -320,89 +183,21 @@ export class DiskBuffer {
     ) {
       throw new RangeError(`disk buffer ${dir}: segmentBytes must be a positive integer`);
     }
-    const log = opts.logger ?? silentLogger;
-    const io = async <T>(op: string, path: string, f: () => Promise<T>): Promise<T> => {
-      try {
-        return await f();
-      } catch (err) {
-        throw new DiskBufferError("io", op, path, "failed", { cause: err });
-      }
-    };
     await io("open", dir, () => Deno.mkdir(dir, { recursive: true }));
     // Released if opening fails below; the store holds it from the end of open to close.
     using held = new DisposableStack();
     const lock = held.adopt(await FolderLock.acquire(dir), (l) => l.release());
     opts.onLocked?.();
-    await io("open", dir, async () => {
-      try {
-        await Deno.remove(join(dir, `${CURSOR_FILE}.tmp`));
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) throw err;
-      }
-    });
-    const read = await io("open", join(dir, CURSOR_FILE), () => readCursor(dir));
-    let cursor: Cursor = { segment: 0, offset: 0 };
-    let cursorInvalid: string | undefined;
-    if (read.kind === "ok") cursor = read.cursor;
-    if (read.kind === "invalid") {
-      cursorInvalid = read.reason;
-      log.warn("disk buffer cursor unreadable: delivering every record again", {
-        path: join(dir, CURSOR_FILE),
-        reason: read.reason,
-      });
-    }
-    const ids = await io("open", dir, () => listSegments(dir));
-    const segments: Segment[] = [];
-    const damage: Damage[] = [];
-    let events = 0, bytes = 0;
-    let oldest: number | undefined;
-    for (const id of ids) {
-      const path = segmentPath(dir, id);
-      if (id < cursor.segment) {
-        // Delivered; its deletion did not happen before a crash.
-        await io("delete", path, () => Deno.remove(path));
-        continue;
-      }
-      const from = id === cursor.segment ? cursor.offset : 0;
-      const scan = await io("scan", path, () => scanSegment(path, id, from));
-      if (scan.damage) {
-        damage.push(scan.damage);
-        log.warn("disk buffer segment damaged: cut off at the last intact record", {
-          path,
-          segment: id,
-          offset: scan.damage.offset,
-          bytes: scan.damage.bytes,
-          reason: scan.damage.reason,
-        });
-        await io("truncate", path, async () => {
-          const f = await Deno.open(path, { write: true });
-          try {
-            await f.truncate(scan.goodEnd);
-            await f.syncData();
-          } finally {
-            f.close();
-          }
-        });
-      }
-      events += scan.undelivered;
-      segments.push({ id, size: scan.goodEnd, sealed: true, endOrdinal: events });
-      bytes += scan.goodEnd;
-      oldest ??= scan.firstUndeliveredAt;
-    }
-    const last = segments.at(-1)?.id ?? 0;
-    const store = new DiskBuffer(opts, {
-      segments,
-      cursor,
-      nextId: Math.max(last, cursor.segment) + 1,
-      recovery: { damage, cursorInvalid, events },
-    });
-    store.stats.bytes = bytes;
-    store.stats.events = events;
-    store.stats.segments = segments.length;
-    store.stats.oldestUndeliveredAt = oldest;
+    const found = await recoverFolder(dir, opts.logger ?? silentLogger);
+    const store = new DiskBuffer(opts, found);
+    const damage = found.recovery.damage;
+    store.stats.bytes = found.bytes;
+    store.stats.events = found.recovery.events;
+    store.stats.segments = found.segments.length;
+    store.stats.oldestUndeliveredAt = found.oldestUndeliveredAt;
     store.stats.corruptRecords = damage.length;
     store.stats.corruptBytes = damage.reduce((n, d) => n + d.bytes, 0);
-    store.#normalizeCursor();
+    store.#delivery.normalize();
     store.#lock = lock;
     held.move();
     return store;
@@ -416,426 +211,10 @@ export class DiskBuffer {
    * `closed`.
    */
   append(records: readonly BufferRecord[]): Promise<AppendResult> {
-    if (this.#closed) {
+    if (this.#commits.closed) {
       return Promise.reject(new DiskBufferError("closed", "append", this.#dir, "buffer closed"));
     }
-    if (records.length === 0) return Promise.resolve("appended");
-    const appendedAt = this.#now();
-    let frames: SizedRecord[];
-    try {
-      frames = records.map(sizeFrame);
-    } catch (err) {
-      return Promise.reject(
-        new DiskBufferError("too_large", "append", this.#dir, "record refused", { cause: err }),
-      );
-    }
-    const bytes = frames.reduce((n, f) => n + f.size, 0);
-    if (bytes > this.#maxBytes) {
-      return Promise.reject(
-        new DiskBufferError(
-          "too_large",
-          "append",
-          this.#dir,
-          `${bytes} bytes in one append exceed maxBytes ${this.#maxBytes}`,
-        ),
-      );
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
-    this.#queue.push({ frames, bytes, appendedAt, resolve, reject });
-    this.#flushing ??= this.#flushLoop();
-    this.#kick();
-    return promise;
-  }
-
-  async #flushLoop(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 || this.#inflight > 0) {
-        if (this.#queue.length === 0 || !this.#mayStart()) {
-          await this.#wake.promise;
-          continue;
-        }
-        if (this.#commitDelayMs > 0) {
-          await new Promise((r) => setTimeout(r, this.#commitDelayMs));
-        }
-        const group = this.#queue;
-        this.#queue = [];
-        await this.#commit(group);
-      }
-    } finally {
-      this.#flushing = undefined;
-    }
-  }
-
-  /**
-   * Whether the next commit may start now. Commits are pipelined: one may be written and its
-   * fsync started while earlier fsyncs run (up to {@linkcode MAX_INFLIGHT}), so an append
-   * waits about one fsync instead of the rest of the running one first. Only appends to the
-   * active segment are pipelined: a commit that starts a segment, or one after a failure, or
-   * one that must repair the files, waits until none runs.
-   */
-  #mayStart(): boolean {
-    // After a failure, nothing starts until it is cut off.
-    if (this.#pipelineError || this.#halted) return false;
-    if (this.#inflight === 0) return true;
-    if (this.#inflight >= MAX_INFLIGHT || this.#inflightCreated) return false;
-    const a = this.#active;
-    if (a === undefined || this.#broken) return false;
-    let bytes = 0;
-    for (const p of this.#queue) bytes += p.bytes;
-    return a.written + bytes <= this.#segmentBytes;
-  }
-
-  #kick(): void {
-    this.#wake.resolve();
-    this.#wake = Promise.withResolvers<void>();
-  }
-
-  /**
-   * Writes `group` (what fits under maxBytes) and starts its fsync; the appends resolve once
-   * it and every commit before it are synced, in order. Returns once the bytes are written.
-   */
-  async #commit(group: Pending[]): Promise<void> {
-    if (this.#inflight === 0) {
-      try {
-        await this.#ensureWritable();
-        await this.#rollDelivered();
-      } catch (err) {
-        this.stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
-        for (const p of group) p.reject(err);
-        return;
-      }
-    }
-    const accepted: Pending[] = [];
-    let planned = this.stats.bytes + this.#inflightBytes;
-    for (const p of group) {
-      if (planned + p.bytes > this.#maxBytes) {
-        this.stats.full += p.frames.length;
-        p.resolve("full");
-      } else {
-        accepted.push(p);
-        planned += p.bytes;
-      }
-    }
-    if (accepted.length === 0) return;
-    const targets: Target[] = [];
-    let current: Target | undefined;
-    try {
-      for (const p of accepted) {
-        for (const frame of p.frames) {
-          if (current === undefined) {
-            current = this.#target(undefined);
-            targets.push(current);
-          }
-          const size = current.startSize + current.pending;
-          if (size > 0 && size + frame.size > this.#segmentBytes) {
-            current = this.#target(current);
-            targets.push(current);
-          }
-          current.frames.push({ sized: frame, appendedAt: p.appendedAt });
-          current.pending += frame.size;
-        }
-      }
-    } catch (err) {
-      // A segment could not be made (only a commit that runs alone makes one).
-      await this.#rollback(targets);
-      const e = new DiskBufferError("io", "write", this.#dir, "append failed, nothing kept", {
-        cause: err,
-      });
-      this.#log.warn("disk buffer append failed", {
-        path: this.#dir,
-        op: "write",
-        error: e.message,
-      });
-      this.stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
-      for (const p of accepted) p.reject(e);
-      return;
-    }
-    const bytes = targets.reduce((n, t) => n + t.pending, 0);
-    const created = targets.some((t) => t.created);
-    // In flight from its first write: an earlier commit that fails meanwhile must not cut the
-    // files back before this one is done writing (it then fails with it).
-    this.#inflight++;
-    this.#inflightBytes += bytes;
-    if (created) this.#inflightCreated = true;
-    const pipelined = this.#inflight > 1;
-    let failed: DiskBufferError | undefined;
-    let opPath = this.#dir;
-    try {
-      for (const t of targets) {
-        opPath = segmentPath(this.#dir, t.seg.id);
-        const data = this.#writeBuffer(t.pending);
-        let at = 0;
-        for (const f of t.frames) {
-          writeFrame(f.sized, f.appendedAt, data, at);
-          at += f.sized.size;
-        }
-        this.#faults?.("write", opPath);
-        // Synchronous when no fsync runs: a write into the page cache takes microseconds, an
-        // async one a hop to a blocking thread (measured about 3x the cost). While an fsync of
-        // the file runs, a write can wait for it (measured: p99 10-16 ms against 0.7-4 ms),
-        // which must not stall the event loop: then it goes to a blocking thread.
-        if (t.pos !== t.startSize) t.file.seekSync(t.startSize, Deno.SeekMode.Start);
-        let done = 0;
-        if (!pipelined) {
-          while (done < data.length) done += t.file.writeSync(data.subarray(done));
-        } else {
-          while (done < data.length) done += await t.file.write(data.subarray(done));
-        }
-        if (!t.created && this.#active?.seg === t.seg) {
-          this.#active.pos = this.#active.written = t.startSize + t.pending;
-        }
-      }
-    } catch (err) {
-      if (this.#active) this.#active.pos = undefined;
-      // Nothing starts after a failed write until it is cut off.
-      this.#halted = true;
-      failed = new DiskBufferError("io", "write", opPath, "append failed, nothing kept", {
-        cause: err,
-      });
-    }
-    const synced = failed ? Promise.resolve(failed) : this.#sync(targets);
-    const before = this.#lastCommit;
-    const done = (async () => {
-      const failure = await synced;
-      // In order: a commit is visible only after every earlier one.
-      await before;
-      this.#inflight--;
-      this.#inflightBytes -= bytes;
-      if (created) this.#inflightCreated = false;
-      if (failure || this.#pipelineError) {
-        // An earlier commit's failure cuts this one's bytes too (they follow its own).
-        const first = this.#pipelineError === undefined;
-        if (first) this.#pipelineError = failure;
-        const err = this.#pipelineError!;
-        if (first) {
-          this.#log.warn("disk buffer append failed", {
-            path: err.path,
-            op: err.op,
-            error: err.message,
-          });
-        }
-        this.stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
-        if (first) this.#cutFrom = targets;
-        this.#cutOff.push(...accepted);
-        if (this.#inflight === 0) {
-          // The last one out cuts the files back to where the failed commit started, then
-          // its appends and the later ones reject: nothing of them is kept.
-          if (this.#active) this.#active.pos = undefined;
-          await this.#rollback(this.#cutFrom!);
-          const rejected = this.#cutOff;
-          this.#cutFrom = undefined;
-          this.#cutOff = [];
-          this.#pipelineError = undefined;
-          this.#halted = false;
-          for (const p of rejected) p.reject(err);
-        }
-      } else {
-        this.#visible(targets, accepted);
-      }
-      this.#kick();
-    })();
-    this.#lastCommit = done;
-  }
-
-  /** fsyncs what a commit wrote; resolves with the error (never rejects). */
-  async #sync(targets: readonly Target[]): Promise<DiskBufferError | undefined> {
-    if (!this.#fsync) return undefined;
-    let opPath = this.#dir;
-    try {
-      for (const t of targets) {
-        opPath = segmentPath(this.#dir, t.seg.id);
-        const t0 = performance.now();
-        this.#faults?.("fsync", opPath);
-        await t.file.syncData();
-        this.stats.fsync.observe("segment", (performance.now() - t0) / 1000);
-      }
-      if (targets.some((t) => t.created)) {
-        opPath = this.#dir;
-        await syncDir(this.#dir);
-      }
-      return undefined;
-    } catch (err) {
-      return new DiskBufferError("io", "fsync", opPath, "append failed, nothing kept", {
-        cause: err,
-      });
-    }
-  }
-
-  /** A synced commit (every earlier one is visible): its records become readable. */
-  #visible(targets: readonly Target[], accepted: readonly Pending[]): void {
-    const wasEmpty = this.stats.events === 0;
-    let count = 0;
-    for (const p of accepted) count += p.frames.length;
-    const firstOrdinal = this.#appendedOrdinal;
-    let end = this.#appendedOrdinal;
-    for (const t of targets) {
-      t.seg.size = t.startSize + t.pending;
-      end += t.frames.length;
-      t.seg.endOrdinal = end;
-      if (t.created) this.#segments.push(t.seg);
-      if (t !== targets.at(-1)) {
-        t.seg.sealed = true;
-        t.file.close();
-      }
-    }
-    if (targets.some((t) => t.created)) {
-      // Committed: no longer a stray that a repair would remove.
-      const made = new Set(
-        targets.filter((t) => t.created).map((t) => segmentPath(this.#dir, t.seg.id)),
-      );
-      this.#strays = this.#strays.filter((p) => !made.has(p));
-    }
-    const last = targets.at(-1)!;
-    if (last.created) {
-      const size = last.seg.size;
-      this.#active = { seg: last.seg, file: last.file, pos: size, written: size };
-    }
-    // Not `planned`: deletions may have run meanwhile.
-    for (const t of targets) this.stats.bytes += t.pending;
-    this.stats.segments = this.#segments.length;
-    this.stats.events += count;
-    this.stats.appended += count;
-    this.#appendedOrdinal += count;
-    if (wasEmpty) this.stats.oldestUndeliveredAt = accepted[0].appendedAt;
-    this.#commitSeq++;
-    if (this.#followers.size > 0) this.#handOver(targets, firstOrdinal);
-    for (const p of accepted) p.resolve("appended");
-    this.#notify();
-  }
-
-  /**
-   * A buffer of `size` bytes to frame a commit into: one kept for the next commit (writes are
-   * synchronous, so it is free again at once), not one allocated per commit.
-   */
-  #writeBuffer(size: number): Uint8Array {
-    if (size > WRITE_BUFFER_MAX) return new Uint8Array(size);
-    if (this.#scratch.length < size) {
-      this.#scratch = new Uint8Array(
-        Math.min(WRITE_BUFFER_MAX, Math.max(size, 2 * this.#scratch.length)),
-      );
-    }
-    return this.#scratch.subarray(0, size);
-  }
-
-  /** Gives a commit's records to the followers that had read everything before it. */
-  #handOver(targets: readonly Target[], firstOrdinal: number): void {
-    const waiting = [...this.#followers].filter((f) => f.seq === this.#commitSeq - 1);
-    if (waiting.length === 0) return;
-    const records: StoredRecord[] = [];
-    let ordinal = firstOrdinal;
-    let bytes = 0;
-    for (const t of targets) {
-      let offset = t.startSize;
-      for (const { sized, appendedAt } of t.frames) {
-        const end = offset + sized.size;
-        records.push(new HandedRecord(sized.record, appendedAt, t.seg.id, offset, end, ordinal++));
-        offset = end;
-        bytes += sized.size;
-      }
-    }
-    for (const f of waiting) {
-      const keepingUp = f.queue.length === 0 || f.queue.length + records.length <= READ_BATCH;
-      if (!keepingUp || f.bytes + bytes > HANDOFF_BYTES) {
-        f.seq = -1; // behind: it reads these from disk once its queue is taken
-        continue;
-      }
-      for (const r of records) f.queue.push(r);
-      f.bytes += bytes;
-      f.seq = this.#commitSeq;
-    }
-  }
-
-  /** The segment to write next: the active one, or a new one after `prev`. */
-  #target(prev: Target | undefined): Target {
-    if (prev === undefined && this.#active !== undefined) {
-      const seg = this.#active.seg;
-      return {
-        seg,
-        file: this.#active.file,
-        startSize: this.#active.written,
-        created: false,
-        pos: this.#active.pos,
-        frames: [],
-        pending: 0,
-      };
-    }
-    const id = this.#nextId++;
-    const path = segmentPath(this.#dir, id);
-    const file = Deno.openSync(path, { read: true, write: true, createNew: true });
-    // Only files this store made are removed after a failure, never something in the way.
-    this.#strays.push(path);
-    return {
-      seg: { id, size: 0, sealed: false, endOrdinal: this.#appendedOrdinal },
-      file,
-      startSize: 0,
-      created: true,
-      pos: 0,
-      frames: [],
-      pending: 0,
-    };
-  }
-
-  /** Cuts a failed write back to the last record boundary; a cut that fails is retried later. */
-  async #rollback(targets: Target[]): Promise<void> {
-    for (const t of targets) {
-      try {
-        if (t.created) {
-          t.file.close();
-          await Deno.remove(segmentPath(this.#dir, t.seg.id));
-          this.#strays = this.#strays.filter((s) => s !== segmentPath(this.#dir, t.seg.id));
-        } else {
-          await t.file.truncate(t.startSize);
-          if (this.#active?.seg === t.seg) this.#active.written = t.startSize;
-        }
-      } catch {
-        this.#broken = true;
-      }
-    }
-    if (!this.#broken) this.#strays = [];
-  }
-
-  /** After a failed rollback: cut the active segment back and remove half-made segments. */
-  async #ensureWritable(): Promise<void> {
-    if (!this.#broken) {
-      this.#strays = [];
-      return;
-    }
-    try {
-      for (const path of this.#strays) {
-        try {
-          await Deno.remove(path);
-        } catch (err) {
-          if (!(err instanceof Deno.errors.NotFound)) throw err;
-        }
-      }
-      this.#strays = [];
-      if (this.#active) {
-        this.#active.pos = undefined;
-        await this.#active.file.truncate(this.#active.seg.size);
-        await this.#active.file.syncData();
-        this.#active.written = this.#active.seg.size;
-      }
-      this.#broken = false;
-      this.#log.info("disk buffer writable again", { path: this.#dir });
-    } catch (err) {
-      throw new DiskBufferError("io", "truncate", this.#dir, "cannot repair a failed append", {
-        cause: err,
-      });
-    }
-  }
-
-  /** Starts a new segment when the active one is fully delivered, so it can be deleted. */
-  async #rollDelivered(): Promise<void> {
-    const a = this.#active;
-    if (
-      a === undefined || a.seg.size === 0 || this.#cursor.segment !== a.seg.id ||
-      this.#cursor.offset < a.seg.size
-    ) return;
-    a.seg.sealed = true;
-    a.file.close();
-    this.#active = undefined;
-    this.#cursor = { segment: a.seg.id + 1, offset: 0 };
-    await this.#deleteBelow(this.#cursor.segment);
+    return this.#commits.append(records);
   }
 
   /**
@@ -869,141 +248,8 @@ export class DiskBuffer {
    * }
    * ```
    */
-  async *readBatches(
-    opts: ReadOptions = {},
-  ): AsyncGenerator<StoredRecord[], void, undefined> {
-    let seg = this.#cursor.segment;
-    let off = this.#cursor.offset;
-    let ordinal = this.#deliveredOrdinal;
-    const follower: Follower | undefined = opts.follow
-      ? { seq: -1, queue: [], bytes: 0 }
-      : undefined;
-    if (follower) this.#followers.add(follower);
-    let open: { id: number; path: string; file: Deno.FsFile; reader: SegmentReader } | undefined;
-    const closeFile = () => {
-      open?.file.close();
-      open = undefined;
-    };
-    try {
-      for (;;) {
-        if (this.#closed || opts.signal?.aborted) return;
-        if (follower && follower.queue.length > 0) {
-          const all = follower.queue;
-          const batch = all.length <= READ_BATCH ? all : all.slice(0, READ_BATCH);
-          follower.queue = all.length <= READ_BATCH ? [] : all.slice(READ_BATCH);
-          const last = batch[batch.length - 1];
-          follower.bytes -= last.end - batch[0].offset;
-          if (follower.queue.length === 0) follower.bytes = 0;
-          seg = last.segment;
-          off = last.end;
-          ordinal = last.ordinal + 1;
-          yield batch;
-          continue;
-        }
-        if (follower && follower.seq === this.#commitSeq) {
-          if (!(await this.#waitChange(opts.signal))) return;
-          continue;
-        }
-        if (follower) follower.seq = -1;
-        const s = this.#segments.find((x) => x.id >= seg);
-        if (s !== undefined && s.id !== seg) {
-          seg = s.id;
-          off = 0;
-        }
-        if (s !== undefined && off >= s.size && s.sealed) {
-          seg = s.id + 1;
-          off = 0;
-          continue;
-        }
-        if (s === undefined || off >= s.size) {
-          if (!follower) return;
-          // Everything committed is read: the next commits are handed over.
-          follower.seq = this.#commitSeq;
-          continue;
-        }
-        if (open?.id !== s.id) {
-          closeFile();
-          const path = segmentPath(this.#dir, s.id);
-          let file: Deno.FsFile;
-          try {
-            file = Deno.openSync(path, { read: true });
-          } catch (err) {
-            if (err instanceof Deno.errors.NotFound && !this.#segments.includes(s)) continue;
-            throw new DiskBufferError("io", "read", path, "cannot open segment", { cause: err });
-          }
-          open = { id: s.id, path, file, reader: new SegmentReader(file, off, s.size) };
-        } else {
-          open.reader.reset(off, s.size);
-        }
-        const batch: StoredRecord[] = [];
-        while (batch.length < READ_BATCH) {
-          let it;
-          try {
-            it = open.reader.nextSync();
-          } catch (err) {
-            throw new DiskBufferError("io", "read", open.path, "read failed", { cause: err });
-          }
-          if (it === undefined) break;
-          if (it.kind === "record") {
-            const r = it.record;
-            batch.push({
-              auditID: r.auditID,
-              stage: r.stage,
-              levelChanged: r.levelChanged,
-              bytes: r.bytes,
-              appendedAt: r.appendedAt,
-              segment: s.id,
-              offset: it.offset,
-              end: it.end,
-              ordinal: ordinal++,
-            });
-            off = it.end;
-            continue;
-          }
-          // Read synchronously with the size: both change only together, in a commit.
-          const damage: SkippedDamage = {
-            segment: s.id,
-            offset: it.offset,
-            bytes: s.size - it.offset,
-            reason: it.reason,
-            records: Math.max(0, s.endOrdinal - ordinal),
-          };
-          if (this.#skip(damage, ordinal, s.endOrdinal, open.path)) opts.onDamage?.(damage);
-          off = s.size;
-          ordinal = Math.max(ordinal, s.endOrdinal);
-          break;
-        }
-        if (batch.length > 0) yield batch;
-      }
-    } finally {
-      if (follower) this.#followers.delete(follower);
-      closeFile();
-    }
-  }
-
-  /**
-   * Accounts for records a reader skipped as damaged (they leave the undelivered count);
-   * false when this damage was met and counted before.
-   */
-  #skip(d: SkippedDamage, from: number, to: number, path: string): boolean {
-    if (to <= this.#skippedUpTo) return false;
-    this.#skippedUpTo = to;
-    this.stats.corruptRecords++;
-    this.stats.corruptBytes += d.bytes;
-    const start = Math.max(from, this.#deliveredOrdinal);
-    if (to > start) {
-      this.stats.events -= to - start;
-      this.#skipped.push({ from: start, to });
-    }
-    this.#log.error("disk buffer record corrupt after open: skipped to the end of its segment", {
-      path,
-      segment: d.segment,
-      offset: d.offset,
-      bytes: d.bytes,
-      records: d.records,
-      reason: d.reason,
-    });
-    return true;
+  readBatches(opts: ReadOptions = {}): AsyncGenerator<StoredRecord[], void, undefined> {
+    return this.#reader.batches(opts);
   }
 
   /**
@@ -1013,158 +259,26 @@ export class DiskBuffer {
    * @throws {DiskBufferError} `io` when the cursor cannot be written (it is retried by the next mark).
    */
   markDelivered(record: StoredRecord): Promise<void> {
-    if (this.#closed) {
+    if (this.#commits.closed) {
       return Promise.reject(
         new DiskBufferError("closed", "mark", this.#dir, "buffer closed"),
       );
     }
-    if (record.ordinal >= this.#deliveredOrdinal) {
-      let n = record.ordinal + 1 - this.#deliveredOrdinal;
-      this.#deliveredOrdinal = record.ordinal + 1;
-      // Skipped records were taken off the count when skipped: they are not delivered.
-      this.#skipped = this.#skipped.filter((r) => {
-        const passed = Math.min(r.to, this.#deliveredOrdinal) - r.from;
-        if (passed > 0) n -= passed;
-        if (r.to <= this.#deliveredOrdinal) return false;
-        if (passed > 0) r.from = this.#deliveredOrdinal;
-        return true;
-      });
-      this.stats.events -= n;
-      this.stats.delivered += n;
-      if (
-        record.segment > this.#cursor.segment ||
-        (record.segment === this.#cursor.segment && record.end > this.#cursor.offset)
-      ) {
-        this.#cursor = { segment: record.segment, offset: record.end };
-      }
-      this.#normalizeCursor();
-    }
-    const next = this.#cursorChain.catch(() => {}).then(() => this.#persistCursor());
-    this.#cursorChain = next;
-    return next;
-  }
-
-  /** A cursor at the end of a sealed segment points at the start of the next one instead. */
-  #normalizeCursor(): void {
-    for (;;) {
-      const s = this.#segments.find((x) => x.id === this.#cursor.segment);
-      if (s === undefined || !s.sealed || this.#cursor.offset < s.size) return;
-      // Ids may have gaps (a failed append burns one); readers take the next id at or above.
-      this.#cursor = { segment: s.id + 1, offset: 0 };
-    }
-  }
-
-  async #persistCursor(): Promise<void> {
-    const c = this.#cursor;
-    if (c.segment === this.#persisted.segment && c.offset === this.#persisted.offset) return;
-    const t0 = performance.now();
-    try {
-      await writeCursor(this.#dir, c);
-    } catch (err) {
-      throw new DiskBufferError("io", "cursor", join(this.#dir, CURSOR_FILE), "write failed", {
-        cause: err,
-      });
-    }
-    if (this.#fsync) this.stats.fsync.observe("cursor", (performance.now() - t0) / 1000);
-    this.#persisted = c;
-    await this.#deleteBelow(c.segment);
-    this.#updateOldest();
-    // A fully delivered active segment is deleted by the next append: wake blocked appenders.
-    this.#notify();
-  }
-
-  /** Deletes segments below `id` (all delivered); a failed delete is retried on open. */
-  async #deleteBelow(id: number): Promise<void> {
-    const gone = this.#segments.filter((s) => s.id < id && s.sealed);
-    if (gone.length === 0) return;
-    this.#segments = this.#segments.filter((s) => !gone.includes(s));
-    for (const s of gone) {
-      this.stats.bytes -= s.size;
-      const path = segmentPath(this.#dir, s.id);
-      try {
-        await Deno.remove(path);
-      } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) {
-          this.#log.warn("disk buffer cannot delete a delivered segment", {
-            path,
-            error: String(err),
-          });
-        }
-      }
-    }
-    this.stats.segments = this.#segments.length;
-    this.#notify();
-  }
-
-  /** Reads when the record at the cursor was appended, for the age gauge. */
-  #updateOldest(): void {
-    if (this.stats.events <= 0) {
-      this.stats.oldestUndeliveredAt = undefined;
-      return;
-    }
-    const c = this.#cursor;
-    const s = this.#segments.find((x) => x.id >= c.segment);
-    if (s === undefined) return;
-    const off = s.id === c.segment ? c.offset : 0;
-    if (s.size < off + APPENDED_AT_BYTES) return;
-    // Synchronous, as reads are (see segment_reader.ts): 24 bytes from the page cache.
-    try {
-      const f = Deno.openSync(segmentPath(this.#dir, s.id), { read: true });
-      try {
-        const buf = new Uint8Array(APPENDED_AT_BYTES);
-        f.seekSync(off, Deno.SeekMode.Start);
-        let n = 0;
-        while (n < buf.length) {
-          const r = f.readSync(buf.subarray(n));
-          if (r === null || r === 0) return;
-          n += r;
-        }
-        this.stats.oldestUndeliveredAt = frameAppendedAt(buf, 0);
-      } finally {
-        f.close();
-      }
-    } catch {
-      // The gauge keeps its last value; reading goes on regardless.
-    }
+    return this.#delivery.mark(record);
   }
 
   /** Resolves the next time space may have been freed (a segment deleted) or on close. */
   whenSpace(): Promise<void> {
-    return this.#changed.promise;
-  }
-
-  #notify(): void {
-    this.#changed.resolve();
-    this.#changed = Promise.withResolvers<void>();
-  }
-
-  /** Waits for a commit, deletion or close; false when `signal` aborted. */
-  async #waitChange(signal?: AbortSignal): Promise<boolean> {
-    if (signal?.aborted) return false;
-    if (!signal) {
-      await this.#changed.promise;
-      return true;
-    }
-    const aborted = Promise.withResolvers<boolean>();
-    const onAbort = () => aborted.resolve(false);
-    signal.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await Promise.race([this.#changed.promise.then(() => true), aborted.promise]);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+    return this.#changes.next();
   }
 
   /** Finishes pending appends and the cursor, then closes the files. Readers end. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    while (this.#flushing) await this.#flushing;
-    await this.#lastCommit;
-    this.#closed = true;
-    await this.#cursorChain.catch(() => {});
-    this.#active?.file.close();
-    this.#active = undefined;
+    if (this.#commits.closed) return;
+    await this.#commits.close();
+    await this.#delivery.settled();
+    this.#commits.closeActive();
     this.#lock?.release();
-    this.#notify();
+    this.#changes.notify();
   }
 }

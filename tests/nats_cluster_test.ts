@@ -52,7 +52,7 @@ Deno.test(
     const nc = await connect({ servers: [...cluster.urls] });
     try {
       const collector = await startDaemon((dir) =>
-        natsCollectorConfig(dir, cluster.urls, { replicas: 3, ackWait: "5s" })
+        natsCollectorConfig(dir, cluster.urls, { replicas: 3, ackWait: "5s", maxAckPending: 400 })
       );
       daemons.push(collector);
       await collector.waitLog((r) => r.msg === "consuming from JetStream", 60_000);
@@ -124,7 +124,10 @@ Deno.test(
       assertEquals(state.messages, want.size);
       // The collector acks after writing; an ack lost in the failover makes JetStream
       // deliver that message again after the ack wait, and at-least-once writes it again.
-      // Such duplicates are bounded by the redeliveries JetStream counted.
+      // Such duplicates are bounded by what the consumer may hold unacked at once
+      // (max_ack_pending): one failover can lose at most those acks. JetStream's own count of
+      // redeliveries is printed but is no bound: a new consumer leader can start from a
+      // delivered sequence older than the old leader's (seen: 40 duplicates, 0 counted).
       const consumer = await settled(
         "the consumer's info",
         () => jsm.consumers.info("AUDIT", "collectors"),
@@ -139,9 +142,10 @@ Deno.test(
           `stream ${state.messages} messages, collector wrote ${keys.length} lines, ` +
           `${dup} duplicate(s), ${redelivered} redelivery(ies)`,
       );
+      const maxAckPending = consumer.config.max_ack_pending ?? 0;
       assert(
-        dup <= redelivered,
-        `${dup} duplicates but ${redelivered} redeliveries`,
+        dup <= maxAckPending,
+        `${dup} duplicates, more than the ${maxAckPending} messages the consumer may hold unacked`,
       );
 
       // node-a lost its server and found another by itself; nothing restarted the daemons.

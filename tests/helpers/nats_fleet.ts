@@ -46,7 +46,7 @@ shutdownTimeout: 10s
 export function natsCollectorConfig(
   dir: string,
   servers: readonly string[],
-  opts: { replicas?: number; ackWait?: string } = {},
+  opts: { replicas?: number; ackWait?: string; maxAckPending?: number } = {},
 ): string {
   return `sources:
   - type: nats
@@ -55,6 +55,7 @@ export function natsCollectorConfig(
     subject: audit.events
     consumer: collectors
     ackWait: ${opts.ackWait ?? "30s"}
+    maxAckPending: ${opts.maxAckPending ?? 10000}
     streamSettings: {replicas: ${opts.replicas ?? 1}}
 sinks:
   - type: log

@@ -24,6 +24,21 @@ function row(screen: string, title: string, name: string): string[] | null {
   return null;
 }
 
+/** Both tests' daemon: a webhook source and a log sink `archive`, with an ops port. */
+const WEBHOOK_TO_LOG = [
+  "sources:",
+  "  - type: webhook",
+  "    name: apiserver",
+  "    listen: 127.0.0.1:0",
+  "sinks:",
+  "  - type: log",
+  "    name: archive",
+  "    path: out/audit.log",
+  "server:",
+  "  listen: 127.0.0.1:0",
+  "",
+].join("\n");
+
 const num = (cell: string | undefined) => Number((cell ?? "NaN").replaceAll(",", ""));
 
 Deno.test(
@@ -32,21 +47,7 @@ Deno.test(
     "top: live counts in an 80x24 terminal match /metrics; q and Ctrl-C restore the terminal",
   ),
   async () => {
-    const d = await startDaemon(() =>
-      [
-        "sources:",
-        "  - type: webhook",
-        "    name: apiserver",
-        "    listen: 127.0.0.1:0",
-        "sinks:",
-        "  - type: log",
-        "    name: archive",
-        "    path: out/audit.log",
-        "server:",
-        "  listen: 127.0.0.1:0",
-        "",
-      ].join("\n")
-    );
+    const d = await startDaemon(() => WEBHOOK_TO_LOG);
     const ops = await d.opsPort();
     const webhook = await d.webhookPort();
     const top = [Deno.execPath(), "run", "-A", `${ROOT}main.ts`, "top"]
@@ -137,21 +138,7 @@ Deno.test(
 );
 
 Deno.test("top on a pipe prints one plain snapshot with the daemon's counts and exits 0", async () => {
-  const d = await startDaemon(() =>
-    [
-      "sources:",
-      "  - type: webhook",
-      "    name: apiserver",
-      "    listen: 127.0.0.1:0",
-      "sinks:",
-      "  - type: log",
-      "    name: archive",
-      "    path: out/audit.log",
-      "server:",
-      "  listen: 127.0.0.1:0",
-      "",
-    ].join("\n")
-  );
+  const d = await startDaemon(() => WEBHOOK_TO_LOG);
   try {
     const ops = await d.opsPort();
     await postAccepted(await d.webhookPort(), await realEvents(7));

@@ -36,6 +36,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  WEBHOOK_SOURCE_YAML,
 } from "./lib.ts";
 import { Pool, postRequest } from "./http_client.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
@@ -329,11 +330,7 @@ async function e2eOnce(
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-disk-e2e-" });
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-sinks:
+${WEBHOOK_SOURCE_YAML}sinks:
   - type: log
     name: out
     path: out.log
@@ -518,11 +515,7 @@ export async function benchDiskBacklog(
   );
   const target = opts.backlogMb * MB;
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-sinks:
+${WEBHOOK_SOURCE_YAML}sinks:
   - type: webhook
     name: siem
     kubeconfig: siem.kubeconfig

@@ -35,6 +35,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  tailSourceYaml,
   throughputRow,
 } from "./lib.ts";
 
@@ -139,14 +140,7 @@ async function nodeRun(
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-nats-node-" });
   const input = `${dir}/audit.log`;
   const d = await daemon(() => `
-sources:
-  - type: tail
-    name: audit
-    path: ${input}
-    startAt: beginning
-    checkpointFile: ${dir}/audit.ckpt
-    pollInterval: 10ms
-sinks:
+${tailSourceYaml(input, dir)}sinks:
   - type: nats
     name: out
     servers: [${url}]

@@ -63,6 +63,9 @@ Deno.test(
         `${top}; echo $? > exit.1`,
         "stty -g > stty.after.1",
         "echo top exited once",
+        // The second run covers the main screen with its own: it waits until the test has
+        // looked at the screen the first one left.
+        "while [ ! -e second.go ]; do sleep 0.05; done",
         `${top}; echo $? > exit.2`,
         "stty -g > stty.after.2",
         "echo top exited twice",
@@ -114,6 +117,7 @@ Deno.test(
       assert.ok(!screen.includes("SINK"), `the main screen is back:\n${screen}`);
 
       // Second run: the daemon goes away; the last numbers stay, marked unreachable.
+      await Deno.writeTextFile(`${dir}/second.go`, "");
       await term.waitScreen("top again", (s) => row(s, "SINK", "archive") !== null, 60_000);
       assert.equal((await d.stop()).code, 0);
       screen = await term.waitScreen("UNREACHABLE", (s) => s.includes("UNREACHABLE since"));

@@ -29,6 +29,7 @@ import {
   eventListBody,
   lineToItem,
   num,
+  procCpuSeconds,
   readLines,
   type Row,
   sample,
@@ -36,11 +37,13 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  WEBHOOK_SOURCE_YAML,
 } from "./lib.ts";
 import { Pool, postRequest } from "./http_client.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { ensureData } from "./generate.ts";
 import { kubeconfigFor } from "../tests/helpers/receiver.ts";
+import { peakRssBytes } from "../tests/helpers/peak_rss.ts";
 
 const enc = new TextEncoder();
 const MB = 1024 * 1024;
@@ -292,15 +295,8 @@ interface E2eRun {
 }
 
 /** CPU time used by process `pid` so far (user + system, all threads), ms; 0 when unknown. */
-async function cpuMs(pid: number): Promise<number> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    // Fields after the command (which may hold spaces): utime and stime are the 12th and 13th.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) * 10; // USER_HZ is 100 on Linux
-  } catch {
-    return 0;
-  }
+function cpuMs(pid: number): Promise<number> {
+  return procCpuSeconds(pid).then((s) => s * 1000, () => 0);
 }
 
 /** Up to 200 request bodies of `E2E_EVENTS` events each, from `lines`. */
@@ -329,11 +325,7 @@ async function e2eOnce(
 ): Promise<E2eRun> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-disk-e2e-" });
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-sinks:
+${WEBHOOK_SOURCE_YAML}sinks:
   - type: log
     name: out
     path: out.log
@@ -471,18 +463,6 @@ interface MemorySample {
   readonly externalMb: number;
 }
 
-/** The daemon's resident memory from /proc (current and peak), in MiB; 0 when unreadable. */
-async function procRss(pid: number): Promise<{ rss: number; hwm: number }> {
-  try {
-    const status = await Deno.readTextFile(`/proc/${pid}/status`);
-    const kb = (k: string) =>
-      Number(status.match(new RegExp(`^${k}:\\s+(\\d+) kB`, "m"))?.[1] ?? 0);
-    return { rss: kb("VmRSS") / 1024, hwm: kb("VmHWM") / 1024 };
-  } catch {
-    return { rss: 0, hwm: 0 };
-  }
-}
-
 /**
  * Memory with a backlog: a daemon whose webhook sink's collector is down (answers 503) takes
  * events into its disk buffer (fsync always) until the buffer holds `backlogMb`; its RSS is
@@ -518,11 +498,7 @@ export async function benchDiskBacklog(
   );
   const target = opts.backlogMb * MB;
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-sinks:
+${WEBHOOK_SOURCE_YAML}sinks:
   - type: webhook
     name: siem
     kubeconfig: siem.kubeconfig
@@ -596,7 +572,7 @@ shutdownTimeout: 10s
     }
     const tEnd = performance.now();
     const drainSecs = (tEnd - (tFirst ?? tUp)) / 1000;
-    const { hwm } = await procRss(pid);
+    const hwm = await peakRssBytes(pid) / MB;
     await d.stop("SIGTERM");
     const start = samples[0].rssMb;
     const last = samples.at(-1)!;

@@ -27,6 +27,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  WEBHOOK_SOURCE_YAML,
 } from "./lib.ts";
 import { Pool, postRequest } from "./http_client.ts";
 
@@ -133,11 +134,9 @@ async function latencyOnce(
 ): Promise<Row & { value: number }> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-latency-" });
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-${outSinkYaml(`${dir}/out.log`, { fsync, shutdownTimeout: "30s" })}`, { dir });
+${WEBHOOK_SOURCE_YAML}${outSinkYaml(`${dir}/out.log`, { fsync, shutdownTimeout: "30s" })}`, {
+    dir,
+  });
   try {
     const pool = new Pool(await d.webhookPort());
     const requests = bodies.map((b) => postRequest("/audit", b));

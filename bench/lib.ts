@@ -350,6 +350,41 @@ export function throughputRow(o: {
 }
 
 /**
+ * The config's `sources:` that the webhook benchmarks share: one webhook source,
+ * `apiserver`, on an ephemeral port.
+ *
+ * @example
+ * ```ts
+ * const yaml = `${WEBHOOK_SOURCE_YAML}${outSinkYaml(`${dir}/out.log`)}`;
+ * ```
+ */
+export const WEBHOOK_SOURCE_YAML = `sources:
+  - type: webhook
+    name: apiserver
+    listen: 127.0.0.1:0
+`;
+
+/**
+ * The config's `sources:` that the tail benchmarks share: one tail source, `audit`, reading
+ * `input` from its beginning, polling every 10 ms, its checkpoint in `dir`.
+ *
+ * @example
+ * ```ts
+ * const yaml = `${tailSourceYaml(`${dir}/audit.log`, dir)}${outSinkYaml(`${dir}/out.log`)}`;
+ * ```
+ */
+export function tailSourceYaml(input: string, dir: string): string {
+  return `sources:
+  - type: tail
+    name: audit
+    path: ${input}
+    startAt: beginning
+    checkpointFile: ${dir}/audit.ckpt
+    pollInterval: 10ms
+`;
+}
+
+/**
  * The config from `sinks:` on that the daemon benchmarks share: one blocking JSON log sink,
  * `out`, writing `path` through {@linkcode POLICY20}, never rotating; an ops server on an
  * ephemeral port for `/metrics`.

@@ -24,6 +24,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  WEBHOOK_SOURCE_YAML,
 } from "./lib.ts";
 
 /** Events held in the stalled sink's buffer. */
@@ -104,11 +105,7 @@ async function memoryOnce(
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-memory-" });
   await Deno.writeTextFile(`${dir}/siem.kubeconfig`, kubeconfigFor(url));
   const d = await daemon(() => `
-sources:
-  - type: webhook
-    name: apiserver
-    listen: 127.0.0.1:0
-sinks:
+${WEBHOOK_SOURCE_YAML}sinks:
   - type: webhook
     name: siem
     kubeconfig: ${dir}/siem.kubeconfig

@@ -30,11 +30,13 @@ import {
   num,
   outSinkYaml,
   poll,
+  procCpuSeconds,
   type Row,
   runJson,
   scrape,
   sinkCounts,
   sleep,
+  tailSourceYaml,
   throughputRow,
 } from "./lib.ts";
 
@@ -55,14 +57,6 @@ interface Run {
   readonly cpuSeconds: number;
   readonly complete?: boolean;
   readonly detail?: string;
-}
-
-/** User + system CPU seconds of process `pid` so far (Linux). */
-async function processCpu(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  // Fields after the command name (which may hold spaces), from field 3 on.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 1/100 s
 }
 
 /** Polls until `done()` or no progress for 10 s; returns whether it completed. */
@@ -103,7 +97,7 @@ ${outSinkYaml(output)}`, {
   });
   try {
     const rec = await d.waitLog((r) => r.msg === "consuming from JetStream", 60_000);
-    const cpu0 = await processCpu(d.process.pid);
+    const cpu0 = await procCpuSeconds(d.process.pid);
     const t0 = Date.parse(rec.ts as string);
     const port = await d.opsPort();
     const complete = await untilDone(async () => {
@@ -111,7 +105,7 @@ ${outSinkYaml(output)}`, {
       return { n: c.written + c.dropped, done: c.written + c.dropped >= data.events };
     });
     const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
-    const cpu1 = await processCpu(d.process.pid);
+    const cpu1 = await procCpuSeconds(d.process.pid);
     const s = await scrape(port);
     const c = sinkCounts(s, "out");
     await d.stop("SIGTERM");
@@ -139,14 +133,7 @@ async function nodeRun(
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-nats-node-" });
   const input = `${dir}/audit.log`;
   const d = await daemon(() => `
-sources:
-  - type: tail
-    name: audit
-    path: ${input}
-    startAt: beginning
-    checkpointFile: ${dir}/audit.ckpt
-    pollInterval: 10ms
-sinks:
+${tailSourceYaml(input, dir)}sinks:
   - type: nats
     name: out
     servers: [${url}]
@@ -161,7 +148,7 @@ shutdownTimeout: 60s
     const port = await d.opsPort();
     await d.waitLog((r) => r.msg === "file does not exist yet; waiting for it");
     await sleep(300);
-    const cpu0 = await processCpu(d.process.pid);
+    const cpu0 = await procCpuSeconds(d.process.pid);
     await Deno.link(data.path, input);
     const t0 = Date.now();
     const complete = await untilDone(async () => {
@@ -169,7 +156,7 @@ shutdownTimeout: 60s
       return { n, done: n >= data.events };
     });
     const state = (await jsm.streams.info(stream)).state;
-    const cpu1 = await processCpu(d.process.pid);
+    const cpu1 = await procCpuSeconds(d.process.pid);
     const c = sinkCounts(await scrape(port), "out");
     await d.stop("SIGTERM");
     return {

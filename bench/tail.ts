@@ -23,6 +23,7 @@ import {
   scrape,
   sinkCounts,
   sleep,
+  tailSourceYaml,
   throughputRow,
 } from "./lib.ts";
 
@@ -62,14 +63,7 @@ export async function tailDaemonRun(data: DataFile, opts: TailOptions): Promise<
   const input = `${dir}/audit.log`;
   const output = `${dir}/out.log`;
   const d = await daemon(() => `
-sources:
-  - type: tail
-    name: audit
-    path: ${input}
-    startAt: beginning
-    checkpointFile: ${dir}/audit.ckpt
-    pollInterval: 10ms
-${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
+${tailSourceYaml(input, dir)}${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
     dir,
     denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
   });

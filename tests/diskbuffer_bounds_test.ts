@@ -6,40 +6,25 @@
  * buffer goes on, whole.
  */
 import { assert, assertEquals } from "./helpers/assert.ts";
-import { type Daemon, startDaemon } from "./helpers/daemon.ts";
+import { type Daemon, relayConfig, startDaemon } from "./helpers/daemon.ts";
 import { ClusterEvents } from "./helpers/cluster_events.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 import { kubeconfigFor, type Receiver, startReceiver } from "./helpers/receiver.ts";
 import { withTempDir } from "./helpers/tmp.ts";
 import { freePort } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
-import { segmentBytes } from "./diskbuffer_helpers.ts";
+import { segmentBytes, siemSinkSettings } from "./diskbuffer_helpers.ts";
 import { segmentPath } from "../pipeline/diskbuffer/layout.ts";
 
 const MiB = 1024 * 1024;
 
 /** A webhook source relaying to sink `siem` at `port` with `buffer` (YAML flow mapping). */
 function config(port: number, buffer: string): (dir: string) => string {
-  return (dir) => {
-    Deno.writeTextFileSync(`${dir}/siem.kubeconfig`, kubeconfigFor(`http://127.0.0.1:${port}/`));
-    return [
-      "sources:",
-      "  - type: webhook",
-      "    listen: 127.0.0.1:0",
-      "sinks:",
-      "  - type: webhook",
-      "    name: siem",
-      "    kubeconfig: siem.kubeconfig",
-      "    initialBackoff: 20ms",
-      "    retry: {maxAttempts: 1}",
-      "    batch: {maxSize: 200, maxWait: 20ms, throttle: {enabled: false}}",
-      `    buffer: ${buffer}`,
-      "server:",
-      "  listen: 127.0.0.1:0",
-      "shutdownTimeout: 1s",
-      "",
-    ].join("\n");
-  };
+  return relayConfig(
+    { kubeconfig: () => kubeconfigFor(`http://127.0.0.1:${port}/`) },
+    siemSinkSettings(200, "20ms", buffer),
+    ["server:", "  listen: 127.0.0.1:0", "shutdownTimeout: 1s"],
+  );
 }
 
 /** Posts events `from` .. `from + n - 1` as one EventList; the answer's status. */

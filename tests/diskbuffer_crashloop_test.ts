@@ -14,6 +14,7 @@ import { withTempDir } from "./helpers/tmp.ts";
 import { freePort } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { ClusterEvents } from "./helpers/cluster_events.ts";
+import { siemSinkSettings } from "./diskbuffer_helpers.ts";
 
 /** Events posted or appended in each crash loop, at least. */
 const EVENTS = 200_000;
@@ -37,10 +38,7 @@ function config(source: string[]): string {
     "  - type: webhook",
     "    name: siem",
     "    kubeconfig: siem.kubeconfig",
-    "    initialBackoff: 20ms",
-    "    retry: {maxAttempts: 1}",
-    `    batch: {maxSize: ${BATCH}, maxWait: 50ms, throttle: {enabled: false}}`,
-    "    buffer: {type: disk, path: buf}",
+    ...siemSinkSettings(BATCH, "50ms", "{type: disk, path: buf}").map((l) => `    ${l}`),
     "server:",
     "  listen: 127.0.0.1:0",
     "shutdownTimeout: 10s",

@@ -46,3 +46,22 @@ export async function segmentBytes(dir: string): Promise<number> {
   for (const id of await listSegments(dir)) n += (await Deno.stat(segmentPath(dir, id))).size;
   return n;
 }
+
+/**
+ * The settings of the disk buffer tests' webhook sink `siem`, as lines of its mapping: one
+ * attempt per batch after a 20 ms backoff, batches of `maxSize` events or `maxWait`, no
+ * throttle, and `buffer` (a YAML flow mapping).
+ *
+ * @example
+ * ```ts
+ * relayConfig(recv, siemSinkSettings(200, "20ms", "{type: disk, path: buf}"));
+ * ```
+ */
+export function siemSinkSettings(maxSize: number, maxWait: string, buffer: string): string[] {
+  return [
+    "initialBackoff: 20ms",
+    "retry: {maxAttempts: 1}",
+    `batch: {maxSize: ${maxSize}, maxWait: ${maxWait}, throttle: {enabled: false}}`,
+    `buffer: ${buffer}`,
+  ];
+}

@@ -9,7 +9,7 @@ import { numberedEvents } from "./helpers/events.ts";
 import { scrapeMetrics } from "./helpers/metrics.ts";
 import { withTempDir } from "./helpers/tmp.ts";
 import { needs } from "./helpers/external.ts";
-import { startNatsServer } from "./helpers/nats.ts";
+import { collectorConfig, publisherConfig, startNatsServer } from "./helpers/nats.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const POLICY = `apiVersion: audit.k8s.io/v1
@@ -76,28 +76,10 @@ Deno.test(
   async () => {
     const nats = await startNatsServer();
     try {
-      const node = await startDaemon(() => `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: nats
-    servers: [${nats.url}]
-    stream: AUDIT
-    subject: audit.events
-    buffer: {type: disk, path: buf}
-`);
-      const collector = await startDaemon((dir) => `
-sources:
-  - type: nats
-    servers: [${nats.url}]
-    stream: AUDIT
-    subject: audit.events
-    consumer: collector
-sinks:
-  - type: log
-    path: ${dir}/all.log
-`);
+      const node = await startDaemon(
+        publisherConfig(nats.url, ["buffer: {type: disk, path: buf}"]),
+      );
+      const collector = await startDaemon(collectorConfig(nats.url));
       const events = numberedEvents("ns", 0, 200);
       for (let i = 0; i < 200; i += 50) {
         await postAccepted(await node.webhookPort(), events.slice(i, i + 50));

@@ -301,8 +301,14 @@ server:
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, text);
     assert.match(text, /^OK: \d+ lines in 2 files/m);
+    // Which prunings stay visible depends on timing, so only one is certain: retention runs
+    // in the background after a rotation, and a pass still running when the next list
+    // rotates again records into the chain of the file just moved aside, which is pruned
+    // in turn, taking those notes with it (verify still passes: the next record explains
+    // the gap). The pruning of the newest removed backup always follows the last rotation,
+    // so its note lands in a kept file.
     const pruned = text.split("\n").filter((l) => l.includes(": pruned: pruned by retention"));
-    assert.ok(pruned.length >= 2, text);
+    assert.ok(pruned.length >= 1, text);
     assert.ok(pruned.every((l) => l.includes("(maxBackup)")), text);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -16,6 +16,8 @@ import { metricsRegistry } from "../pipeline/metrics.ts";
 import { testEnvelope } from "./helpers/events.ts";
 import { postAccepted, startDaemon } from "./helpers/daemon.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { scrapeMetrics } from "./helpers/metrics.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const enc = new TextEncoder();
 const jsonLine = (id: string) =>
@@ -101,14 +103,6 @@ function recorder(): Logger & { records: { level: string; msg: string; fields: u
     with: () => log,
   };
   return log;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
@@ -220,8 +214,8 @@ Deno.test("a removed log file is noticed on the check interval, created again, l
     await Deno.remove(path);
     // The file exists a moment before the reopen is reported: wait for both.
     await waitFor(
-      async () => reasons.length > 0 && await exists(path),
       "the file to be created again and the reopen reported",
+      async () => reasons.length > 0 && await exists(path),
     );
     assert.deepEqual(reasons, ["removed"]);
     assert.ok(
@@ -248,7 +242,7 @@ Deno.test("a log file moved away and replaced by another is noticed, and later l
     await f.writeRecords([jsonLine("a1")]);
     await Deno.rename(path, join(dir, "audit.log.1"));
     await Deno.writeTextFile(path, "");
-    await waitFor(() => reasons.length > 0, "the replacement to be noticed");
+    await waitFor("the replacement to be noticed", () => reasons.length > 0);
     assert.deepEqual(reasons, ["replaced"]);
     await f.writeRecords([jsonLine("b1")]);
     await f.close();
@@ -303,7 +297,7 @@ Deno.test("log sink: a removed file is counted in auditpipe_sink_file_reopened_t
     assert.equal(await metric("removed"), 0);
     await sink.write([testEnvelope("a1")]);
     await Deno.remove(path);
-    await waitFor(() => exists(path), "the file to be created again");
+    await waitFor("the file to be created again", () => exists(path));
     await sink.write([testEnvelope("b1")]);
     await sink.close();
     assert.equal(await metric("removed"), 1);
@@ -330,18 +324,19 @@ server:
     const post = (id: string) => postAccepted(port, [{ ...testEnvelope(id).event }]);
     await post("before");
     await waitFor(
-      async () => (await Deno.readTextFile(path)).includes("before"),
       "the first event",
+      async () => (await Deno.readTextFile(path)).includes("before"),
     );
     await Deno.remove(path);
     await d.waitLog((r) => r.msg === "log file was removed or replaced; reopened", 15_000);
     await post("after");
-    await waitFor(async () => (await Deno.readTextFile(path)).includes("after"), "the later event");
+    await waitFor("the later event", async () => (await Deno.readTextFile(path)).includes("after"));
     const ops = await d.opsPort();
-    const metrics = await (await fetch(`http://127.0.0.1:${ops}/metrics`)).text();
-    assert.match(
-      metrics,
-      /^auditpipe_sink_file_reopened_total\{sink="local",reason="removed"\} 1$/m,
+    const metrics = await scrapeMetrics(ops);
+    assert.equal(
+      metrics.get('auditpipe_sink_file_reopened_total{sink="local",reason="removed"}'),
+      1,
+      JSON.stringify([...metrics].filter(([k]) => k.includes("reopened"))),
     );
     const { code } = await d.stop("SIGTERM");
     assert.equal(code, 0);

@@ -2,7 +2,7 @@
 import { assert, assertEquals } from "./helpers/assert.ts";
 import { createTestPki } from "./helpers/tls.ts";
 import { type Daemon, postAccepted, realEvents, startDaemon } from "./helpers/daemon.ts";
-import { startNatsServer } from "./helpers/nats.ts";
+import { collectorConfig, publisherConfig, startNatsServer } from "./helpers/nats.ts";
 import { needs } from "./helpers/external.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -28,29 +28,10 @@ Deno.test(
   ),
   async () => {
     const nats = await startNatsServer();
-    const node = () => `
-sources:
-  - type: webhook
-    listen: 127.0.0.1:0
-sinks:
-  - type: nats
-    servers: [${nats.url}]
-    subject: audit.events
-    stream: AUDIT
-`;
+    const node = publisherConfig(nats.url);
     const a = await startDaemon(node);
     const b = await startDaemon(node);
-    const collector = await startDaemon((dir) => `
-sources:
-  - type: nats
-    servers: [${nats.url}]
-    stream: AUDIT
-    subject: audit.events
-    consumer: collector
-sinks:
-  - type: log
-    path: ${dir}/all.log
-`);
+    const collector = await startDaemon(collectorConfig(nats.url));
     const events = await realEvents(300);
     const halves = [events.slice(0, 150), events.slice(150)];
     for (const [d, half] of [[a, halves[0]], [b, halves[1]]] as const) await post(d, half);

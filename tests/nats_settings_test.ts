@@ -31,6 +31,16 @@ function problems(text: string): string[] {
   return [];
 }
 
+/** A nats sink config publishing to stream AUDIT on `url` with `streamSettings`. */
+function auditSinkConfig(url: string, streamSettings: Record<string, unknown>): NatsSinkConfig {
+  return sinkSchema.parse({
+    type: "nats",
+    servers: [url],
+    stream: "AUDIT",
+    streamSettings,
+  }) as NatsSinkConfig;
+}
+
 function sinkContext(name: string): SinkContext {
   return {
     name,
@@ -133,12 +143,11 @@ Deno.test(
   async () => {
     const srv = await startNatsServer();
     try {
-      const cfg = sinkSchema.parse({
-        type: "nats",
-        servers: [srv.url],
-        stream: "AUDIT",
-        streamSettings: { maxAge: "1h", maxBytes: "64MiB", duplicateWindow: "30s" },
-      }) as NatsSinkConfig;
+      const cfg = auditSinkConfig(srv.url, {
+        maxAge: "1h",
+        maxBytes: "64MiB",
+        duplicateWindow: "30s",
+      });
       const sink = await createNatsSink(cfg, sinkContext("s"));
       const items = [testEnvelope("a"), testEnvelope("b")];
       await sink.write(items);
@@ -166,12 +175,7 @@ Deno.test(
   async () => {
     const srv = await startNatsServer();
     try {
-      const cfg = sinkSchema.parse({
-        type: "nats",
-        servers: [srv.url],
-        stream: "AUDIT",
-        streamSettings: { replicas: 3 },
-      }) as NatsSinkConfig;
+      const cfg = auditSinkConfig(srv.url, { replicas: 3 });
       await assertRejects(
         () => createNatsSink(cfg, sinkContext("fleet"), { connectTimeout: 2_000 }),
         /nats sink fleet: JetStream stream AUDIT at .*: cannot create JetStream stream AUDIT with 3 replicas: /,

@@ -11,6 +11,7 @@ import { topView } from "../cli/top/view.ts";
 import { metricsRegistry } from "../pipeline/metrics.ts";
 import { PipelineStats } from "../pipeline/core/stats.ts";
 import { ROOT } from "./helpers/daemon.ts";
+import { freePort } from "./helpers/nats.ts";
 
 Deno.test("prometheus parser: labels with escapes, timestamps, special values, comments", () => {
   const m = parsePrometheusText([
@@ -250,10 +251,7 @@ Deno.test("--url: host:port and base URLs get /metrics; other schemes are refuse
 });
 
 Deno.test("top on a URL nothing listens on: an error naming the URL, exit 1", async () => {
-  // A port that was free a moment ago: bound, then closed.
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = freePort();
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "top", "--once", "--url", `127.0.0.1:${port}`],
     stdout: "piped",

@@ -139,3 +139,53 @@ async function spawn(dir: string, port: number, extra: string[]): Promise<Proc> 
     }
   }
 }
+
+/**
+ * The config of a node daemon: a webhook source publishing to stream `AUDIT` (subject
+ * `audit.events`) through a NATS sink, with `sink` lines added to the sink's mapping.
+ *
+ * @example
+ * ```ts
+ * const node = await startDaemon(publisherConfig(nats.url, ["buffer: {type: disk, path: buf}"]));
+ * ```
+ */
+export function publisherConfig(url: string, sink: string[] = []): () => string {
+  return () =>
+    [
+      "sources:",
+      "  - type: webhook",
+      "    listen: 127.0.0.1:0",
+      "sinks:",
+      "  - type: nats",
+      `    servers: [${url}]`,
+      "    stream: AUDIT",
+      "    subject: audit.events",
+      ...sink.map((l) => `    ${l}`),
+      "",
+    ].join("\n");
+}
+
+/**
+ * The config of a collector daemon: a NATS source reading stream `AUDIT` (subject
+ * `audit.events`) through the durable consumer `collector`, into the log file `all.log` in
+ * the daemon's folder.
+ *
+ * @example
+ * ```ts
+ * const collector = await startDaemon(collectorConfig(nats.url));
+ * // ... then read `${collector.dir}/all.log`
+ * ```
+ */
+export function collectorConfig(url: string): (dir: string) => string {
+  return (dir) => `
+sources:
+  - type: nats
+    servers: [${url}]
+    stream: AUDIT
+    subject: audit.events
+    consumer: collector
+sinks:
+  - type: log
+    path: ${dir}/all.log
+`;
+}

@@ -55,7 +55,15 @@ export async function writeGenerated(
   return n;
 }
 
-async function peakOf(pid: number): Promise<number> {
+/**
+ * The peak resident memory of process `pid` so far (VmHWM), in bytes; 0 once it has exited.
+ *
+ * @example
+ * ```ts
+ * const peak = await peakRssBytes(child.pid);
+ * ```
+ */
+export async function peakRssBytes(pid: number): Promise<number> {
   try {
     const status = await Deno.readTextFile(`/proc/${pid}/status`);
     const m = status.match(/^VmHWM:\s+(\d+) kB/m);
@@ -93,7 +101,7 @@ export async function runMeasured(args: string[]): Promise<MeasuredRun> {
   let running = true;
   const poll = (async () => {
     while (running) {
-      peak = Math.max(peak, await peakOf(child.pid));
+      peak = Math.max(peak, await peakRssBytes(child.pid));
       await new Promise((r) => setTimeout(r, 25));
     }
   })();

@@ -6,6 +6,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { type Daemon, startDaemon } from "../tests/helpers/daemon.ts";
+import { parseMetrics as parseTestMetrics } from "../tests/helpers/metrics.ts";
+import { quantile } from "../cli/top/rates.ts";
 
 export type { Daemon };
 
@@ -60,15 +62,7 @@ export async function daemon(
 export type Samples = Map<string, number>;
 
 /** Parses the exposition text into samples keyed by `name{a="x",b="y"}` (or `name`). */
-export function parseMetrics(text: string): Samples {
-  const out: Samples = new Map();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const sp = line.lastIndexOf(" ");
-    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return out;
-}
+export const parseMetrics: (text: string) => Samples = parseTestMetrics;
 
 /** Reads `/metrics` of the ops server on `port`. */
 export async function scrape(port: number): Promise<Samples> {
@@ -118,14 +112,8 @@ export function histogramPercentile(
     buckets.push([le === "+Inf" ? Infinity : Number(le), v - (before.get(key) ?? 0)]);
   }
   buckets.sort((a, b) => a[0] - b[0]);
-  const total = buckets.at(-1)?.[1] ?? 0;
-  const rank = total * p / 100;
-  const i = buckets.findIndex(([, n]) => n >= rank);
-  if (i < 0 || total === 0) return NaN;
-  if (buckets[i][0] === Infinity) return buckets[i - 1]?.[0] ?? NaN;
-  const [lowBound, lowCount] = i > 0 ? buckets[i - 1] : [0, 0];
-  const [bound, count] = buckets[i];
-  return lowBound + (bound - lowBound) * (rank - lowCount) / (count - lowCount);
+  // The same interpolation `auditpipe top` shows.
+  return quantile(p / 100, buckets) ?? NaN;
 }
 
 /** A sink's counters from one scrape. */

@@ -4,6 +4,9 @@
  * once; SIGHUP reopens log files and reloads the config). SIGUSR1 is deliberately not used:
  * Deno opens a debugger on it, so launchers block it (see cli/debugger_signal.ts).
  *
+ * The ops server (hono, prom-client) and `--check`'s preflight are imported only when used,
+ * as are the sources' and sinks' modules (see pipeline/build.ts): start-up loads what runs.
+ *
  * @module
  */
 import { loadConfigFile } from "../pipeline/config/load.ts";
@@ -13,8 +16,6 @@ import { createLogger, type LogLevel } from "../pipeline/core/log.ts";
 import { branchSpec, Pipeline, PipelineStoppingError } from "../pipeline/build.ts";
 import { describeBranch } from "../pipeline/branch.ts";
 import { describeSource } from "../pipeline/describe.ts";
-import { serveOps } from "../pipeline/server.ts";
-import { preflight } from "../pipeline/config/preflight.ts";
 import { ReloadStats } from "../pipeline/reloads.ts";
 import { configAt, StartError, startError } from "../pipeline/start_error.ts";
 import { VERSION } from "./version.ts";
@@ -73,7 +74,11 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   const dynamic = await loadDynamicFolder(loaded);
   // The daemon runs the valid AuditSinks and reports the others; --check fails on any.
   const problems = opts.check
-    ? [...found, ...dynamic.problems, ...await preflight(loaded)]
+    ? [
+      ...found,
+      ...dynamic.problems,
+      ...await (await import("../pipeline/config/preflight.ts")).preflight(loaded),
+    ]
     : dynamic.folder
     ? [...found, dynamic.folder]
     : found;
@@ -128,6 +133,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   let ops: Deno.HttpServer | null = null;
   const { listen: opsListen, unhealthyAfter } = loaded.config.server;
   if (opsListen) {
+    const { serveOps } = await import("../pipeline/server.ts");
     try {
       ops = serveOps(opsListen, pipeline.stats, {
         unhealthyAfterMs: unhealthyAfter,

@@ -35,7 +35,7 @@ import { bufferStage } from "./stages/buffer.ts";
 import { coalesceStage } from "./stages/coalesce.ts";
 import { annotateStep, formatBytes } from "./describe.ts";
 import { formatDuration } from "./core/duration.ts";
-import { DiskLane } from "./disk_lane.ts";
+import type { DiskLane } from "./disk_lane.ts";
 import { NO_LEDGER } from "./core/ledger.ts";
 
 /** Everything that shapes a branch. */
@@ -78,6 +78,36 @@ export interface BranchDeps {
   readonly signal?: AbortSignal;
   /** First delay before a disk-buffered branch writes a failed batch again, ms. */
   readonly retryDelayMs?: number;
+}
+
+/** The disk buffer's module: imported by the first branch that has one. */
+type DiskLanes = typeof import("./disk_lane.ts");
+let diskLanes: DiskLanes | undefined;
+
+/**
+ * Imports the disk buffer's modules, once. A daemon without disk buffers never loads them;
+ * the builder calls this before it builds a branch with one, so that branch's lane exists as
+ * soon as it is constructed.
+ *
+ * @example
+ * ```ts
+ * if (cfg.buffer.type === "disk") await loadDiskLanes();
+ * ```
+ */
+export async function loadDiskLanes(): Promise<DiskLanes> {
+  return diskLanes ??= await import("./disk_lane.ts");
+}
+
+/**
+ * The disk buffer's module if a branch imported it, else undefined (then no sink has one).
+ *
+ * @example
+ * ```ts
+ * const onDisk = loadedDiskLanes()?.diskBufferStatsOf(stats)?.events ?? 0;
+ * ```
+ */
+export function loadedDiskLanes(): DiskLanes | undefined {
+  return diskLanes;
 }
 
 /**
@@ -170,8 +200,15 @@ export class Branch {
   readonly blocking: boolean;
   readonly done: Promise<void>;
 
-  /** The branch's disk buffer, when it has one. */
-  readonly disk: DiskLane | undefined;
+  #disk: DiskLane | undefined;
+
+  /**
+   * The branch's disk buffer, when it has one (built with the branch once
+   * {@linkcode loadDiskLanes} has run, else as soon as it has).
+   */
+  get disk(): DiskLane | undefined {
+    return this.#disk;
+  }
 
   constructor(readonly spec: BranchSpec, readonly sink: Sink, readonly deps: BranchDeps) {
     const disk = diskBuffer(spec);
@@ -197,30 +234,12 @@ export class Branch {
       );
     }
     if (disk) {
-      const lane = this.disk = new DiskLane({
-        path: disk.path,
-        maxBytes: disk.maxBytes,
-        whenFull: disk.whenFull,
-        fsync: disk.fsync === "always",
-      }, deps);
-      const appended = chunks.pipeTo(lane.appender()).then(() => lane.drain());
-      // Records on disk are held by the lane's probe: the stages after it keep no ledger.
-      let out = lane.records().pipeThrough(
-        batcher(outputBatch(spec), { clock: deps.clock, ledger: NO_LEDGER }),
-      );
-      if (spec.mode === "batch" && spec.batch.throttle.enabled) {
-        out = out.pipeThrough(
-          throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
-        );
-      }
-      if (spec.truncate.enabled) {
-        out = out.pipeThrough(splitBatches(spec.truncate, { size: spec.size, ledger: NO_LEDGER }));
-      }
-      const delivered = out.pipeTo(lane.deliverer(sink));
-      this.done = Promise.all([appended, delivered]).then(() => {});
+      const lanes = diskLanes;
+      this.done = lanes
+        ? this.#diskLane(lanes, disk, chunks)
+        : loadDiskLanes().then((m) => this.#diskLane(m, disk, chunks));
       return;
     }
-    this.disk = undefined;
     let batches: ReadableStream<Batch>;
     if (this.blocking) {
       batches = chunks.pipeThrough(coalesceStage(COALESCE_EVENTS, deps.stats.ledger));
@@ -249,6 +268,36 @@ export class Branch {
         after: deps.after,
       }),
     );
+  }
+
+  /** Builds the stages around the disk buffer; resolves when the branch has drained. */
+  #diskLane(
+    lanes: DiskLanes,
+    disk: BufferConfig & { type: "disk"; path: string },
+    chunks: ReadableStream<Chunk>,
+  ): Promise<void> {
+    const { spec, sink, deps } = this;
+    const lane = this.#disk = new lanes.DiskLane({
+      path: disk.path,
+      maxBytes: disk.maxBytes,
+      whenFull: disk.whenFull,
+      fsync: disk.fsync === "always",
+    }, deps);
+    const appended = chunks.pipeTo(lane.appender()).then(() => lane.drain());
+    // Records on disk are held by the lane's probe: the stages after it keep no ledger.
+    let out = lane.records().pipeThrough(
+      batcher(outputBatch(spec), { clock: deps.clock, ledger: NO_LEDGER }),
+    );
+    if (spec.mode === "batch" && spec.batch.throttle.enabled) {
+      out = out.pipeThrough(
+        throttle(spec.batch.throttle, { clock: deps.clock, stats: deps.stats }),
+      );
+    }
+    if (spec.truncate.enabled) {
+      out = out.pipeThrough(splitBatches(spec.truncate, { size: spec.size, ledger: NO_LEDGER }));
+    }
+    const delivered = out.pipeTo(lane.deliverer(sink));
+    return Promise.all([appended, delivered]).then(() => {});
   }
 
   /** The branch as one line; see {@linkcode describeBranch}. */

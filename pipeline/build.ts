@@ -1,12 +1,13 @@
 /**
  * The builder: turns a validated config and the files it names into a running graph of
  * sources, a fan-out and one branch per sink, and runs its lifecycle: start, reload, drain.
+ * The modules of sources, sinks and disk buffers are imported when a config first uses them
+ * (see `source_modules.ts`, `sinks.ts`), so start-up loads only what runs.
  *
  * @module
  */
 import { createSink, sinkEventSize } from "./sinks.ts";
-import { diskBufferStatsOf } from "./disk_lane.ts";
-import { Branch, type BranchSpec } from "./branch.ts";
+import { Branch, type BranchSpec, loadDiskLanes, loadedDiskLanes } from "./branch.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { LoadedConfig } from "./config/load.ts";
 import type { ResolvedSink, ResolvedSource, Resources } from "./config/files.ts";
@@ -19,10 +20,7 @@ import { annotateStage } from "./stages/annotate.ts";
 import type { DescribedSource, Source } from "./ingest/source.ts";
 import { type ChunkStream, describedSource, streamSource } from "./ingest/source.ts";
 import { describeSink, describeSource } from "./describe.ts";
-import { webhookSource } from "./ingest/webhook.ts";
-import { tailSource } from "./ingest/tail/mod.ts";
-import { stdinSource } from "./ingest/stdin.ts";
-import { natsSource } from "./ingest/nats.ts";
+import { loadSourceModules, sourceModule } from "./source_modules.ts";
 import type { Chunk } from "./core/envelope.ts";
 import { parseListen } from "./core/listen.ts";
 
@@ -191,6 +189,7 @@ export class Pipeline {
       }
     }
     p.#fanout = new FanOut(branches, deps.log);
+    await loadSourceModules(resources.sources.map((s) => s.config.type));
     p.#sources = resources.sources.map((src, i) => p.#prepare(src, i, loaded));
     return p;
   }
@@ -214,6 +213,8 @@ export class Pipeline {
     const log = this.#log.with({ sink: name });
     const stats = this.stats.sink(name);
     const clock = this.#clock;
+    // Branch builds its disk lane at once, so the disk buffer's modules come first.
+    if (cfg.buffer.type === "disk") await loadDiskLanes();
     const sink = await createSink(
       cfg,
       { name, log, clock, stats, signal: this.#abort.signal },
@@ -248,7 +249,7 @@ export class Pipeline {
         : s;
     switch (cfg.type) {
       case "webhook":
-        return webhookSource(cfg, {
+        return sourceModule("webhook").webhookSource(cfg, {
           name,
           log,
           stats,
@@ -258,19 +259,33 @@ export class Pipeline {
       case "tail":
         return streamSource(
           name,
-          (signal) => annotate(tailSource(cfg, { name, log, stats, clock, signal })),
+          (signal) =>
+            annotate(sourceModule("tail").tailSource(cfg, { name, log, stats, clock, signal })),
         );
       case "stdin":
         return streamSource(
           name,
-          (signal) => annotate(stdinSource(cfg, { name, log, stats, signal }, this.#deps.stdin)),
+          (signal) =>
+            annotate(
+              sourceModule("stdin").stdinSource(
+                cfg,
+                { name, log, stats, signal },
+                this.#deps.stdin,
+              ),
+            ),
         );
       case "nats":
         return streamSource(
           name,
           (signal) =>
             annotate(
-              natsSource(cfg, { name, log, stats, signal, security: resolved.nats }),
+              sourceModule("nats").natsSource(cfg, {
+                name,
+                log,
+                stats,
+                signal,
+                security: resolved.nats,
+              }),
             ),
         );
     }
@@ -383,7 +398,8 @@ export class Pipeline {
       for (const s of this.stats.sinks.values()) {
         // The branch is abandoned: what it still holds will not be written, except what
         // waits in its disk buffer, which the next start delivers.
-        const left = s.ledger.clear() - (diskBufferStatsOf(s)?.events ?? 0);
+        const disk = loadedDiskLanes()?.diskBufferStatsOf(s);
+        const left = s.ledger.clear() - (disk?.events ?? 0);
         if (left > 0) s.drop("shutdown", left);
         const lost = s.dropped.shutdown -
           (shutdownDropsAtAbort.get(s) ?? s.dropped.shutdown - left);
@@ -428,6 +444,7 @@ export class Pipeline {
   async #reload(loaded: LoadedConfig, resources: Resources): Promise<ReloadSummary> {
     if (this.#stopAsked) throw new PipelineStoppingError();
     const { config } = loaded;
+    await loadSourceModules(resources.sources.map((s) => s.config.type));
     const summary: ReloadSummary = {
       sources: { kept: [], started: [], stopped: [], failed: [] },
       sinks: { kept: [], replaced: [], added: [], removed: [] },

@@ -1,5 +1,8 @@
 /**
- * Creating a sink from its config: one factory per backend, all behind {@linkcode Sink}.
+ * Creating a sink from its config: one factory per backend, all behind {@linkcode Sink}. Each
+ * backend's module is imported when a sink of its type is first created, so a daemon loads
+ * only the backends its config uses (no NATS client, HTTP client or signing code for a
+ * stdout sink): that is most of its start-up.
  *
  * @module
  */
@@ -10,11 +13,7 @@ import type { Envelope } from "./core/envelope.ts";
 import { jsonSize } from "./core/encode.ts";
 import type { Sink, SinkContext } from "../backends/sink.ts";
 import type { WebhookTarget } from "../backends/kubeconfig.ts";
-import { createLogSink } from "../backends/log.ts";
-import { createStdoutSink } from "../backends/stdout.ts";
-import { createWebhookSink } from "../backends/webhook.ts";
 import { legacyLine } from "../backends/legacy.ts";
-import { createNatsSink } from "../backends/nats.ts";
 
 export type { Sink, SinkContext } from "../backends/sink.ts";
 
@@ -34,14 +33,17 @@ export async function createSink(
   signingKey?: KeyObject,
 ): Promise<Sink> {
   switch (cfg.type) {
+    // Literal specifiers, so `deno bundle` and `deno compile` include each backend.
     case "stdout":
-      return createStdoutSink(cfg, ctx);
+      return (await import("../backends/stdout.ts")).createStdoutSink(cfg, ctx);
     case "log":
-      return await createLogSink(cfg, ctx, {}, signingKey);
+      return await (await import("../backends/log.ts")).createLogSink(cfg, ctx, {}, signingKey);
     case "webhook":
-      return await createWebhookSink(cfg, ctx, target);
+      return await (await import("../backends/webhook.ts")).createWebhookSink(cfg, ctx, target);
     case "nats":
-      return await createNatsSink(cfg, ctx, { security: nats });
+      return await (await import("../backends/nats.ts")).createNatsSink(cfg, ctx, {
+        security: nats,
+      });
   }
 }
 

@@ -3,7 +3,9 @@
  * tokens. Each source and sink is resolved into one record, its config with the files it
  * needs, so the builder never matches parallel arrays by index. Every problem is reported
  * with the position of the key that named the file (or, for a policy file, in that file), so
- * `--check` lists them all at once.
+ * `--check` lists them all at once. What checks a token or a signing key (hono's header rules,
+ * `node:crypto`) is imported only for a config that has one, so a daemon without them starts
+ * without loading them.
  *
  * @module
  */
@@ -13,9 +15,7 @@ import { formatPath, type KeyPath, type Problem } from "../core/problem.ts";
 import { PolicyCache, type ResolvedPolicy } from "./policies.ts";
 import { loadKubeconfig, type WebhookTarget } from "../../backends/kubeconfig.ts";
 import type { NatsSecurity } from "../core/nats_connect.ts";
-import { checkToken } from "../ingest/webhook/auth.ts";
-import { createPrivateKey, type KeyObject } from "node:crypto";
-import { keyFingerprint } from "../../backends/integrity/format.ts";
+import type { KeyObject } from "node:crypto";
 
 export type { ResolvedPolicy } from "./policies.ts";
 
@@ -188,9 +188,19 @@ async function resolveSink(
     target: target ? { ...target, url: target.url.href } : null,
     nats: nats ?? null,
     // The public key's fingerprint stands for the key: a new key rebuilds the branch.
-    signingKey: key ? keyFingerprint(key.key) : null,
+    signingKey: key ? await publicKeyFingerprint(key.key) : null,
   });
   return { config, policy, target, nats, signingKey: key?.key, fingerprint };
+}
+
+/** `node:crypto`'s `createPrivateKey`, imported for the configs that sign their logs. */
+async function privateKey(pem: string): Promise<KeyObject> {
+  return (await import("node:crypto")).createPrivateKey(pem);
+}
+
+/** What identifies a signing key: its public key's fingerprint. */
+async function publicKeyFingerprint(key: KeyObject): Promise<string> {
+  return (await import("../../backends/integrity/format.ts")).keyFingerprint(key);
 }
 
 /**
@@ -222,7 +232,7 @@ async function readSigningKey(
   const pem = await read.text(at, name);
   if (pem === undefined) return undefined;
   try {
-    const key = createPrivateKey(pem);
+    const key = await privateKey(pem);
     if (key.asymmetricKeyType !== "ed25519") {
       read.problem(at, `not an Ed25519 private key (${key.asymmetricKeyType}): ${name}`);
       return undefined;
@@ -270,6 +280,11 @@ async function readWebhookTls(
   return cert !== undefined && key !== undefined ? { cert, key, clientCA } : undefined;
 }
 
+/** The webhook source's token check, imported with the webhook source's modules. */
+async function tokenChecker(): Promise<(token: string, report: (why: string) => void) => void> {
+  return (await import("../ingest/webhook/auth.ts")).checkToken;
+}
+
 /** The bearer token a webhook source requires: `auth.bearerTokenFile` or `auth.bearerToken`. */
 async function readBearerToken(
   read: Reader,
@@ -281,13 +296,13 @@ async function readBearerToken(
     const token = (await read.text(key, auth.bearerTokenFile))?.trim();
     if (token === "") read.problem(key, "token file is empty");
     // kube-apiserver sends the token as a header value: refuse what it cannot send.
-    else if (token) checkToken(token, (why) => read.problem(key, why));
+    else if (token) (await tokenChecker())(token, (why) => read.problem(key, why));
     return token;
   }
   if (auth?.bearerToken !== undefined) {
     const key = [...at, "bearerToken"];
     if (auth.bearerToken === "") read.problem(key, "token is empty");
-    else checkToken(auth.bearerToken, (why) => read.problem(key, why));
+    else (await tokenChecker())(auth.bearerToken, (why) => read.problem(key, why));
     return auth.bearerToken;
   }
   return undefined;

@@ -133,8 +133,8 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
   let ops: Deno.HttpServer | null = null;
   const { listen: opsListen, unhealthyAfter } = loaded.config.server;
   if (opsListen) {
-    const { serveOps } = await import("../pipeline/server.ts");
     try {
+      const { serveOps } = await import("../pipeline/server.ts");
       ops = serveOps(opsListen, pipeline.stats, {
         unhealthyAfterMs: unhealthyAfter,
         log,

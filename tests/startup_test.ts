@@ -2,11 +2,15 @@
  * Start-up: `main.ts` loads the daemon's modules only to run the daemon. `--version`,
  * `--help` and the tools (`policy`, `rbac`, `verify`, ...) load `main.ts`'s static imports
  * and their own, never the pipeline, its HTTP server, NATS or metrics: what `deno info`
- * reports as the static module graph (dynamic imports are loaded only when reached).
+ * reports as the static module graph (dynamic imports are loaded only when reached). The
+ * daemon itself loads only what its config uses: a stdin → stdout daemon runs with hono,
+ * prom-client, the NATS client and the disk buffer replaced by modules that throw.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { startDaemon } from "./helpers/daemon.ts";
+import { withTempDir } from "./helpers/tmp.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -81,3 +85,85 @@ Deno.test("main.ts --version prints the version and exits 0", async () => {
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   assert.match(new TextDecoder().decode(out.stdout), /^auditpipe \S+\n$/);
 });
+
+/**
+ * Runs the daemon on `config` with an import map in which hono, prom-client, the NATS client
+ * and the disk buffer's modules are replaced by a module that throws when evaluated (and
+ * `hono/…`, `diskbuffer/…` by files that do not exist): a config that loads any of them
+ * fails to start.
+ */
+async function runGuarded(
+  config: string,
+): Promise<{ code: number; stdout: string; logs: Record<string, unknown>[] }> {
+  return await withTempDir("auditpipe-startup-", async (dir) => {
+    const stub = `${dir}/not_to_be_loaded.js`;
+    await Deno.writeTextFile(
+      stub,
+      'throw new Error("auditpipe test: a module not to be loaded was loaded");\n',
+    );
+    const missing = `file://${dir}/not-to-be-loaded/`;
+    const declared = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
+      imports: Record<string, string>;
+    };
+    const imports: Record<string, string> = {
+      ...declared.imports,
+      "hono": `file://${stub}`,
+      "hono/": missing,
+      "prom-client": `file://${stub}`,
+      "@nats-io/transport-node": `file://${stub}`,
+      "@nats-io/jetstream": `file://${stub}`,
+      [new URL("pipeline/disk_lane.ts", ROOT).href]: `file://${stub}`,
+      [new URL("pipeline/diskbuffer/", ROOT).href]: missing,
+    };
+    await Deno.writeTextFile(`${dir}/import_map.json`, JSON.stringify({ imports }));
+    const d = await startDaemon(() => config, {
+      dir,
+      // Flags before the entry: an import map on top of -A.
+      permissions: ["-A", "--import-map", `${dir}/import_map.json`],
+      stdin: new TextEncoder().encode(JSON.stringify(EVENT) + "\n"),
+    });
+    const { code, stdout } = await d.exited();
+    return { code, stdout, logs: d.logs };
+  });
+}
+
+const EVENT = {
+  kind: "Event",
+  apiVersion: "audit.k8s.io/v1",
+  level: "Metadata",
+  auditID: "00000000-0000-0000-0000-000000000001",
+  stage: "ResponseComplete",
+  requestURI: "/api/v1/namespaces",
+  verb: "list",
+  user: { username: "admin" },
+  requestReceivedTimestamp: "2024-05-14T09:00:00.000000Z",
+  stageTimestamp: "2024-05-14T09:00:00.001000Z",
+};
+
+const STDIN_TO_STDOUT = "sources:\n  - type: stdin\nsinks:\n  - type: stdout\n";
+
+Deno.test("a stdin → stdout daemon runs without loading hono, prom-client, the NATS client or the disk buffer", async () => {
+  const { code, stdout, logs } = await runGuarded(STDIN_TO_STDOUT);
+  assert.equal(code, 0, JSON.stringify(logs));
+  assert.deepEqual(JSON.parse(stdout), EVENT);
+});
+
+// The guard itself: each of these configs loads one of the replaced modules, and fails.
+for (
+  const [what, config] of [
+    ["an ops server (hono, prom-client)", `${STDIN_TO_STDOUT}server:\n  listen: 127.0.0.1:0\n`],
+    ["a disk buffer", `${STDIN_TO_STDOUT}    buffer: {type: disk, path: buffer}\n`],
+    ["a NATS sink", `${STDIN_TO_STDOUT}  - type: nats\n    subject: audit\n`],
+    [
+      "a webhook source (hono)",
+      "sources:\n  - type: webhook\n    listen: 127.0.0.1:0\nsinks:\n  - type: stdout\n",
+    ],
+  ]
+) {
+  Deno.test(`the module guard sees a daemon with ${what} load what it replaced`, async () => {
+    const { code, logs } = await runGuarded(config);
+    assert.notEqual(code, 0);
+    // The stub throws when evaluated; a named import from it fails before, when linked.
+    assert.match(JSON.stringify(logs), /not.to.be.loaded|does not provide an export named/);
+  });
+}

@@ -11,7 +11,7 @@ import { metricsRegistry } from "./metrics.ts";
 import type { Logger } from "./core/log.ts";
 import type { ReloadStats } from "./reloads.ts";
 import { parseListen } from "./core/listen.ts";
-import { AUDIT_SINK_PREFIX } from "./dynamic/sink.ts";
+import { AUDIT_SINK_PREFIX } from "./dynamic/names.ts";
 import type { AuditSinkStats } from "./dynamic/stats.ts";
 
 /** What `/readyz` found. */

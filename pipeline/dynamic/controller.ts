@@ -16,7 +16,7 @@ import { StartError } from "../start_error.ts";
 import { dynamicDir, loadDynamicFolder } from "./folder.ts";
 import { leavingOutFailed } from "./apply.ts";
 import { watchFolder } from "./watch.ts";
-import { AUDIT_SINK_PREFIX } from "./sink.ts";
+import { AUDIT_SINK_PREFIX } from "./names.ts";
 import { AuditSinkStats } from "./stats.ts";
 
 /** What the config declares, AuditSinks apart. */

@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { Resources } from "../config/files.ts";
 import type { Problem } from "../core/problem.ts";
-import { type DynamicSinks, loadDynamicSinks } from "./load.ts";
+import type { DynamicSinks } from "./load.ts";
 
 /**
  * The AuditSink folder `loaded` names, as an absolute path, or undefined when it names none.
@@ -56,6 +56,8 @@ export async function loadDynamicFolder(
   };
   try {
     if (!(await Deno.stat(dir)).isDirectory) return unusable(`not a folder: ${dir}`);
+    // Imported only for a config with a folder: it loads node:crypto (caBundle checks).
+    const { loadDynamicSinks } = await import("./load.ts");
     return await loadDynamicSinks(dir, loaded.config.sinks.map((s) => s.name!));
   } catch (err) {
     const why = err instanceof Deno.errors.NotFound

@@ -17,16 +17,9 @@ import type { WebhookTarget } from "../../backends/kubeconfig.ts";
 import { sinkSchema } from "../config/schema.ts";
 import type { ResolvedSink } from "../config/files.ts";
 import type { FoundSink } from "./read.ts";
+import { AUDIT_SINK_PREFIX } from "./names.ts";
 
-/**
- * Sink names of AuditSinks start with this.
- *
- * @example
- * ```ts
- * AUDIT_SINK_PREFIX + sink.metadata.name; // "auditsink/team-a"
- * ```
- */
-export const AUDIT_SINK_PREFIX = "auditsink/";
+export { AUDIT_SINK_PREFIX } from "./names.ts";
 
 /**
  * The batching of a dynamic backend (`plugin/pkg/audit/dynamic/defaults.go`); the throttle's

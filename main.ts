@@ -11,9 +11,7 @@
  *
  * @module
  */
-import { parseCommandLine, usageError } from "./cli/args.ts";
 import { VERSION } from "./cli/version.ts";
-import { writePidFile } from "./cli/pid_file.ts";
 import type { LogLevel } from "./pipeline/core/log.ts";
 
 const HELP = `auditpipe ${VERSION}: a Kubernetes audit event pipeline
@@ -78,6 +76,16 @@ const SUBCOMMANDS: ReadonlyMap<string, () => Promise<Subcommand>> = new Map([
 export async function main(args: string[]): Promise<number> {
   const load = SUBCOMMANDS.get(args[0]);
   if (load !== undefined) return await (await load())(args.slice(1));
+  // Answered before the option parser is loaded (node:util is most of what --version took).
+  if (args.length === 1 && (args[0] === "--version" || args[0] === "-v")) {
+    console.log(`auditpipe ${VERSION}`);
+    return 0;
+  }
+  if (args.length === 1 && (args[0] === "--help" || args[0] === "-h")) {
+    console.log(HELP);
+    return 0;
+  }
+  const { parseCommandLine, usageError } = await import("./cli/args.ts");
   const values = parseCommandLine("auditpipe", HELP, args, {
     config: { type: "string", short: "c" },
     check: { type: "boolean", default: false },
@@ -102,7 +110,7 @@ export async function main(args: string[]): Promise<number> {
   let removePidFile = async () => {};
   if (pidFile !== undefined && !values.check) {
     try {
-      removePidFile = await writePidFile(pidFile);
+      removePidFile = await (await import("./cli/pid_file.ts")).writePidFile(pidFile);
     } catch (err) {
       console.error(`auditpipe: --pid-file ${pidFile}: ${(err as Error).message}`);
       return 2;

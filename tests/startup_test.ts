@@ -64,6 +64,11 @@ Deno.test("main.ts --version and --help load none of the daemon's modules", () =
   assert.ok(graph.size <= 10, `main.ts loads ${graph.size} modules: ${[...graph].join(", ")}`);
 });
 
+Deno.test("main.ts --version and --help load no Node.js built-in module (node:util's option parser)", () => {
+  const builtins = [...staticGraph(["main.ts"])].filter((s) => s.startsWith("node:"));
+  assert.deepEqual(builtins, []);
+});
+
 for (const tool of ["cli/policy/main.ts", "cli/rbac/main.ts", "cli/verify/main.ts"]) {
   Deno.test(`the ${tool.split("/")[1]} tool loads none of the daemon's modules`, () => {
     assert.deepEqual(daemonModules(staticGraph(["main.ts", tool])), []);

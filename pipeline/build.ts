@@ -248,46 +248,32 @@ export class Pipeline {
         ? Object.assign(s.pipeThrough(annotateStage(cfg.annotations)), { finished: s.finished })
         : s;
     switch (cfg.type) {
-      case "webhook":
-        return sourceModule("webhook").webhookSource(cfg, {
-          name,
-          log,
-          stats,
-          token: resolved.token,
-          tls: resolved.tls,
-        });
-      case "tail":
+      case "webhook": {
+        const { webhookSource } = sourceModule("webhook");
+        return webhookSource(cfg, { name, log, stats, token: resolved.token, tls: resolved.tls });
+      }
+      case "tail": {
+        const { tailSource } = sourceModule("tail");
         return streamSource(
           name,
-          (signal) =>
-            annotate(sourceModule("tail").tailSource(cfg, { name, log, stats, clock, signal })),
+          (signal) => annotate(tailSource(cfg, { name, log, stats, clock, signal })),
         );
-      case "stdin":
+      }
+      case "stdin": {
+        const { stdinSource } = sourceModule("stdin");
         return streamSource(
           name,
-          (signal) =>
-            annotate(
-              sourceModule("stdin").stdinSource(
-                cfg,
-                { name, log, stats, signal },
-                this.#deps.stdin,
-              ),
-            ),
+          (signal) => annotate(stdinSource(cfg, { name, log, stats, signal }, this.#deps.stdin)),
         );
-      case "nats":
+      }
+      case "nats": {
+        const { natsSource } = sourceModule("nats");
+        const security = resolved.nats;
         return streamSource(
           name,
-          (signal) =>
-            annotate(
-              sourceModule("nats").natsSource(cfg, {
-                name,
-                log,
-                stats,
-                signal,
-                security: resolved.nats,
-              }),
-            ),
+          (signal) => annotate(natsSource(cfg, { name, log, stats, signal, security })),
         );
+      }
     }
   }
 

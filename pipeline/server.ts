@@ -3,11 +3,17 @@
  * (every source listening and not failing, e.g. at its checkpoint; no sink failing for
  * longer than `unhealthyAfter`).
  *
+ * prom-client (about 100 ms to load, more than the rest of the daemon's start-up) is imported
+ * by the first scrape of `/metrics`, which waits for it, not at start: loaded in the background
+ * it still ran before the first event more often than not. Every value it reports comes from
+ * the pipeline's own counters, except its default process metrics (event loop lag, GC), which
+ * start counting then.
+ *
  * @module
  */
 import { Hono } from "hono";
 import type { PipelineStats } from "./core/stats.ts";
-import { metricsRegistry } from "./metrics.ts";
+import type { metricsRegistry } from "./metrics.ts";
 import type { Logger } from "./core/log.ts";
 import type { ReloadStats } from "./reloads.ts";
 import { parseListen } from "./core/listen.ts";
@@ -69,11 +75,20 @@ export function serveOps(
     auditSinks?: AuditSinkStats;
   },
 ): Deno.HttpServer {
-  const registry = metricsRegistry(stats, opts.reloads, opts.auditSinks);
+  let registry: Promise<ReturnType<typeof metricsRegistry> | null> | undefined;
+  const loadRegistry = () =>
+    registry ??= import("./metrics.ts")
+      .then((m) => m.metricsRegistry(stats, opts.reloads, opts.auditSinks))
+      .catch((err) => {
+        opts.log.error("cannot load the metrics library; /metrics answers 500", { error: err });
+        return null;
+      });
   const app = new Hono();
   app.get("/metrics", async (c) => {
-    c.header("Content-Type", registry.contentType);
-    return c.body(await registry.metrics());
+    const r = await loadRegistry();
+    if (r === null) return c.text("metrics unavailable: see the daemon's log\n", 500);
+    c.header("Content-Type", r.contentType);
+    return c.body(await r.metrics());
   });
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", (c) => {

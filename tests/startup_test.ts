@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { startDaemon } from "./helpers/daemon.ts";
 import { withTempDir } from "./helpers/tmp.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -92,39 +93,45 @@ Deno.test("main.ts --version prints the version and exits 0", async () => {
 });
 
 /**
- * Runs the daemon on `config` with an import map in which hono, prom-client, the NATS client
- * and the disk buffer's modules are replaced by a module that throws when evaluated (and
- * `hono/…`, `diskbuffer/…` by files that do not exist): a config that loads any of them
- * fails to start.
+ * Writes an import map into `dir` in which hono, prom-client, the NATS client and the disk
+ * buffer's modules (less those named in `keep`) are replaced by a module that throws when
+ * evaluated (and `hono/…`, `diskbuffer/…` by files that do not exist); returns the Deno flags
+ * that use it. A daemon that loads any of them fails there.
  */
+async function guardFlags(dir: string, keep: string[] = []): Promise<string[]> {
+  const stub = `${dir}/not_to_be_loaded.js`;
+  await Deno.writeTextFile(
+    stub,
+    'throw new Error("auditpipe test: a module not to be loaded was loaded");\n',
+  );
+  const missing = `file://${dir}/not-to-be-loaded/`;
+  const declared = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
+    imports: Record<string, string>;
+  };
+  const replaced: Record<string, string> = {
+    "hono": `file://${stub}`,
+    "hono/": missing,
+    "prom-client": `file://${stub}`,
+    "@nats-io/transport-node": `file://${stub}`,
+    "@nats-io/jetstream": `file://${stub}`,
+    [new URL("pipeline/disk_lane.ts", ROOT).href]: `file://${stub}`,
+    [new URL("pipeline/diskbuffer/", ROOT).href]: missing,
+  };
+  for (const k of keep) delete replaced[k];
+  const imports = { ...declared.imports, ...replaced };
+  await Deno.writeTextFile(`${dir}/import_map.json`, JSON.stringify({ imports }));
+  // Flags before the entry: an import map on top of -A.
+  return ["-A", "--import-map", `${dir}/import_map.json`];
+}
+
+/** Runs the daemon on `config` under {@linkcode guardFlags}, one event on stdin. */
 async function runGuarded(
   config: string,
 ): Promise<{ code: number; stdout: string; logs: Record<string, unknown>[] }> {
   return await withTempDir("auditpipe-startup-", async (dir) => {
-    const stub = `${dir}/not_to_be_loaded.js`;
-    await Deno.writeTextFile(
-      stub,
-      'throw new Error("auditpipe test: a module not to be loaded was loaded");\n',
-    );
-    const missing = `file://${dir}/not-to-be-loaded/`;
-    const declared = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT))) as {
-      imports: Record<string, string>;
-    };
-    const imports: Record<string, string> = {
-      ...declared.imports,
-      "hono": `file://${stub}`,
-      "hono/": missing,
-      "prom-client": `file://${stub}`,
-      "@nats-io/transport-node": `file://${stub}`,
-      "@nats-io/jetstream": `file://${stub}`,
-      [new URL("pipeline/disk_lane.ts", ROOT).href]: `file://${stub}`,
-      [new URL("pipeline/diskbuffer/", ROOT).href]: missing,
-    };
-    await Deno.writeTextFile(`${dir}/import_map.json`, JSON.stringify({ imports }));
     const d = await startDaemon(() => config, {
       dir,
-      // Flags before the entry: an import map on top of -A.
-      permissions: ["-A", "--import-map", `${dir}/import_map.json`],
+      permissions: await guardFlags(dir),
       stdin: new TextEncoder().encode(JSON.stringify(EVENT) + "\n"),
     });
     const { code, stdout } = await d.exited();
@@ -172,3 +179,39 @@ for (
     assert.match(JSON.stringify(logs), /not.to.be.loaded|does not provide an export named/);
   });
 }
+
+Deno.test("the ops server serves /healthz without prom-client; the first /metrics scrape loads it", async () => {
+  await withTempDir("auditpipe-startup-", async (dir) => {
+    await Deno.writeTextFile(`${dir}/audit.log`, JSON.stringify(EVENT) + "\n");
+    const config = `sources:
+  - type: tail
+    path: ${dir}/audit.log
+    startAt: beginning
+sinks:
+  - type: log
+    path: ${dir}/out.log
+server:
+  listen: 127.0.0.1:0
+`;
+    // hono stays; prom-client is the stub, so a scrape can tell when it was loaded.
+    const d = await startDaemon(() => config, {
+      dir,
+      permissions: await guardFlags(dir, ["hono", "hono/"]),
+    });
+    const port = await d.opsPort();
+    const healthz = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(healthz.status, 200);
+    await healthz.body?.cancel();
+    assert.ok(!d.logs.some((r) => String(r.msg).includes("metrics library")));
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(metrics.status, 500);
+    await metrics.body?.cancel();
+    await d.waitLog((r) => r.msg === "cannot load the metrics library; /metrics answers 500");
+    // Events flow all the same.
+    const written = () => Deno.readTextFile(`${dir}/out.log`).catch(() => "");
+    await waitFor("the event in out.log", async () => (await written()).includes("\n"));
+    assert.deepEqual(JSON.parse(await written()), EVENT);
+    const { code } = await d.stop("SIGTERM");
+    assert.equal(code, 0, JSON.stringify(d.logs));
+  });
+});

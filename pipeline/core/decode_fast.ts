@@ -26,16 +26,20 @@ const decoder = new TextDecoder();
 /**
  * Where the bytes of lazily parsed bodies live: `bytes[i - base]` is the byte at offset `i`
  * of the text the object was decoded from. The webhook source moves an event's bytes into a
- * buffer of their own after decoding, and points this there.
+ * buffer of their own after decoding, and points this there. `text`, when set, is the same
+ * characters at the same offsets (`text[i - base]`): a body is then parsed from a slice of it
+ * without decoding its bytes again. Set it only where the text is no larger than the bytes an
+ * event keeps anyway (an audit.log line), never to a whole request body.
  *
  * @example
  * ```ts
- * const src: LazySource = { bytes: line, base: 0 };
+ * const src: LazySource = { bytes: line, base: 0, text };
  * ```
  */
 export interface LazySource {
   bytes: Uint8Array;
   base: number;
+  text?: string;
 }
 
 function defineLazy(
@@ -57,7 +61,9 @@ function defineLazy(
     configurable: true,
     get() {
       const value = JSON.parse(
-        decoder.decode(src.bytes.subarray(start - src.base, end - src.base)),
+        src.text !== undefined
+          ? src.text.slice(start - src.base, end - src.base)
+          : decoder.decode(src.bytes.subarray(start - src.base, end - src.base)),
       );
       settle(value);
       return value;
@@ -81,49 +87,61 @@ export function hasValue(obj: object, key: string): boolean {
   return d.get !== undefined || d.value !== undefined;
 }
 
+// Both body keys end in `Object":`, a needle short enough that `indexOf` finds it by its
+// rare first character, several times faster than searching for each whole key: this search
+// runs over every line, most of which have no body at all.
+const NEEDLE = 'Object":';
+const BEFORE_REQUEST = ',"request';
+const BEFORE_RESPONSE = ',"response';
+
 /**
- * Finds a string in a text from positions that only grow (the items of one body, in order),
- * searching each part of the text once: an item without bodies must not search the rest of
- * a long body on every call.
+ * The index of the first `,"requestObject":` or `,"responseObject":` in `text` at or after
+ * `from`, or -1.
  *
  * @example
  * ```ts
- * const finder = new Finder(body, ',"requestObject":');
- * finder.next(itemStart); // first match at or after itemStart, or -1
+ * findBodyKey('{"a":1,"responseObject":{}}', 0); // 6
  * ```
  */
-export class Finder {
+export function findBodyKey(text: string, from: number): number {
+  for (
+    let at = text.indexOf(NEEDLE, from + BEFORE_REQUEST.length);
+    at >= 0;
+    at = text.indexOf(NEEDLE, at + 1)
+  ) {
+    if (text.startsWith(BEFORE_REQUEST, at - BEFORE_REQUEST.length)) {
+      return at - BEFORE_REQUEST.length;
+    }
+    const r = at - BEFORE_RESPONSE.length;
+    if (r >= from && text.startsWith(BEFORE_RESPONSE, r)) return r;
+  }
+  return -1;
+}
+
+/**
+ * Finds the body keys in a text from positions that only grow (the items of one body, in
+ * order), searching each part of the text once: an item without bodies must not search the
+ * rest of a long body on every call.
+ *
+ * @example
+ * ```ts
+ * const finder = new BodyFinders(body);
+ * finder.next(itemStart); // first body key at or after itemStart, or -1
+ * ```
+ */
+export class BodyFinders {
   #at = -2;
   #from = 0;
-  constructor(readonly text: string, readonly needle: string) {}
+  constructor(readonly text: string) {}
 
-  /** The first index of the needle at or after `from`, or -1. */
+  /** The first index of a body key at or after `from`, or -1. */
   next(from: number): number {
     if (this.#at === -2 || from < this.#from || (this.#at >= 0 && this.#at < from)) {
-      this.#at = this.text.indexOf(this.needle, from);
+      this.#at = findBodyKey(this.text, from);
       this.#from = from;
     }
     return this.#at;
   }
-}
-
-/** Finders of the two body keys in one text. */
-export interface BodyFinders {
-  readonly request: Finder;
-  readonly response: Finder;
-}
-
-/**
- * Finders for the body keys of `text`.
- *
- * @example
- * ```ts
- * const finders = bodyFinders(text);
- * decodeLazyObject(text, bytes, start, end, src, finders);
- * ```
- */
-export function bodyFinders(text: string): BodyFinders {
-  return { request: new Finder(text, REQUEST), response: new Finder(text, RESPONSE) };
 }
 
 /**
@@ -149,11 +167,8 @@ export function decodeLazyObject(
   finders?: BodyFinders,
   delta = 0,
 ): Record<string, unknown> | null {
-  let head = finders ? finders.request.next(start) : text.indexOf(REQUEST, start);
-  if (head < 0 || head >= end) {
-    head = finders ? finders.response.next(start) : text.indexOf(RESPONSE, start);
-    if (head < 0 || head >= end) return null;
-  }
+  const head = finders ? finders.next(start) : findBodyKey(text, start);
+  if (head < 0 || head >= end) return null;
   // A match inside a nested object leaves brackets open: the head does not parse.
   let obj: Record<string, unknown>;
   try {

@@ -42,35 +42,64 @@ export interface LazySource {
   text?: string;
 }
 
-function defineLazy(
-  obj: Record<string, unknown>,
-  key: string,
-  src: LazySource,
-  start: number,
-  end: number,
-): void {
-  const settle = (value: unknown) =>
-    Object.defineProperty(obj, key, {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
-  Object.defineProperty(obj, key, {
-    enumerable: true,
-    configurable: true,
-    get() {
-      const value = JSON.parse(
-        src.text !== undefined
-          ? src.text.slice(start - src.base, end - src.base)
-          : decoder.decode(src.bytes.subarray(start - src.base, end - src.base)),
-      );
-      settle(value);
-      return value;
-    },
-    set: settle,
-  });
+/**
+ * Where an event's unparsed bodies are: ranges of `src`, -1 when absent. Held by the event
+ * under a symbol key, not enumerable, which `JSON.stringify`, spreading, `Object.keys` and
+ * `for…in` never see.
+ */
+class LazyBodies {
+  requestStart = -1;
+  requestEnd = -1;
+  responseStart = -1;
+  responseEnd = -1;
+  constructor(readonly src: LazySource) {}
+
+  parse(start: number, end: number): unknown {
+    const { bytes, base, text } = this.src;
+    return JSON.parse(
+      text !== undefined
+        ? text.slice(start - base, end - base)
+        : decoder.decode(bytes.subarray(start - base, end - base)),
+    );
+  }
 }
+
+const BODIES: unique symbol = Symbol("auditpipe.lazyBodies");
+type WithBodies = Record<string, unknown> & { [BODIES]: LazyBodies };
+
+function settle(obj: object, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+// One accessor pair per body key, shared by every event: objects that gain the same keys in
+// the same order share one hidden class, where accessors made per object would give each
+// its own (and cost two closures per body).
+const REQUEST_ACCESSOR: PropertyDescriptor = {
+  enumerable: true,
+  configurable: true,
+  get(this: WithBodies): unknown {
+    const b = this[BODIES];
+    const value = b.parse(b.requestStart, b.requestEnd);
+    settle(this, "requestObject", value);
+    return value;
+  },
+  set(this: WithBodies, value: unknown): void {
+    settle(this, "requestObject", value);
+  },
+};
+const RESPONSE_ACCESSOR: PropertyDescriptor = {
+  enumerable: true,
+  configurable: true,
+  get(this: WithBodies): unknown {
+    const b = this[BODIES];
+    const value = b.parse(b.responseStart, b.responseEnd);
+    settle(this, "responseObject", value);
+    return value;
+  },
+  set(this: WithBodies, value: unknown): void {
+    settle(this, "responseObject", value);
+  },
+};
 
 /**
  * Whether `obj` has `key` with a value other than `undefined`, without parsing a lazy body
@@ -179,17 +208,23 @@ export function decodeLazyObject(
   if (typeof obj !== "object" || obj === null || Array.isArray(obj)) return null;
   if (Object.hasOwn(obj, "requestObject") || Object.hasOwn(obj, "responseObject")) return null;
   let at = head;
+  const bodies = new LazyBodies(src);
+  Object.defineProperty(obj, BODIES, { value: bodies });
   if (text.startsWith(REQUEST, at)) {
     const from = at + REQUEST.length;
     at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
     if (at < from) return null;
-    defineLazy(obj, "requestObject", src, from + delta, at + delta);
+    bodies.requestStart = from + delta;
+    bodies.requestEnd = at + delta;
+    Object.defineProperty(obj, "requestObject", REQUEST_ACCESSOR);
   }
   if (text.startsWith(RESPONSE, at)) {
     const from = at + RESPONSE.length;
     at = jsonValueEnd(bytes, from + delta, end + delta) - delta;
     if (at < from) return null;
-    defineLazy(obj, "responseObject", src, from + delta, at + delta);
+    bodies.responseStart = from + delta;
+    bodies.responseEnd = at + delta;
+    Object.defineProperty(obj, "responseObject", RESPONSE_ACCESSOR);
   }
   // The rest: `}` (then only whitespace), or more members.
   if (at >= end) return null;

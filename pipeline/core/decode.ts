@@ -190,9 +190,7 @@ export function decodeLine(input: Uint8Array): Decoded {
   const top = line[0] === 0x7b && text.startsWith(TOP_TEXT);
   // ASCII text (offsets of text and bytes agree), as kube-apiserver writes nearly every line.
   if (top && text.length === line.length) {
-    // The line's text is as large as its bytes: bodies read later are cut from it, not
-    // decoded again.
-    const doc = decodeLazyObject(text, line, 0, line.length, { bytes: line, base: 0, text });
+    const doc = decodeLazyObject(text, line, 0, line.length, { bytes: line, base: 0 });
     if (doc !== null) {
       const problem = eventProblem(doc);
       if (problem !== null) throw new DecodeError(`not an event: ${problem}`);

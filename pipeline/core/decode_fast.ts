@@ -26,20 +26,18 @@ const decoder = new TextDecoder();
 /**
  * Where the bytes of lazily parsed bodies live: `bytes[i - base]` is the byte at offset `i`
  * of the text the object was decoded from. The webhook source moves an event's bytes into a
- * buffer of their own after decoding, and points this there. `text`, when set, is the same
- * characters at the same offsets (`text[i - base]`): a body is then parsed from a slice of it
- * without decoding its bytes again. Set it only where the text is no larger than the bytes an
- * event keeps anyway (an audit.log line), never to a whole request body.
+ * buffer of their own after decoding, and points this there. (Bodies are not cut from the
+ * text: an event held until written would keep the text as well as the bytes, and decoding
+ * the few bodies that are read costs nothing measurable.)
  *
  * @example
  * ```ts
- * const src: LazySource = { bytes: line, base: 0, text };
+ * const src: LazySource = { bytes: line, base: 0 };
  * ```
  */
 export interface LazySource {
   bytes: Uint8Array;
   base: number;
-  text?: string;
 }
 
 /**
@@ -55,12 +53,8 @@ class LazyBodies {
   constructor(readonly src: LazySource) {}
 
   parse(start: number, end: number): unknown {
-    const { bytes, base, text } = this.src;
-    return JSON.parse(
-      text !== undefined
-        ? text.slice(start - base, end - base)
-        : decoder.decode(bytes.subarray(start - base, end - base)),
-    );
+    const { bytes, base } = this.src;
+    return JSON.parse(decoder.decode(bytes.subarray(start - base, end - base)));
   }
 }
 

@@ -14,7 +14,12 @@ import {
   type Rejected,
 } from "../pipeline/core/decode.ts";
 import { asEvent } from "../pipeline/core/event.ts";
-import { decodeLazyObject, findBodyKey, hasValue } from "../pipeline/core/decode_fast.ts";
+import {
+  decodeLazyObject,
+  findBodyKey,
+  hasValue,
+  unparsedBody,
+} from "../pipeline/core/decode_fast.ts";
 import { isJson, jsonValueEnd } from "../pipeline/core/json_validate.ts";
 import { encodeEvent, jsonBytes } from "../pipeline/core/encode.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
@@ -478,5 +483,38 @@ Deno.test("EventList items in odd shapes decode as JSON.parse decodes them", () 
     const what = JSON.stringify(whole.envelopes[i].event).slice(0, 100);
     assert.equal(written(envelopes[i]), written(whole.envelopes[i]), what);
     assert.equal(shape(envelopes[i].event), shape(whole.envelopes[i].event), what);
+  }
+});
+
+Deno.test("an unparsed body gives the bytes it came as, until it is read, set or deleted", () => {
+  const line = `${HEAD},"requestObject":${BODY},"responseObject":{"b": [1, 2]}${TAIL}`;
+  const env = decodeLine(enc.encode(line)).envelopes[0];
+  const event = env.event as unknown as Record<string, unknown>;
+  assert.equal(dec.decode(unparsedBody(event, "requestObject")), BODY);
+  assert.equal(dec.decode(unparsedBody(event, "responseObject")), '{"b": [1, 2]}');
+  assert.deepEqual(event.requestObject, JSON.parse(BODY));
+  assert.equal(unparsedBody(event, "requestObject"), undefined);
+  event.responseObject = { c: 1 };
+  assert.equal(unparsedBody(event, "responseObject"), undefined);
+  // Spreading reads every value: the copy, and the original, hold plain bodies after it.
+  const decode = () => decodeLine(enc.encode(line)).envelopes[0].event as unknown as object;
+  const spread = decode();
+  assert.equal(unparsedBody({ ...spread }, "requestObject"), undefined);
+  assert.equal(unparsedBody(spread, "requestObject"), undefined);
+  const deleted = decode() as Record<string, unknown>;
+  delete deleted.requestObject;
+  assert.equal(unparsedBody(deleted, "requestObject"), undefined);
+  // Events decoded whole, and webhook items whose bytes moved into their piece's buffer.
+  assert.equal(
+    unparsedBody(decodeLineWhole(enc.encode(line)).envelopes[0].event, "requestObject"),
+    undefined,
+  );
+  const item = `{${line.slice(PREFIX.length)}`;
+  const body = enc.encode(
+    `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[${item},${item}]}`,
+  );
+  const parts = new BodyParts(body, 1);
+  for (let p; (p = parts.next()) !== null;) {
+    assert.equal(dec.decode(unparsedBody(p.envelopes[0].event, "requestObject")), BODY);
   }
 });

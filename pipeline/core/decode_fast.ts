@@ -110,6 +110,35 @@ export function hasValue(obj: object, key: string): boolean {
   return d.get !== undefined || d.value !== undefined;
 }
 
+/**
+ * The bytes a body (`requestObject` or `responseObject`) of `obj` arrived as, while it is
+ * still unparsed; `undefined` once read, set or deleted, or when `obj` was not decoded
+ * lazily. A writer may copy them into its output instead of serializing the value (they are
+ * valid JSON: the decoder checked them, and valid UTF-8, as the input was made).
+ *
+ * @example
+ * ```ts
+ * const raw = unparsedBody(event, "requestObject");
+ * if (raw !== undefined) out.push(raw); // else JSON.stringify(event.requestObject)
+ * ```
+ */
+export function unparsedBody(
+  obj: object,
+  key: "requestObject" | "responseObject",
+): Uint8Array | undefined {
+  const d = Object.getOwnPropertyDescriptor(obj, key);
+  if (d === undefined || d.get === undefined) return undefined;
+  const bodies = (obj as Partial<WithBodies>)[BODIES];
+  if (!(bodies instanceof LazyBodies)) return undefined;
+  const { bytes, base } = bodies.src;
+  if (key === "requestObject") {
+    if (d.get !== REQUEST_ACCESSOR.get) return undefined;
+    return bytes.subarray(bodies.requestStart - base, bodies.requestEnd - base);
+  }
+  if (d.get !== RESPONSE_ACCESSOR.get) return undefined;
+  return bytes.subarray(bodies.responseStart - base, bodies.responseEnd - base);
+}
+
 // Both body keys end in `Object":`, a needle short enough that `indexOf` finds it by its
 // rare first character, several times faster than searching for each whole key: this search
 // runs over every line, most of which have no body at all.

@@ -12,9 +12,10 @@
  * bodies are accessor properties (enumerable, configurable) that parse on first read and
  * replace themselves with plain values, so `JSON.stringify`, spreading and assignment see
  * what they would have. Where the bodies' bytes are is kept under a symbol key, not
- * enumerable: only `Reflect.ownKeys` and `Object.getOwnPropertySymbols` see it. Anything outside the shape this path knows (text that is not
- * ASCII, whitespace around the bodies, a body key out of place or repeated, a key written
- * with escapes) returns `null`, and the caller parses the whole text as before.
+ * enumerable: only `Reflect.ownKeys` and `Object.getOwnPropertySymbols` see it. Anything
+ * outside the shape this path knows (text that is not ASCII, whitespace around the bodies, a
+ * body key out of place or repeated, a key written with escapes) returns `null`, and the
+ * caller parses the whole text as before.
  *
  * @module
  */

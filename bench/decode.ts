@@ -1,42 +1,179 @@
 /**
  * In process, alternating in one run: the CPU per event of decode → policy20 → output bytes
- * for every line of the data, with the fast decode path (`decodeLine`: bodies validated and
- * parsed only when read) and without it (`decodeLineWhole`: `JSON.parse` of the whole
- * line). No I/O, streams or metrics: the part of the daemon's work the fast path changes,
- * measured where a loaded machine disturbs it least. Output bytes are checked equal.
+ * for every event of the data, on the two ways events come in:
+ *
+ * - audit.log lines: `decodeLine` (the fast path: bodies validated and parsed only when read)
+ *   against `decodeLineWhole` (`JSON.parse` of the whole line);
+ * - webhook `EventList` bodies of {@linkcode BODY_ITEMS} items: `BodyParts` (each item
+ *   decoded on its own, bodies left unparsed) against `decodeWholeBody` (`JSON.parse` of the
+ *   whole body).
+ *
+ * No I/O, streams or metrics: the part of the daemon's work decoding changes, measured where
+ * a loaded machine disturbs it least. Output bytes are checked equal. With
+ * `AUDITPIPE_BENCH_DECODE_BEFORE` naming the root of an older checkout (e.g. a worktree of
+ * `main`), its `decodeLine` and `BodyParts` run too, alternating with these: before/after in
+ * one sitting.
  *
  * @module
  */
 import process from "node:process";
-import { type Decoded, decodeLine, decodeLineWhole } from "../pipeline/core/decode.ts";
+import { pathToFileURL } from "node:url";
+import {
+  type Decoded,
+  decodeLine,
+  decodeLineWhole,
+  decodeWholeBody,
+} from "../pipeline/core/decode.ts";
+import { BodyParts } from "../pipeline/body_parts.ts";
+import type { Envelope } from "../pipeline/core/envelope.ts";
 import { encodeEvent, jsonBytes } from "../pipeline/core/encode.ts";
-import { applyPolicy, compilePolicy, evaluate, parsePolicy } from "../policy/mod.ts";
+import { decodeUtf8 } from "../pipeline/core/utf8.ts";
+import { applyPolicy, compilePolicy, evaluate } from "../policy/mod.ts";
+import { parsePolicy } from "../policy/mod.ts";
 import type { DataFile } from "./generate.ts";
 import { median, num, POLICY20, type Row } from "./lib.ts";
 
-const encoder = new TextEncoder();
+/** Items per webhook body: kube-apiserver's default `--audit-webhook-batch-max-size`. */
+export const BODY_ITEMS = 400;
 
-/** Decodes, applies the policy and encodes every line; returns the output's size. */
-function pass(
+const encoder = new TextEncoder();
+type Policy = ReturnType<typeof compilePolicy>;
+
+/** Applies the policy to one envelope and encodes it; the output's size (0 when dropped). */
+function output(env: Envelope, policy: Policy): number {
+  const applied = applyPolicy(evaluate(policy, env.event), env.event);
+  if (typeof applied === "string") return 0;
+  return applied === env.event
+    ? jsonBytes(env).length
+    : encoder.encode(encodeEvent(applied)).length;
+}
+
+function linePass(
   lines: readonly Uint8Array[],
   decode: (b: Uint8Array) => Decoded,
-  policy: ReturnType<typeof compilePolicy>,
+  policy: Policy,
 ): number {
   let out = 0;
-  for (const l of lines) {
-    const env = decode(l).envelopes[0];
-    const applied = applyPolicy(evaluate(policy, env.event), env.event);
-    if (typeof applied === "string") continue;
-    out += applied === env.event
-      ? jsonBytes(env).length
-      : encoder.encode(encodeEvent(applied)).length;
-  }
+  for (const l of lines) out += output(decode(l).envelopes[0], policy);
   return out;
 }
 
+/** What decodes a body: every piece's envelopes handed to `each`, in order. */
+type BodyDecoder = (body: Uint8Array, each: (envs: readonly Envelope[]) => void) => void;
+
+interface PartsLike {
+  next(): { envelopes: Envelope[] } | null;
+}
+type PartsClass = new (bytes: Uint8Array) => PartsLike;
+
+function pieces(Parts: PartsClass): BodyDecoder {
+  return (body, each) => {
+    const parts = new Parts(body);
+    for (let p; (p = parts.next()) !== null;) each(p.envelopes);
+  };
+}
+
+const whole: BodyDecoder = (body, each) => {
+  const { text, bytes } = decodeUtf8(body);
+  each(decodeWholeBody(text, bytes).envelopes);
+};
+
+function bodyPass(bodies: readonly Uint8Array[], decode: BodyDecoder, policy: Policy): number {
+  let out = 0;
+  const each = (envs: readonly Envelope[]) => {
+    for (const env of envs) out += output(env, policy);
+  };
+  for (const b of bodies) decode(b, each);
+  return out;
+}
+
+const PREFIX = encoder.encode('{"kind":"Event","apiVersion":"audit.k8s.io/v1",');
+
+/** The lines as `EventList` bodies of `size` items, as kube-apiserver's webhook sends them. */
+function eventLists(lines: readonly Uint8Array[], size: number): Uint8Array[] {
+  const head = encoder.encode(
+    '{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[',
+  );
+  const bodies: Uint8Array[] = [];
+  for (let i = 0; i < lines.length; i += size) {
+    const items = lines.slice(i, i + size).map((l) => {
+      const typed = PREFIX.every((b, k) => l[k] === b);
+      if (!typed) return l;
+      const item = l.slice(PREFIX.length - 1);
+      item[0] = 0x7b; // `{` where the prefix's last comma was
+      return item;
+    });
+    const length = head.length + items.reduce((n, it) => n + it.length + 1, 0) + 1;
+    const body = new Uint8Array(length);
+    body.set(head);
+    let at = head.length;
+    items.forEach((it, k) => {
+      if (k > 0) body[at++] = 0x2c;
+      body.set(it, at);
+      at += it.length;
+    });
+    body[at++] = 0x5d;
+    body[at++] = 0x7d;
+    bodies.push(body.subarray(0, at));
+  }
+  return bodies;
+}
+
+interface Variant {
+  readonly name: string;
+  readonly run: () => number;
+}
+
 /**
- * The decode row: CPU-µs per event with and without the fast path, medians of `runs`
- * alternating passes over the first `limitMb` MB of the data.
+ * Runs `variants` alternating, `runs` times after one warm-up pass each; CPU-µs per event
+ * of each pass, by variant. Throws when two variants' outputs differ in size.
+ */
+function alternate(
+  variants: readonly Variant[],
+  events: number,
+  runs: number,
+  log: (msg: string) => void,
+  what: string,
+): Map<string, number[]> {
+  const us = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  for (const v of variants) v.run();
+  for (let r = 0; r < runs; r++) {
+    let size = -1;
+    const line: string[] = [];
+    for (const v of variants) {
+      const c0 = process.cpuUsage();
+      const out = v.run();
+      const c = process.cpuUsage(c0);
+      if (size >= 0 && out !== size) {
+        throw new Error(`${what}: output differs: ${v.name} ${out} vs ${size} bytes`);
+      }
+      size = out;
+      const x = (c.user + c.system) / events;
+      us.get(v.name)!.push(x);
+      line.push(`${v.name} ${x.toFixed(2)}`);
+    }
+    log(`decode: ${what}: run ${r + 1}/${runs}: ${line.join(", ")} CPU-µs/event`);
+  }
+  return us;
+}
+
+function ratios(a: readonly number[], b: readonly number[]): number[] {
+  return a.map((x, i) => x / b[i]);
+}
+
+/** Loads an older checkout's decoders, for before/after in one sitting. */
+async function before(
+  root: string,
+): Promise<{ decodeLine: (b: Uint8Array) => Decoded; BodyParts: PartsClass }> {
+  const base = pathToFileURL(root.endsWith("/") ? root : `${root}/`).href;
+  const d = await import(`${base}pipeline/core/decode.ts`);
+  const p = await import(`${base}pipeline/body_parts.ts`);
+  return { decodeLine: d.decodeLine, BodyParts: p.BodyParts };
+}
+
+/**
+ * The decode row: CPU-µs per event with and without the fast path, for lines and for webhook
+ * bodies, medians of `runs` alternating passes over the first `limitMb` MB of the data.
  *
  * @example
  * ```ts
@@ -54,40 +191,54 @@ export async function benchDecode(
   for (let s = 0, nl; (nl = bytes.indexOf(10, s)) >= 0; s = nl + 1) {
     lines.push(bytes.subarray(s, nl));
   }
-  const whole: number[] = [];
-  const fast: number[] = [];
-  const ratios: number[] = [];
-  const cpu = (f: () => number) => {
-    const c0 = process.cpuUsage();
-    const size = f();
-    const c = process.cpuUsage(c0);
-    return { us: (c.user + c.system) / lines.length, size };
-  };
-  cpu(() => pass(lines, decodeLine, policy)); // warm-up, both paths' code compiled
-  cpu(() => pass(lines, decodeLineWhole, policy));
-  for (let i = 0; i < opts.runs; i++) {
-    const w = cpu(() => pass(lines, decodeLineWhole, policy));
-    const f = cpu(() => pass(lines, decodeLine, policy));
-    if (w.size !== f.size) throw new Error(`output differs: ${w.size} vs ${f.size} bytes`);
-    whole.push(w.us);
-    fast.push(f.us);
-    ratios.push(f.us / w.us);
-    opts.log(
-      `decode: run ${i + 1}/${opts.runs}: whole ${w.us.toFixed(2)}, fast ${
-        f.us.toFixed(2)
-      } CPU-µs/event, ratio ${(f.us / w.us).toFixed(2)}`,
+  const bodies = eventLists(lines, BODY_ITEMS);
+  const older = Deno.env.get("AUDITPIPE_BENCH_DECODE_BEFORE");
+  const old = older ? await before(older) : undefined;
+
+  const lineVariants: Variant[] = [
+    { name: "whole", run: () => linePass(lines, decodeLineWhole, policy) },
+    { name: "fast", run: () => linePass(lines, decodeLine, policy) },
+  ];
+  const bodyVariants: Variant[] = [
+    { name: "whole", run: () => bodyPass(bodies, whole, policy) },
+    { name: "fast", run: () => bodyPass(bodies, pieces(BodyParts), policy) },
+  ];
+  if (old) {
+    lineVariants.push({ name: "before", run: () => linePass(lines, old.decodeLine, policy) });
+    bodyVariants.push({
+      name: "before",
+      run: () => bodyPass(bodies, pieces(old.BodyParts), policy),
+    });
+  }
+  const l = alternate(lineVariants, lines.length, opts.runs, opts.log, "lines");
+  const b = alternate(bodyVariants, lines.length, opts.runs, opts.log, "webhook");
+  const lineRatios = ratios(l.get("fast")!, l.get("whole")!);
+  const bodyRatios = ratios(b.get("fast")!, b.get("whole")!);
+  const med = (m: Map<string, number[]>, k: string) => num(median(m.get(k)!), 2);
+  const notes = [
+    `${num(lines.length)} events (${num(bytes.length / 1e6, 0)} MB), ${opts.runs} runs ` +
+    `alternating, medians; per-run ratios ${lineRatios.map((r) => r.toFixed(2)).join(", ")}`,
+    `webhook: EventList bodies of ${BODY_ITEMS} items: BodyParts ${med(b, "fast")}, ` +
+    `JSON.parse of the whole body ${med(b, "whole")} CPU-µs/event, ratio ` +
+    `${median(bodyRatios).toFixed(2)} (per run ${bodyRatios.map((r) => r.toFixed(2)).join(", ")})`,
+  ];
+  if (old) {
+    const lr = ratios(l.get("fast")!, l.get("before")!);
+    const br = ratios(b.get("fast")!, b.get("before")!);
+    notes.push(
+      `before/after (${older}): lines ${med(l, "before")} → ${med(l, "fast")} CPU-µs/event ` +
+        `(ratio ${median(lr).toFixed(2)}; per run ${lr.map((r) => r.toFixed(2)).join(", ")}); ` +
+        `webhook ${med(b, "before")} → ${med(b, "fast")} (ratio ${median(br).toFixed(2)}; ` +
+        `per run ${br.map((r) => r.toFixed(2)).join(", ")})`,
     );
   }
   return {
     name: "decode → policy20 → bytes, in process (fast path vs JSON.parse of every line)",
-    result: `${num(median(fast), 2)} CPU-µs/event`,
-    baseline: `whole ${num(median(whole), 2)} CPU-µs/event`,
-    ratio: median(ratios).toFixed(2),
+    result: `${med(l, "fast")} CPU-µs/event`,
+    baseline: `whole ${med(l, "whole")} CPU-µs/event`,
+    ratio: median(lineRatios).toFixed(2),
     goal: "-",
     met: true,
-    notes: [
-      `${num(lines.length)} events (${num(bytes.length / 1e6, 0)} MB), ${opts.runs} runs ` +
-      `alternating, medians; per-run ratios ${ratios.map((r) => r.toFixed(2)).join(", ")}`,
-    ],
+    notes,
   };
 }

@@ -23,12 +23,7 @@ import {
 } from "./core/decode.ts";
 import { compactItemRanges, type ItemRange, itemRanges } from "./core/scan.ts";
 import { decodeUtf8 } from "./core/utf8.ts";
-import {
-  type BodyFinders,
-  bodyFinders,
-  decodeLazyObject,
-  type LazySource,
-} from "./core/decode_fast.ts";
+import { BodyFinders, decodeLazyObject, type LazySource } from "./core/decode_fast.ts";
 
 /**
  * Events per piece: about what one 64 KiB read of an audit.log holds.
@@ -101,7 +96,7 @@ export class BodyParts {
       this.#bytesOf = this.#text.length === bytes.length
         ? found.items
         : byteRanges(this.#text, found.items);
-      this.#finders = bodyFinders(this.#text);
+      this.#finders = new BodyFinders(this.#text);
     } else {
       this.#slice(decodeWholeBody(this.#text, bytes));
       this.#viewsOfBody = true;

@@ -7,9 +7,19 @@
  */
 import assert from "node:assert/strict";
 import { BodyParts } from "../pipeline/body_parts.ts";
-import { decodeLine, decodeLineWhole } from "../pipeline/core/decode.ts";
+import {
+  decodeLine,
+  decodeLineWhole,
+  decodeWholeBody,
+  type Rejected,
+} from "../pipeline/core/decode.ts";
 import { asEvent } from "../pipeline/core/event.ts";
-import { decodeLazyObject, hasValue } from "../pipeline/core/decode_fast.ts";
+import {
+  decodeLazyObject,
+  findBodyKey,
+  hasValue,
+  unparsedBody,
+} from "../pipeline/core/decode_fast.ts";
 import { isJson, jsonValueEnd } from "../pipeline/core/json_validate.ts";
 import { encodeEvent, jsonBytes } from "../pipeline/core/encode.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
@@ -368,4 +378,143 @@ Deno.test("EventList items decode on the fast path as JSON.parse decodes them, p
     assert.equal(shape(envelopes[i].event), shape(whole.event), items[i].slice(0, 100));
   }
   assert.ok(lazy > 50, `only ${lazy} items were decoded lazily`);
+});
+
+Deno.test("the body key search finds the first top-level body key, not keys that only end like one", () => {
+  const line = `${HEAD},"involvedObject":{"a":1},"x":"requestObject","requestObjects":1,` +
+    `"responseObject":${BODY}${TAIL}`;
+  assert.equal(findBodyKey(line, 0), line.indexOf(',"responseObject":'));
+  assert.equal(findBodyKey(`{"a":1,"requestObject":{}}`, 0), 6);
+  assert.equal(findBodyKey(`{"a":1,"requestObject":{}}`, 7), -1);
+  // A response key starting exactly at `from`, and one starting just before it.
+  assert.equal(findBodyKey(`{"a":1,"responseObject":{}}`, 6), 6);
+  assert.equal(findBodyKey(`{"a":1,"responseObject":{}}`, 7), -1);
+  assert.equal(findBodyKey(`{"a":"Object\\":"}`, 0), -1);
+  for (
+    const l of [
+      line,
+      `${HEAD},"involvedObject":{"requestObject":1},"requestObject":${BODY}${TAIL}`,
+      `${HEAD},"responseObject":${BODY},"requestObject":${BODY}${TAIL}`,
+      `${HEAD},"annotations":{"a":",\\"requestObject\\":{}"},"requestObject":${BODY}${TAIL}`,
+      `${HEAD},"xrequestObject":1,"requestObject":${BODY}${TAIL}`,
+    ]
+  ) {
+    assertSameAsWhole(l);
+  }
+});
+
+Deno.test("a line that starts with a byte order mark decodes on both paths alike", () => {
+  const line = `${HEAD},"requestObject":${BODY}${TAIL}`;
+  assertSameAsWhole(new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(line)]), "BOM + event");
+  assertSameAsWhole(new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(`${HEAD}${TAIL}`)]), "BOM");
+});
+
+// Lines without bodies (most of them) and webhook items, shaped the ways kube-apiserver never
+// writes them: both paths must still agree, whichever path a line takes.
+const METADATA = `${PREFIX}"level":"Metadata","auditID":"m1","stage":"ResponseComplete",` +
+  `"requestURI":"/api/v1/namespaces/kube-system/secrets/a","verb":"get",` +
+  `"user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["10.0.0.1"],` +
+  `"userAgent":"kubectl/v1.30","objectRef":{"resource":"secrets","namespace":"kube-system",` +
+  `"name":"a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200}` + TAIL;
+
+const ODD_EVENTS: [string, string][] = [
+  ["metadata", METADATA],
+  ["level repeated", METADATA.replace('"stage"', '"level":"None","stage"')],
+  ["level repeated last", `${METADATA.slice(0, -1)},"level":"None"}`],
+  ["user repeated", `${METADATA.slice(0, -1)},"user":{"username":"system:kube-proxy"}}`],
+  ["objectRef repeated", `${METADATA.slice(0, -1)},"objectRef":null}`],
+  ["escaped level key", `${METADATA.slice(0, -1)},"\\u006cevel":"None"}`],
+  ["escaped user key", `${METADATA.slice(0, -1)},"\\u0075ser":{"username":"bob"}}`],
+  [
+    "nested level and user",
+    METADATA.replace('"metadata":{}', '"metadata":{"level":"None","user":{"username":"x"}}'),
+  ],
+  ["out of Go order", `${PREFIX}"user":{"username":"a"},"verb":"get",${METADATA.slice(46)}`],
+  ["__proto__", `${METADATA.slice(0, -1)},"__proto__":{"level":"None"}}`],
+  ["__proto__ first", `{"__proto__":{"level":"None"},${METADATA.slice(1)}`],
+  ["deep nesting", `${METADATA.slice(0, -1)},"x":${"[".repeat(5_000)}${"]".repeat(5_000)}}`],
+  ["numbers and literals last", `${METADATA.slice(0, -1)},"x":[true,false,null,-0.5e-7],"n":7}`],
+  ["whitespace between tokens", METADATA.replaceAll(",", " ,\t").replaceAll(":", "\r\n: ")],
+  ["truncated", METADATA.slice(0, 300)],
+  ["truncated after a string", METADATA.slice(0, METADATA.indexOf(',"verb"'))],
+  ["not an object", `[${METADATA}]`],
+  ["a string", JSON.stringify(METADATA)],
+  ["a number", "12"],
+  ["two objects", `${METADATA} ${METADATA}`],
+  ["invalid level", METADATA.replace('"Metadata"', '"Everything"')],
+  ["sourceIPs not a list", METADATA.replace('["10.0.0.1"]', '"10.0.0.1"')],
+  ["annotations not an object", `${METADATA.slice(0, -1)},"annotations":[1]}`],
+  ["control character", METADATA.replace("alice", "al\u0001ice")],
+  ["non-ASCII", METADATA.replace("alice", "alïce 🚀")],
+];
+
+Deno.test("lines without bodies in odd shapes decode as JSON.parse decodes them, or fail as it does", () => {
+  for (const [name, line] of ODD_EVENTS) assertSameAsWhole(line, name);
+  // Invalid UTF-8 in a line without bodies.
+  const [a, b] = METADATA.split("alice");
+  for (const bad of [[0xff], [0xc3], [0xe2, 0x82], [0xed, 0xa0, 0x80]]) {
+    assertSameAsWhole(new Uint8Array([...enc.encode(a), ...bad, ...enc.encode(b)]), `${bad}`);
+  }
+});
+
+Deno.test("EventList items in odd shapes decode as JSON.parse decodes them", () => {
+  const items = ODD_EVENTS.filter(([, l]) => parses(l) && !l.startsWith("[") && l.startsWith("{"))
+    .map(([, l]) => l.startsWith(PREFIX) ? `{${l.slice(PREFIX.length)}` : l);
+  const withBodies = items.map((i) =>
+    i.replace(',"responseStatus"', `,"requestObject":${BODY},"responseStatus"`)
+  );
+  const all = [...items, ...withBodies];
+  const body = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${
+    all.join(",")
+  }]}`;
+  // The reference: the whole body through JSON.parse, items keeping their bytes.
+  const whole = decodeWholeBody(body, enc.encode(body));
+  const parts = new BodyParts(enc.encode(body), 5);
+  const envelopes: Envelope[] = [];
+  const rejected: Rejected[] = [];
+  for (let p; (p = parts.next()) !== null;) {
+    envelopes.push(...p.envelopes);
+    rejected.push(...p.rejected);
+  }
+  assert.deepEqual(rejected, whole.rejected);
+  assert.equal(envelopes.length, whole.envelopes.length);
+  assert.ok(envelopes.length > 20, `only ${envelopes.length} items decoded`);
+  for (let i = 0; i < envelopes.length; i++) {
+    const what = JSON.stringify(whole.envelopes[i].event).slice(0, 100);
+    assert.equal(written(envelopes[i]), written(whole.envelopes[i]), what);
+    assert.equal(shape(envelopes[i].event), shape(whole.envelopes[i].event), what);
+  }
+});
+
+Deno.test("an unparsed body gives the bytes it came as, until it is read, set or deleted", () => {
+  const line = `${HEAD},"requestObject":${BODY},"responseObject":{"b": [1, 2]}${TAIL}`;
+  const env = decodeLine(enc.encode(line)).envelopes[0];
+  const event = env.event as unknown as Record<string, unknown>;
+  assert.equal(dec.decode(unparsedBody(event, "requestObject")), BODY);
+  assert.equal(dec.decode(unparsedBody(event, "responseObject")), '{"b": [1, 2]}');
+  assert.deepEqual(event.requestObject, JSON.parse(BODY));
+  assert.equal(unparsedBody(event, "requestObject"), undefined);
+  event.responseObject = { c: 1 };
+  assert.equal(unparsedBody(event, "responseObject"), undefined);
+  // Spreading reads every value: the copy, and the original, hold plain bodies after it.
+  const decode = () => decodeLine(enc.encode(line)).envelopes[0].event as unknown as object;
+  const spread = decode();
+  assert.equal(unparsedBody({ ...spread }, "requestObject"), undefined);
+  assert.equal(unparsedBody(spread, "requestObject"), undefined);
+  const deleted = decode() as Record<string, unknown>;
+  delete deleted.requestObject;
+  assert.equal(unparsedBody(deleted, "requestObject"), undefined);
+  // Events decoded whole, and webhook items whose bytes moved into their piece's buffer.
+  assert.equal(
+    unparsedBody(decodeLineWhole(enc.encode(line)).envelopes[0].event, "requestObject"),
+    undefined,
+  );
+  const item = `{${line.slice(PREFIX.length)}`;
+  const body = enc.encode(
+    `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[${item},${item}]}`,
+  );
+  const parts = new BodyParts(body, 1);
+  for (let p; (p = parts.next()) !== null;) {
+    assert.equal(dec.decode(unparsedBody(p.envelopes[0].event, "requestObject")), BODY);
+  }
 });

@@ -12,6 +12,9 @@ import { type ItemRange, itemRanges } from "./scan.ts";
 import { decodeUtf8 } from "./utf8.ts";
 import { decodeLazyObject } from "./decode_fast.ts";
 
+/** What `isTopLevelLine` looks for, as text. */
+const TOP_TEXT = `{"kind":"Event","apiVersion":"${AUDIT_API_VERSION}"`;
+
 /** An input item that is not a valid event. */
 export interface Rejected {
   /** Zero-based index in the list, or one-based line number for JSON lines. */
@@ -182,8 +185,11 @@ export function attachItemBytes(
  */
 export function decodeLine(input: Uint8Array): Decoded {
   const { text, bytes: line } = decodeUtf8(input);
+  // As `isTopLevelLine(line)`, on the text: an ASCII prefix of valid UTF-8 is the same in
+  // both, but for a byte order mark, which the text has lost.
+  const top = line[0] === 0x7b && text.startsWith(TOP_TEXT);
   // ASCII text (offsets of text and bytes agree), as kube-apiserver writes nearly every line.
-  if (text.length === line.length && isTopLevelLine(line)) {
+  if (top && text.length === line.length) {
     const doc = decodeLazyObject(text, line, 0, line.length, { bytes: line, base: 0 });
     if (doc !== null) {
       const problem = eventProblem(doc);
@@ -191,7 +197,7 @@ export function decodeLine(input: Uint8Array): Decoded {
       return { envelopes: [{ event: asEvent(doc), raw: line }], rejected: [] };
     }
   }
-  return decodeParsedLine(text, line);
+  return decodeParsedLine(text, line, top);
 }
 
 /**
@@ -205,17 +211,18 @@ export function decodeLine(input: Uint8Array): Decoded {
  */
 export function decodeLineWhole(input: Uint8Array): Decoded {
   const { text, bytes } = decodeUtf8(input);
-  return decodeParsedLine(text, bytes);
+  return decodeParsedLine(text, bytes, isTopLevelLine(bytes));
 }
 
-function decodeParsedLine(text: string, line: Uint8Array): Decoded {
+/** `top`: the line starts as a top-level v1 event does (`isTopLevelLine`). */
+function decodeParsedLine(text: string, line: Uint8Array, top: boolean): Decoded {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
     throw new DecodeError(`not JSON: ${(err as Error).message}`);
   }
-  if (typeof doc === "object" && doc !== null && !Array.isArray(doc) && isTopLevelLine(line)) {
+  if (typeof doc === "object" && doc !== null && !Array.isArray(doc) && top) {
     const problem = eventProblem(doc);
     if (problem !== null) throw new DecodeError(`not an event: ${problem}`);
     return { envelopes: [{ event: asEvent(doc), raw: line }], rejected: [] };

@@ -129,32 +129,43 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function eventProblem(v: unknown): string | null {
   if (!isPlainObject(v)) return `not an object`;
-  if (v.kind !== undefined && v.kind !== "Event") return `kind is ${JSON.stringify(v.kind)}`;
+  // Runs for every event: no lists or closures built on the way to "no problem".
+  const kind = v.kind;
+  if (kind !== undefined && kind !== "Event") return `kind is ${JSON.stringify(kind)}`;
+  const apiVersion = v.apiVersion;
   if (
-    v.apiVersion !== undefined && v.apiVersion !== AUDIT_API_VERSION &&
-    v.apiVersion !== LEGACY_API_VERSION
+    apiVersion !== undefined && apiVersion !== AUDIT_API_VERSION &&
+    apiVersion !== LEGACY_API_VERSION
   ) {
-    return `apiVersion ${JSON.stringify(v.apiVersion)} is not ${AUDIT_API_VERSION}`;
+    return `apiVersion ${JSON.stringify(apiVersion)} is not ${AUDIT_API_VERSION}`;
   }
   if (typeof v.auditID !== "string" || v.auditID === "") return "auditID missing";
-  if (typeof v.level !== "string" || !LEVEL_SET.has(v.level)) {
-    return `level ${JSON.stringify(v.level)} is not one of ${LEVELS.join(", ")}`;
+  const level = v.level;
+  if (typeof level !== "string" || !LEVEL_SET.has(level)) {
+    return `level ${JSON.stringify(level)} is not one of ${LEVELS.join(", ")}`;
   }
-  if (typeof v.stage !== "string" || !STAGE_SET.has(v.stage)) {
-    return `stage ${JSON.stringify(v.stage)} is not one of ${STAGES.join(", ")}`;
+  const stage = v.stage;
+  if (typeof stage !== "string" || !STAGE_SET.has(stage)) {
+    return `stage ${JSON.stringify(stage)} is not one of ${STAGES.join(", ")}`;
   }
-  for (const key of ["verb", "requestURI", "userAgent"] as const) {
-    if (v[key] !== undefined && typeof v[key] !== "string") return `${key} is not a string`;
-  }
-  for (const key of ["user", "impersonatedUser", "objectRef", "annotations"] as const) {
-    if (v[key] !== undefined && v[key] !== null && !isPlainObject(v[key])) {
-      return `${key} is not an object`;
-    }
-  }
-  if (v.sourceIPs !== undefined && v.sourceIPs !== null && !Array.isArray(v.sourceIPs)) {
-    return "sourceIPs is not a list";
-  }
+  if (!isOptionalString(v.verb)) return "verb is not a string";
+  if (!isOptionalString(v.requestURI)) return "requestURI is not a string";
+  if (!isOptionalString(v.userAgent)) return "userAgent is not a string";
+  if (!isOptionalObject(v.user)) return "user is not an object";
+  if (!isOptionalObject(v.impersonatedUser)) return "impersonatedUser is not an object";
+  if (!isOptionalObject(v.objectRef)) return "objectRef is not an object";
+  if (!isOptionalObject(v.annotations)) return "annotations is not an object";
+  const ips = v.sourceIPs;
+  if (ips !== undefined && ips !== null && !Array.isArray(ips)) return "sourceIPs is not a list";
   return null;
+}
+
+function isOptionalString(v: unknown): boolean {
+  return v === undefined || typeof v === "string";
+}
+
+function isOptionalObject(v: unknown): boolean {
+  return v === undefined || v === null || isPlainObject(v);
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * The floors of the NATS benchmarks, with the same `@nats-io` client the daemon uses:
  *
- * - `consume URL STREAM CONSUMER N`: creates the durable pull consumer the daemon's source
- *   would (`natsConsumerConfig`), fetches batches of 256 (the source's batch) and only acks
+ * - `consume URL STREAM CONSUMER N`: uses the durable pull consumer CONSUMER, created as the
+ *   daemon's source would (`natsConsumerConfig`) when missing, fetches batches of 256 (the source's batch) and only acks
  *   each message, until N have come; then flushes, so the last acks have left. With OUT it
  *   also does what a collector must: `JSON.parse`s each message and writes the batch's
  *   bytes to OUT (one write per fetch) before acking it.
@@ -41,8 +41,12 @@ async function consume(
   const cpu0 = cpuSeconds();
   const nc = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
-  const subject = (await jsm.streams.info(stream)).config.subjects![0];
-  await jsm.consumers.add(stream, natsConsumerConfig(name, subject));
+  // The bench creates the consumer beforehand (to start it at a sequence); else as the source would.
+  const exists = await jsm.consumers.info(stream, name).then(() => true, () => false);
+  if (!exists) {
+    const subject = (await jsm.streams.info(stream)).config.subjects![0];
+    await jsm.consumers.add(stream, natsConsumerConfig(name, subject));
+  }
   const consumer = await jetstream(nc).consumers.get(stream, name);
   const out = outPath === undefined
     ? null

@@ -185,6 +185,7 @@ async function nodeRun(
   subject: string,
   size: Size,
   entry?: string,
+  cpuProfDir?: string,
 ): Promise<Run> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-nats-node-" });
   const input = `${dir}/audit.log`;
@@ -198,7 +199,11 @@ ${tailSourceYaml(input, dir)}sinks:
 server:
   listen: 127.0.0.1:0
 shutdownTimeout: 60s
-`, { dir, entry });
+`, {
+    dir,
+    entry,
+    permissions: ["-A", ...(cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [])],
+  });
   try {
     await d.waitLog((r) => r.msg === "file does not exist yet; waiting for it");
     await sleep(300);
@@ -227,16 +232,19 @@ shutdownTimeout: 60s
   }
 }
 
-/** The collector's contenders: the ack-only floor, the parse + write floor, daemons. */
+/**
+ * The collector's floors: fetch and ack (the goal's), the same acking each message as it
+ * comes (the floor until 2026-12-01, for comparison), and fetch, parse, write and ack.
+ */
 function collectorFloors(url: string, jsm: JetStreamManager, tmp: string): Contender[] {
-  const consume = (name: string, parse: boolean): Contender => ({
+  const consume = (name: string, mode: string, parse: boolean): Contender => ({
     name,
     run: async (size, tag) => {
       const consumer = `${name.replace(/\W/g, "")}${tag}`;
       await addConsumer(jsm, consumer, size.startSeq);
       try {
         return await runJson<Run>(FLOOR, [
-          "consume",
+          mode,
           url,
           STREAM,
           consumer,
@@ -248,7 +256,11 @@ function collectorFloors(url: string, jsm: JetStreamManager, tmp: string): Conte
       }
     },
   });
-  return [consume("floor (fetch + ack)", false), consume("floor (+ parse + write)", true)];
+  return [
+    consume("floor (fetch + ack)", "consume", false),
+    consume("floor (ack each as it comes)", "consume-each", false),
+    consume("floor (+ parse + write)", "consume", true),
+  ];
 }
 
 function collectorDaemon(
@@ -434,10 +446,9 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
   const env = await setUp(data, opts.log);
   const { srv, jsm } = env;
   try {
-    const [ackOnly, parseWrite] = collectorFloors(srv.url, jsm, env.tmp);
-    const [floor, parse, daemon] = await compare(
+    const [floor, each, parse, daemon] = await compare(
       "nats collector",
-      [ackOnly, parseWrite, collectorDaemon(srv.url, jsm, "daemon")],
+      [...collectorFloors(srv.url, jsm, env.tmp), collectorDaemon(srv.url, jsm, "daemon")],
       env.collector,
       opts.runs,
       opts.log,
@@ -448,7 +459,7 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
         data.events,
         floor,
         daemon,
-        [parse],
+        [each, parse],
         env.collector.small.events,
       ),
     ];
@@ -480,7 +491,7 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
 
 /**
  * A/B of two daemons (`--a`, `--b`: main.ts paths), alternating, beside the floor; with
- * `--cpu-prof DIR`, one more collector run of B under `--cpu-prof`.
+ * `--cpu-prof DIR`, one more run of B (per side) under `--cpu-prof`.
  */
 async function ab(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -509,6 +520,7 @@ async function ab(args: string[]): Promise<void> {
   const runs = Number(values.runs);
   const report = (label: string, results: Result[]) => {
     const [floor, a, b] = results;
+    if (floor.slopes.length === 0) return; // --runs 0: only the profile
     console.log(`${label}: ${num(data.events)} events, ${runs} runs (medians, min–max)`);
     for (const r of results) {
       console.log(
@@ -544,11 +556,15 @@ async function ab(args: string[]): Promise<void> {
         ),
       );
     }
-    if (values["cpu-prof"]) {
+    const profile = async (side: string) => {
+      if (!values["cpu-prof"]) return;
       const dir = await Deno.realPath(values["cpu-prof"]);
-      log(`collector: B profiled on ${num(data.events)} events into ${dir}`);
-      await collectorRun(srv.url, jsm, "profiled", env.collector.large, b, dir);
-    }
+      log(`${side}: B profiled on ${num(data.events)} events into ${dir}`);
+      if (side === "collector") {
+        await collectorRun(srv.url, jsm, "profiled", env.collector.large, b, dir);
+      } else await nodeRun(srv.url, jsm, "PROFILED", "profiled.1", env.node.large, b, dir);
+    };
+    if (values.side === "collector" || values.side === "both") await profile("collector");
     if (values.side === "node" || values.side === "both") {
       report(
         "node",
@@ -564,6 +580,7 @@ async function ab(args: string[]): Promise<void> {
           log,
         ),
       );
+      await profile("node");
     }
   } finally {
     await env.close();

@@ -54,6 +54,13 @@ import {
 } from "./lib.ts";
 
 const FLOOR = new URL("./nats_floor.ts", import.meta.url).pathname;
+/** Another checkout's main.ts for the daemon runs of `benchNats`, as in the other benchmarks. */
+const ENTRY = entryPath(Deno.env.get("AUDITPIPE_BENCH_ENTRY"));
+
+/** `p` made absolute: the daemon runs in its temp folder, where a relative one would not resolve. */
+function entryPath(p: string | undefined): string | undefined {
+  return p ? new URL(p, `file://${Deno.cwd()}/`).pathname : undefined;
+}
 const STREAM = "AUDIT";
 const SUBJECT = "audit.events";
 /** How often the bench asks nats-server whether a run is done (the daemon pays nothing). */
@@ -378,7 +385,7 @@ function row(
         median(wallRatios).toFixed(2)
       }, per run ${wallRatios.map((r) => r.toFixed(2)).join(", ")}`,
       ...extra.map((e) =>
-        `${e.name}: ${us(e)}, ${evs(e)}; daemon ÷ it on CPU ${
+        `${e.name}: ${us(e)}, ${evs(e)}; its CPU per event ÷ the daemon's ${
           median(ratios(e, daemon, cpuOf)).toFixed(2)
         }`
       ),
@@ -448,7 +455,7 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
   try {
     const [floor, each, parse, daemon] = await compare(
       "nats collector",
-      [...collectorFloors(srv.url, jsm, env.tmp), collectorDaemon(srv.url, jsm, "daemon")],
+      [...collectorFloors(srv.url, jsm, env.tmp), collectorDaemon(srv.url, jsm, "daemon", ENTRY)],
       env.collector,
       opts.runs,
       opts.log,
@@ -466,11 +473,11 @@ export async function benchNats(data: DataFile, opts: NatsBenchOptions): Promise
     if (opts.cpuProfDir) {
       await Deno.mkdir(opts.cpuProfDir, { recursive: true });
       opts.log(`nats collector: profiled daemon run into ${opts.cpuProfDir}`);
-      await collectorRun(srv.url, jsm, "profiled", env.collector.large, undefined, opts.cpuProfDir);
+      await collectorRun(srv.url, jsm, "profiled", env.collector.large, ENTRY, opts.cpuProfDir);
     }
     const [nodeF, nodeD] = await compare(
       "nats node",
-      [nodeFloor(srv.url, jsm), nodeDaemon(srv.url, jsm, "node")],
+      [nodeFloor(srv.url, jsm), nodeDaemon(srv.url, jsm, "node", ENTRY)],
       env.node,
       opts.runs,
       opts.log,
@@ -507,9 +514,8 @@ async function ab(args: string[]): Promise<void> {
     },
   });
   if (!values.a || !values.b) throw new Error("ab needs --a MAIN_TS and --b MAIN_TS");
-  // The daemon runs in its temp folder: relative entries would not resolve there.
-  const a = await Deno.realPath(values.a);
-  const b = await Deno.realPath(values.b);
+  const a = entryPath(values.a)!;
+  const b = entryPath(values.b)!;
   const log = (m: string) => console.error(m);
   const data = await ensureData({
     seed: Number(values.seed),

@@ -20,7 +20,7 @@ interface Waiter {
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
   readonly subject: string;
-  /** When it times out (ms since the epoch). */
+  /** When it times out (`performance.now()` ms: monotonic, so the oldest expire first). */
   readonly until: number;
 }
 
@@ -73,7 +73,12 @@ export class JetStreamPublisher {
     const h = headers();
     h.set("Nats-Msg-Id", msgId);
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(token, { resolve, reject, subject, until: Date.now() + this.#timeout });
+      this.#waiting.set(token, {
+        resolve,
+        reject,
+        subject,
+        until: performance.now() + this.#timeout,
+      });
       try {
         this.#nc.publish(subject, data, { reply: this.#prefix + token, headers: h });
       } catch (err) {
@@ -126,7 +131,7 @@ export class JetStreamPublisher {
   }
 
   #expire(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [token, w] of this.#waiting) {
       if (w.until > now) break; // the rest were published later
       this.#waiting.delete(token);

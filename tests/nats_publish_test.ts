@@ -90,3 +90,29 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  needs("nats-server", "JetStream publisher rejects with JetStream's own reason when it refuses"),
+  async () => {
+    const srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({
+        ...natsStreamConfig("SMALL", "small.events", NATS_STREAM_DEFAULTS),
+        max_msg_size: 64, // headers count too
+      });
+      const pub = new JetStreamPublisher(nc, 5_000);
+      await assertRejects(
+        () => pub.publish("small.events", enc.encode(`{"n":"${"x".repeat(200)}"}`), "big"),
+        /JetStream refused the message on small\.events: .*maximum.*\(err_code \d+\)/,
+      );
+      await pub.publish("small.events", enc.encode("{}"), "ok");
+      assertEquals((await jsm.streams.info("SMALL")).state.messages, 1);
+      pub.close();
+    } finally {
+      await nc.close();
+      await srv.stop();
+    }
+  },
+);

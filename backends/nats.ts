@@ -9,7 +9,7 @@
  */
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type JetStreamClient, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { jsonBytes } from "../pipeline/core/encode.ts";
 import type { Envelope } from "../pipeline/core/envelope.ts";
 import { RateLimitedLog } from "../pipeline/core/log.ts";
@@ -28,6 +28,7 @@ import {
   type NatsStreamSettings,
 } from "../pipeline/core/nats_connect.ts";
 import { RetryError, withRetry } from "../pipeline/core/retry.ts";
+import { JetStreamPublisher } from "./nats_publish.ts";
 import { errorText } from "../pipeline/core/errors.ts";
 
 /**
@@ -187,7 +188,7 @@ export async function createNatsSink(
     }
   }
   const publishTimeout = opts.publishTimeout ?? NATS_PUBLISH_TIMEOUT;
-  const js = jetstream(nc, { timeout: publishTimeout });
+  const js = new JetStreamPublisher(nc, publishTimeout);
   const maxOutstanding = opts.maxOutstanding ?? NATS_MAX_OUTSTANDING;
   const maxAttempts = opts.maxAttempts ?? NATS_MAX_ATTEMPTS;
   const failures = new RateLimitedLog(log, "nats publish attempt failed", 1000, "warn");
@@ -254,6 +255,7 @@ export async function createNatsSink(
     async close(): Promise<void> {
       failures.flush();
       await closeNats(nc);
+      js.close();
     },
   };
 }
@@ -271,32 +273,42 @@ function isTooLarge(err: unknown): err is Error {
  * unobserved), without starting more.
  */
 async function publishAll(
-  js: JetStreamClient,
+  js: JetStreamPublisher,
   subject: string,
   items: readonly Envelope[],
   acked: Uint8Array,
   tooLarge: Map<number, Error>,
   max: number,
 ): Promise<void> {
-  const inFlight = new Set<Promise<void>>();
+  // A count and one waiter, not Promise.race over the set in flight: race attaches a
+  // reaction to each of the `max` pending promises on every publish.
+  let active = 0;
+  let wake: (() => void) | null = null;
+  const settled = () => {
+    active--;
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const room = () => new Promise<void>((r) => wake = r);
   let failure: { err: unknown } | null = null;
   for (let i = 0; i < items.length && failure === null; i++) {
     if (acked[i] || tooLarge.has(i)) continue;
-    const p: Promise<void> = js.publish(subject, jsonBytes(items[i]), {
-      msgID: natsMsgId(items[i]),
-    }).then(
+    active++;
+    js.publish(subject, jsonBytes(items[i]), natsMsgId(items[i])).then(
       () => {
         acked[i] = 1;
+        settled();
       },
       (err) => {
         if (isTooLarge(err)) tooLarge.set(i, err);
         else failure ??= { err };
+        settled();
       },
-    ).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= max) await Promise.race(inFlight);
+    );
+    while (active >= max) await room();
   }
-  await Promise.all(inFlight);
+  while (active > 0) await room();
   // (TS narrowed `failure` to null at the loop and cannot see the callbacks set it.)
   const f = failure as { err: unknown } | null;
   if (f !== null) throw f.err;

@@ -47,9 +47,12 @@ function slopeUs(small: { events: number; cpu: number }, large: { events: number
 async function floorTail(data: DataFile): Promise<number> {
   const tmp = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
   try {
-    const r = await runJson<{ events: number; cpu: number }>(FLOOR, [data.path, `${tmp}/out.log`]);
+    const r = await runJson<{ events: number; cpu: number; cpuStart: number }>(FLOOR, [
+      data.path,
+      `${tmp}/out.log`,
+    ]);
     if (r.events !== data.events) throw new Error(`floor saw ${r.events} of ${data.events}`);
-    return r.cpu;
+    return r.cpu - r.cpuStart;
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -76,14 +79,14 @@ export async function benchCpuTail(data: DataFile, opts: CpuOptions): Promise<Ro
   const ratios: number[] = [];
   for (let i = 0; i < opts.runs; i++) {
     const f0 = await floorTail(small);
-    const d0 = await tailDaemonRun(small, { log: opts.log, pollMs: 1000 });
+    const d0 = await tailDaemonRun(small, { log: opts.log });
     const f1 = await floorTail(data);
-    const d1 = await tailDaemonRun(data, { log: opts.log, pollMs: 1000 });
+    const d1 = await tailDaemonRun(data, { log: opts.log });
     if (!d0.complete || !d1.complete) throw new Error("cpu tail: the daemon did not finish");
     const f = slopeUs({ events: small.events, cpu: f0 }, { events: data.events, cpu: f1 });
-    const d = slopeUs({ events: small.events, cpu: d0.cpuSeconds }, {
+    const d = slopeUs({ events: small.events, cpu: d0.cpuSeconds - d0.cpuAtStart }, {
       events: data.events,
-      cpu: d1.cpuSeconds,
+      cpu: d1.cpuSeconds - d1.cpuAtStart,
     });
     floors.push(f);
     daemons.push(d);
@@ -91,9 +94,9 @@ export async function benchCpuTail(data: DataFile, opts: CpuOptions): Promise<Ro
     opts.log(
       `cpu tail: run ${i + 1}/${opts.runs}: floor ${f.toFixed(2)} µs/event ` +
         `(${f0.toFixed(2)} → ${f1.toFixed(2)} s), daemon ${d.toFixed(2)} µs/event ` +
-        `(${d0.cpuSeconds.toFixed(2)} → ${d1.cpuSeconds.toFixed(2)} s), ratio ${
-          (d / f).toFixed(2)
-        }`,
+        `(${(d0.cpuSeconds - d0.cpuAtStart).toFixed(2)} → ${
+          (d1.cpuSeconds - d1.cpuAtStart).toFixed(2)
+        } s), ratio ${(d / f).toFixed(2)}`,
     );
   }
   const ratio = median(ratios);

@@ -15,7 +15,6 @@ import {
   drops,
   num,
   outSinkYaml,
-  poll,
   procCpuSeconds,
   type Row,
   runJson,
@@ -25,6 +24,7 @@ import {
   sleep,
   tailSourceYaml,
   throughputRow,
+  waitForLastWrite,
 } from "./lib.ts";
 
 /** The floor's script, for the CPU benchmark too. */
@@ -38,12 +38,6 @@ export interface TailOptions {
   readonly log: (msg: string) => void;
   /** Sign the output (`integrity.signingKey`), to measure what that costs. */
   readonly signingKey?: string;
-  /**
-   * How often `/metrics` is polled for completion (default 250 ms). Each scrape costs the
-   * daemon CPU (prom-client computes the event-loop-delay statistics on every scrape), so
-   * the CPU benchmark polls every second, nearer what a Prometheus server costs it.
-   */
-  readonly pollMs?: number;
 }
 
 /** What one daemon run measured. */
@@ -53,8 +47,13 @@ export interface TailRun {
   readonly dropped: Record<string, number>;
   readonly outputBytes: number;
   readonly complete: boolean;
-  /** The daemon's CPU seconds (user + system) when it had accounted for every event. */
+  /**
+   * The daemon's CPU seconds (user + system, every thread) at its last write (see
+   * `waitForLastWrite`): idle time after the end and completion scrapes are not in it.
+   */
   readonly cpuSeconds: number;
+  /** Its CPU seconds just before the data file appeared (start-up, module loading, idle). */
+  readonly cpuAtStart: number;
 }
 
 /** Runs the daemon over `data` once; exported for profiling runs. */
@@ -73,28 +72,23 @@ ${tailSourceYaml(input, dir)}${outSinkYaml(output, { signingKey: opts.signingKey
     // Let the daemon settle after start-up before the clock starts. The clock is the wall
     // clock (not performance.now()) because the end is a file's mtime.
     await sleep(300);
+    const cpuAtStart = await procCpuSeconds(d.process.pid);
     await Deno.link(data.path, input);
     const t0 = Date.now();
-    let last = -1;
-    let lastChange = t0;
-    let complete = false;
-    // Completion is polled at 250 ms because every scrape costs the daemon CPU (about 1 ms
-    // idle, more under load: polled every 50 ms, prom-client's event-loop-delay stddev, mean
-    // and percentiles took 6% of its busy time); the end time is the output file's mtime, the
-    // moment of the last write, so the poll period adds no error. Events after the last
-    // write are ones the policy dropped, which takes microseconds.
-    await poll(async () => {
+    // The end is the last write: the output file's size is sampled (with the daemon's CPU
+    // seconds) every 20 ms from this process, which costs the daemon nothing; `/metrics` is
+    // scraped only once the file has stopped growing, to confirm that every event is
+    // accounted for. A scrape costs the daemon prom-client's event-loop statistics, and
+    // idle time after the end costs it tail polls: neither belongs to the events.
+    const end = await waitForLastWrite(d.process.pid, output, async () => {
       const c = sinkCounts(await scrape(port), "out");
-      if (c.written + c.dropped >= data.events) return complete = true;
-      if (c.written + c.dropped !== last) {
-        last = c.written + c.dropped;
-        lastChange = Date.now();
-      } else if (Date.now() - lastChange > 10_000) {
-        return true; // stalled: report what was done
-      }
-      return undefined;
-    }, { everyMs: opts.pollMs ?? 250, timeoutMs: 600_000, what: "the tail run to finish" });
-    const cpuSeconds = await procCpuSeconds(d.process.pid);
+      return c.written + c.dropped;
+    }, data.events);
+    const { complete, cpuSeconds } = end;
+    opts.log(
+      `tail: ${data.events} events: CPU ${cpuSeconds.toFixed(2)} s at the last write, ` +
+        `${end.cpuAtConfirm.toFixed(2)} s when confirmed (${end.scrapes} scrapes)`,
+    );
     const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
     const s = await scrape(port);
     const c = sinkCounts(s, "out");
@@ -109,6 +103,7 @@ ${tailSourceYaml(input, dir)}${outSinkYaml(output, { signingKey: opts.signingKey
       outputBytes,
       complete,
       cpuSeconds,
+      cpuAtStart,
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});

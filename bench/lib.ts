@@ -44,17 +44,18 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Starts the daemon on `yaml` (written into a fresh temp folder as `pipeline.yaml`), with
  * extra Deno flags (e.g. `--cpu-prof`) placed before the entry point as `deno run` wants.
- * `AUDITPIPE_BENCH_ENTRY` names another `main.ts` to start instead (an older checkout).
+ * `entry`, else `AUDITPIPE_BENCH_ENTRY`, names another `main.ts` to start instead (an older
+ * checkout).
  */
 export async function daemon(
   yaml: (dir: string) => string,
-  opts: { dir?: string; denoFlags?: string[] } = {},
+  opts: { dir?: string; denoFlags?: string[]; entry?: string } = {},
 ): Promise<Daemon> {
   return await startDaemon(yaml, {
     dir: opts.dir,
     permissions: ["-A", ...(opts.denoFlags ?? [])],
     // Another checkout's main.ts, to compare two versions of the daemon on the same machine.
-    entry: Deno.env.get("AUDITPIPE_BENCH_ENTRY") || undefined,
+    entry: opts.entry ?? (Deno.env.get("AUDITPIPE_BENCH_ENTRY") || undefined),
   });
 }
 

@@ -162,36 +162,54 @@ Deno.test("a body key nested in another member is not taken for the event's body
 
 Deno.test("bytes not in kube-apiserver's shape are serialized instead", () => {
   const body = `"requestObject":{"a":1},"responseObject":{"b":2}`;
-  const cases: Record<string, string> = {
-    "whitespace between members": `${HEAD}, ${body},${TAIL}`,
-    "a body key with escapes":
+  const tail = TAIL.slice(0, -1);
+  const cases: [string, string, Level][] = [
+    ["whitespace between members", `${HEAD}, ${body},${TAIL}`, "Metadata"],
+    [
+      "a body key with escapes",
       `${HEAD},"requestObject":{"a":1},"respons\\u0065Object":{"b":2},${TAIL}`,
-    "the level repeated": `${HEAD},${body},"level":"RequestResponse",${TAIL}`,
-    "a body repeated": `${HEAD},${body},"responseObject":{"c":3},${TAIL}`,
-    "the level not first": HEAD.replace(`"level":"RequestResponse",`, "") +
-      `,"level":"RequestResponse",${body},${TAIL}`,
-  };
-  for (const [what, line] of Object.entries(cases)) {
-    const { spliced } = lowerLine(line, "Metadata");
+      "Request",
+    ],
+    ["the level repeated", `${HEAD},${body},${tail},"level":"RequestResponse"}`, "Metadata"],
+    [
+      "a member after a kept body",
+      `${HEAD},"requestObject":{"a":1},"verb":"x","responseObject":{"b":2},${TAIL}`,
+      "Request",
+    ],
+    ["a body repeated after the others", `${HEAD},${body},${tail},"responseObject":{}}`, "Request"],
+    ["a member repeated before the bodies", `${HEAD},"verb":"get",${body},${TAIL}`, "Metadata"],
+    ["a member repeated after the bodies", `${HEAD},${body},${tail},"verb":"get"}`, "Metadata"],
+    ["a key with escapes after the bodies", `${HEAD},${body},${tail},"\\u0061":{}}`, "Metadata"],
+    [
+      "the level not first",
+      HEAD.replace(`"level":"RequestResponse",`, "") + `,"level":"RequestResponse",${body},${TAIL}`,
+      "Metadata",
+    ],
+  ];
+  for (const [what, line, level] of cases) {
+    const { spliced } = lowerLine(line, level);
     assert.equal(spliced, false, what);
   }
 });
 
 Deno.test("spliceLowered refuses bytes that do not show the level or the body to drop", () => {
-  const item = enc.encode(`{"level":"Request","auditID":"a","requestObject":{}}`);
+  const text = `{"level":"Request","auditID":"a","requestObject":{}}`;
+  const item = enc.encode(text);
+  const ev = JSON.parse(text);
   const lower = { to: "Metadata", dropRequest: true, dropResponse: false } as const;
   assert.equal(
-    dec.decode(spliceLowered(item, false, { from: "Request", ...lower })!),
+    dec.decode(spliceLowered(item, false, ev, { from: "Request", ...lower })!),
     `{"level":"Metadata","auditID":"a"}`,
   );
-  assert.equal(spliceLowered(item, false, { from: "RequestResponse", ...lower }), null);
-  assert.equal(spliceLowered(item, true, { from: "Request", ...lower }), null);
+  assert.equal(spliceLowered(item, false, ev, { from: "RequestResponse", ...lower }), null);
+  assert.equal(spliceLowered(item, true, ev, { from: "Request", ...lower }), null);
   assert.equal(
-    spliceLowered(item, false, { from: "Request", ...lower, dropResponse: true }),
+    spliceLowered(item, false, ev, { from: "Request", ...lower, dropResponse: true }),
     null,
   );
-  const torn = enc.encode(`{"level":"Request","auditID":"a","requestObject":{"x":"}`);
-  assert.equal(spliceLowered(torn, false, { from: "Request", ...lower }), null);
+  // The bytes hold another member than the event says.
+  const other = { level: "Request", auditID: "a", stage: "x", requestObject: {} };
+  assert.equal(spliceLowered(item, false, other, { from: "Request", ...lower }), null);
 });
 
 Deno.test("the body a lowered event keeps is not parsed to write it", () => {

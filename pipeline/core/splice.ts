@@ -7,8 +7,9 @@
  * members, a key written with escapes, a repeated level or body, the level not first) give
  * `null`, and the caller serializes the event as before.
  *
- * Only the event's top-level members are walked; a body is skipped by matching brackets
- * outside strings, since the bytes were checked as JSON when they were decoded.
+ * Only the event's top-level members around the bodies are walked (a value is skipped by
+ * matching brackets outside strings: the bytes were checked as JSON when they were
+ * decoded), and the bodies are found from the members' count in the decoded event.
  *
  * @module
  */
@@ -33,11 +34,6 @@ const LEVEL_BYTES: Record<Level, Uint8Array> = {
   Request: encoder.encode("Request"),
   RequestResponse: encoder.encode("RequestResponse"),
 };
-const K_LEVEL = encoder.encode("level");
-const K_KIND = encoder.encode("kind");
-const K_API_VERSION = encoder.encode("apiVersion");
-const K_REQUEST = encoder.encode("requestObject");
-const K_RESPONSE = encoder.encode("responseObject");
 
 /** What the policy changed in an event: its new level and the bodies it dropped. */
 export interface Lowering {
@@ -92,106 +88,154 @@ function valueEnd(s: Uint8Array, i: number): number {
   }
 }
 
-/** Whether `s[from, to)` is exactly `key`. */
-function isKey(s: Uint8Array, from: number, to: number, key: Uint8Array): boolean {
-  if (to - from !== key.length) return false;
-  for (let k = 0; k < key.length; k++) if (s[from + k] !== key[k]) return false;
-  return true;
-}
-
 function hasBackslash(s: Uint8Array, from: number, to: number): boolean {
   for (let k = from; k < to; k++) if (s[k] === BACKSLASH) return true;
   return false;
 }
 
+/** Key names as bytes, for the few names events have. */
+const KEY_BYTES = new Map<string, Uint8Array>();
+
+function keyBytes(key: string): Uint8Array {
+  let b = KEY_BYTES.get(key);
+  if (b === undefined) {
+    b = encoder.encode(`,${JSON.stringify(key)}:`);
+    if (KEY_BYTES.size < 256) KEY_BYTES.set(key, b);
+  }
+  return b;
+}
+
+/** Whether `s` holds `pattern` at `at`. */
+function holds(s: Uint8Array, at: number, pattern: Uint8Array): boolean {
+  if (at < 0 || at + pattern.length > s.length) return false;
+  for (let k = 0; k < pattern.length; k++) if (s[at + k] !== pattern[k]) return false;
+  return true;
+}
+
+/** The last index at or before `from` where `s` holds `pattern`, or -1. */
+function lastIndexOf(s: Uint8Array, pattern: Uint8Array, from: number): number {
+  const first = pattern[0];
+  for (let i = Math.min(from, s.length - pattern.length); i >= 0; i--) {
+    if (s[i] === first && holds(s, i, pattern)) return i;
+  }
+  return -1;
+}
+
+/**
+ * Walks `count` top-level members from `p` (at a `,` before a member, compact, unescaped
+ * keys); returns the index after the last one, or -1.
+ */
+function walk(s: Uint8Array, p: number, count: number): number {
+  for (let m = 0; m < count; m++) {
+    if (s[p] !== COMMA || s[p + 1] !== QUOTE) return -1;
+    const keyEnd = stringEnd(s, p + 1);
+    if (keyEnd < 0 || s[keyEnd] !== COLON || hasBackslash(s, p + 2, keyEnd - 1)) return -1;
+    p = valueEnd(s, keyEnd + 1);
+    if (p < 0) return -1;
+  }
+  return p;
+}
+
 /**
  * The bytes of a lowered event cut from the bytes it came as: `src` is a top-level log line
  * (`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":...}`, `top`) or an `EventList`
- * item (`{"level":...}`), without a line end. Returns `null` when the bytes are not in the
- * shape kube-apiserver writes (see the module doc) or do not show what `lowering` says
- * (the level they carry, a body to drop); the caller then serializes the event.
+ * item (`{"level":...}`), without a line end, and `event` the event decoded from them (its
+ * own keys, in order, say which members the bytes hold). Returns `null` when the bytes are
+ * not in the shape kube-apiserver writes (see the module doc) or do not show what
+ * `lowering` says (the level they carry, a body to drop); the caller then serializes the
+ * event.
+ *
+ * The members before the bodies and after them are walked and counted against the event's
+ * keys, so a repeated or escaped key there is seen, and so are the bodies that are kept;
+ * bodies that are cut are not read (a key repeated between them, which no encoder writes,
+ * goes with them).
  *
  * @example
  * ```ts
  * const line = new TextEncoder().encode('{"level":"Request","auditID":"a","requestObject":{}}');
- * spliceLowered(line, false, { from: "Request", to: "Metadata", dropRequest: true, dropResponse: false });
+ * const event = JSON.parse(new TextDecoder().decode(line));
+ * spliceLowered(line, false, event, { from: "Request", to: "Metadata", dropRequest: true, dropResponse: false });
  * // bytes of '{"level":"Metadata","auditID":"a"}'
  * ```
  */
 export function spliceLowered(
   src: Uint8Array,
   top: boolean,
+  event: object,
   lowering: Lowering,
 ): Uint8Array | null {
   const n = src.length;
+  if (src[n - 1] !== CLOSE_OBJ) return null;
   let p = 0;
   if (top) {
-    if (n < TOP.length) return null;
-    for (let k = 0; k < TOP.length; k++) if (src[k] !== TOP[k]) return null;
+    if (!holds(src, 0, TOP)) return null;
     p = TOP.length;
   } else {
     if (src[0] !== OPEN_OBJ) return null;
     p = 1;
   }
   // The level: the first member, as Go writes it.
-  for (let k = 0; k < LEVEL_KEY.length; k++) if (src[p + k] !== LEVEL_KEY[k]) return null;
+  if (!holds(src, p, LEVEL_KEY)) return null;
   const levelStart = p + LEVEL_KEY.length;
-  const was = LEVEL_BYTES[lowering.from];
-  for (let k = 0; k < was.length; k++) if (src[levelStart + k] !== was[k]) return null;
-  const levelEnd = levelStart + was.length;
+  if (!holds(src, levelStart, LEVEL_BYTES[lowering.from])) return null;
+  const levelEnd = levelStart + LEVEL_BYTES[lowering.from].length;
   if (src[levelEnd] !== QUOTE) return null;
-  // Every other top-level member: a repeated level or type, or a body key, must be seen.
-  let reqFrom = -1;
-  let reqTo = -1;
-  let respFrom = -1;
-  let respTo = -1;
-  p = levelEnd + 1;
-  while (src[p] === COMMA) {
-    const keyStart = p + 1;
-    if (src[keyStart] !== QUOTE) return null;
-    const keyEnd = stringEnd(src, keyStart);
-    if (keyEnd < 0 || src[keyEnd] !== COLON) return null;
-    const kFrom = keyStart + 1;
-    const kTo = keyEnd - 1;
-    if (hasBackslash(src, kFrom, kTo)) return null;
-    const end = valueEnd(src, keyEnd + 1);
-    if (end < 0) return null;
-    if (isKey(src, kFrom, kTo, K_REQUEST)) {
-      if (reqFrom >= 0) return null;
-      reqFrom = p;
-      reqTo = end;
-    } else if (isKey(src, kFrom, kTo, K_RESPONSE)) {
-      if (respFrom >= 0) return null;
-      respFrom = p;
-      respTo = end;
-    } else if (
-      isKey(src, kFrom, kTo, K_LEVEL) || isKey(src, kFrom, kTo, K_KIND) ||
-      isKey(src, kFrom, kTo, K_API_VERSION)
-    ) return null;
-    p = end;
+  const keys = Object.keys(event);
+  const k0 = top ? 2 : 0;
+  if (keys[k0] !== "level" || (top && (keys[0] !== "kind" || keys[1] !== "apiVersion"))) {
+    return null;
   }
-  if (p !== n - 1 || src[p] !== CLOSE_OBJ) return null;
-  if (lowering.dropRequest && reqFrom < 0) return null;
-  if (lowering.dropResponse && respFrom < 0) return null;
-  // The pieces to keep, in order: up to the level's value, the new value, then the members
-  // between and after the cut bodies.
+  const iReq = keys.indexOf("requestObject");
+  const iResp = keys.indexOf("responseObject");
+  const bodies = (iReq >= 0 ? 1 : 0) + (iResp >= 0 ? 1 : 0);
+  if ((lowering.dropRequest && iReq < 0) || (lowering.dropResponse && iResp < 0)) return null;
+  if (bodies === 2 && Math.abs(iReq - iResp) !== 1) return null;
+  const bFirst = bodies === 0 ? keys.length : Math.min(...[iReq, iResp].filter((i) => i >= 0));
+  // The members before the bodies (or all of them), exactly as many as the event has keys.
+  const bStart = walk(src, levelEnd + 1, bFirst - k0 - 1);
+  if (bStart < 0) return null;
+  let cuts: number[];
+  if (bodies === 0) {
+    if (bStart !== n - 1) return null;
+    cuts = [];
+  } else {
+    const firstKey = keys[bFirst];
+    if (!holds(src, bStart, keyBytes(firstKey))) return null;
+    // The members after the bodies, found from the end: the last place their first key is
+    // at, which must walk to the closing brace in exactly as many members (a match nested
+    // in a later member ends at an inner closing bracket instead).
+    const after = keys.length - (bFirst + bodies);
+    let c = n - 1;
+    if (after > 0) {
+      c = lastIndexOf(src, keyBytes(keys[bFirst + bodies]), n - 1);
+      if (c <= bStart || walk(src, c, after) !== n - 1) return null;
+    }
+    const dropFirst = firstKey === "requestObject" ? lowering.dropRequest : lowering.dropResponse;
+    const dropSecond = bodies === 2 &&
+      (firstKey === "requestObject" ? lowering.dropResponse : lowering.dropRequest);
+    if (dropFirst && (bodies === 1 || dropSecond)) cuts = [bStart, c];
+    else if (!dropFirst && !dropSecond) {
+      // Nothing cut: the bodies are kept as they are, and must be just the bodies.
+      if (walk(src, bStart, bodies) !== c) return null;
+      cuts = [];
+    } else {
+      // One of two cut: where the first body ends and the second begins.
+      const e = walk(src, bStart, 1);
+      if (e < 0 || !holds(src, e, keyBytes(keys[bFirst + 1]))) return null;
+      if (dropFirst && walk(src, e, 1) !== c) return null;
+      cuts = dropFirst ? [bStart, e] : [e, c];
+    }
+  }
   const to = LEVEL_BYTES[lowering.to];
-  const cuts: number[] = [];
-  if (lowering.dropRequest) cuts.push(reqFrom, reqTo);
-  if (lowering.dropResponse) cuts.push(respFrom, respTo);
-  if (cuts.length === 4 && cuts[2] < cuts[0]) cuts.push(cuts.shift()!, cuts.shift()!);
-  let size = levelStart + to.length + (n - levelEnd);
-  for (let k = 0; k < cuts.length; k += 2) size -= cuts[k + 1] - cuts[k];
-  const out = new Uint8Array(size);
+  const cut = cuts.length ? cuts[1] - cuts[0] : 0;
+  const out = new Uint8Array(n - cut - (levelEnd - levelStart) + to.length);
   out.set(src.subarray(0, levelStart), 0);
   out.set(to, levelStart);
   let o = levelStart + to.length;
-  let from = levelEnd;
-  for (let k = 0; k < cuts.length; k += 2) {
-    out.set(src.subarray(from, cuts[k]), o);
-    o += cuts[k] - from;
-    from = cuts[k + 1];
-  }
-  out.set(src.subarray(from), o);
+  if (cuts.length) {
+    out.set(src.subarray(levelEnd, cuts[0]), o);
+    o += cuts[0] - levelEnd;
+    out.set(src.subarray(cuts[1]), o);
+  } else out.set(src.subarray(levelEnd), o);
   return out;
 }

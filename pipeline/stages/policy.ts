@@ -71,7 +71,7 @@ export function lowered(env: Envelope, applied: Event, result: PolicyResult): En
     ((!dropRequest && applied.requestObject !== event.requestObject) ||
       (!dropResponse && applied.responseObject !== event.responseObject))
   ) return { event: applied };
-  const bytes = spliceLowered(src, src !== env.item, {
+  const bytes = spliceLowered(src, src !== env.item, event, {
     from: event.level,
     to: applied.level,
     dropRequest,

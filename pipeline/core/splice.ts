@@ -175,10 +175,12 @@ export function spliceLowered(
     p = 1;
   }
   // The level: the first member, as Go writes it.
+  const was = LEVEL_BYTES[lowering.from];
+  if (was === undefined || LEVEL_BYTES[lowering.to] === undefined) return null;
   if (!holds(src, p, LEVEL_KEY)) return null;
   const levelStart = p + LEVEL_KEY.length;
-  if (!holds(src, levelStart, LEVEL_BYTES[lowering.from])) return null;
-  const levelEnd = levelStart + LEVEL_BYTES[lowering.from].length;
+  if (!holds(src, levelStart, was)) return null;
+  const levelEnd = levelStart + was.length;
   if (src[levelEnd] !== QUOTE) return null;
   const keys = Object.keys(event);
   const k0 = top ? 2 : 0;

@@ -24,6 +24,11 @@ const CLOSE_OBJ = 0x7d;
 const OPEN_ARR = 0x5b;
 const CLOSE_ARR = 0x5d;
 
+/** 1 for the bytes that end a run of plain string bytes: `"` and `\\`. */
+const STRING_STOP = new Uint8Array(256);
+STRING_STOP[QUOTE] = 1;
+STRING_STOP[BACKSLASH] = 1;
+
 const encoder = new TextEncoder();
 /** `{"kind":"Event","apiVersion":"audit.k8s.io/v1",` as kube-apiserver starts a log line. */
 const TOP = encoder.encode('{"kind":"Event","apiVersion":"audit.k8s.io/v1",');
@@ -48,12 +53,11 @@ export interface Lowering {
 /** Index after the closing quote of the string opening at `i`, or -1. */
 function stringEnd(s: Uint8Array, i: number): number {
   for (i++;;) {
+    // One load and one compare per plain byte; past the end the table gives undefined.
     let c = s[i];
-    while (c !== QUOTE && c !== BACKSLASH) {
-      if (c === undefined) return -1;
-      c = s[++i];
-    }
+    while (STRING_STOP[c] === 0) c = s[++i];
     if (c === QUOTE) return i + 1;
+    if (c !== BACKSLASH) return -1; // past the end
     i += 2; // an escape: the byte after the backslash is never the string's end
   }
 }

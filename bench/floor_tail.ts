@@ -1,6 +1,6 @@
 /**
  * The floor of the tail benchmark: the least a Deno program must do to move an audit log
- * through JSON. It reads the file in 64 KiB reads (as the tail source does), splits lines,
+ * through JSON. It reads the file in 256 KiB reads (as the tail source does), splits lines,
  * `JSON.parse`s each one and writes the lines back out, one write per read. No policy, no
  * streams, no acks: whatever auditpipe does beyond this is its overhead.
  *
@@ -20,7 +20,7 @@ const started = performance.now();
 const cpuStart = cpuSeconds();
 const output = await Deno.open(outPath, { write: true, create: true, truncate: true });
 const decoder = new TextDecoder();
-const buf = new Uint8Array(64 * 1024);
+const buf = new Uint8Array(256 * 1024);
 let events = 0;
 let bytes = 0;
 let parsed = 0;

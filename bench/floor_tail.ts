@@ -1,54 +1,72 @@
 /**
  * The floor of the tail benchmark: the least a Deno program must do to move an audit log
- * through JSON. It reads the file in 64 KiB reads (as the tail source does), splits lines,
+ * through JSON. It reads the file in 256 KiB reads (as the tail source does), splits lines,
  * `JSON.parse`s each one and writes the lines back out, one write per read. No policy, no
  * streams, no acks: whatever auditpipe does beyond this is its overhead.
  *
- * Usage: `deno run -A bench/floor_tail.ts IN OUT`; prints `{"events","bytes","seconds","cpu"}`,
+ * Usage: `deno run -A bench/floor_tail.ts IN OUT [IN2...]`; prints
+ * `{"events","bytes","seconds","cpu","cpuStart","cpuAfter","eventsIn"}`,
  * timed from opening the input to closing the output (the process start is not counted, as
  * it is not for the daemon); `cpu` is the process's CPU seconds (user + system) at the end,
- * start-up included (the CPU benchmark takes the slope between two sizes, so it cancels).
+ * start-up included, `cpuStart` before opening the input; with more inputs, they are read one
+ * after the other into the same output, and `cpuAfter[i]` is the CPU after input `i` (the
+ * CPU benchmark times the second input after a warm-up on the first, as it does the daemon).
  *
  * @module
  */
 
-const [inPath, outPath] = Deno.args;
+const [inPath, outPath, ...more] = Deno.args;
 const started = performance.now();
-const input = await Deno.open(inPath, { read: true });
+const cpuStart = cpuSeconds();
 const output = await Deno.open(outPath, { write: true, create: true, truncate: true });
 const decoder = new TextDecoder();
-const buf = new Uint8Array(64 * 1024);
-let carry: Uint8Array = new Uint8Array(0);
+const buf = new Uint8Array(256 * 1024);
 let events = 0;
 let bytes = 0;
 let parsed = 0;
-for (;;) {
-  const n = await input.read(buf);
-  if (n === null) break;
-  bytes += n;
-  let data = buf.subarray(0, n);
-  if (carry.length > 0) {
-    const joined = new Uint8Array(carry.length + n);
-    joined.set(carry);
-    joined.set(data, carry.length);
-    data = joined;
+/** CPU seconds after each input file. */
+const cpuAfter: number[] = [];
+/** Events in each input file. */
+const eventsIn: number[] = [];
+for (const path of [inPath, ...more]) {
+  const before = events;
+  const input = await Deno.open(path, { read: true });
+  let carry: Uint8Array = new Uint8Array(0);
+  for (;;) {
+    const n = await input.read(buf);
+    if (n === null) break;
+    bytes += n;
+    let data = buf.subarray(0, n);
+    if (carry.length > 0) {
+      const joined = new Uint8Array(carry.length + n);
+      joined.set(carry);
+      joined.set(data, carry.length);
+      data = joined;
+    }
+    let start = 0;
+    for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
+      const doc = JSON.parse(decoder.decode(data.subarray(start, nl)));
+      // Touch the result so the parse cannot be optimized away.
+      if (doc.kind === "Event") parsed++;
+      events++;
+      start = nl + 1;
+    }
+    const whole = data.subarray(0, start);
+    for (let off = 0; off < whole.length;) off += await output.write(whole.subarray(off));
+    carry = data.slice(start);
   }
-  let start = 0;
-  for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
-    const doc = JSON.parse(decoder.decode(data.subarray(start, nl)));
-    // Touch the result so the parse cannot be optimized away.
-    if (doc.kind === "Event") parsed++;
-    events++;
-    start = nl + 1;
-  }
-  const whole = data.subarray(0, start);
-  for (let off = 0; off < whole.length;) off += await output.write(whole.subarray(off));
-  carry = data.slice(start);
+  input.close();
+  cpuAfter.push(cpuSeconds());
+  eventsIn.push(events - before);
 }
-input.close();
 output.close();
 const seconds = (performance.now() - started) / 1000;
-const stat = await Deno.readTextFile("/proc/self/stat");
-const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-const cpu = (Number(f[11]) + Number(f[12])) / 100;
-console.log(JSON.stringify({ events, parsed, bytes, seconds, cpu }));
+const cpu = cpuSeconds();
+console.log(JSON.stringify({ events, parsed, bytes, seconds, cpu, cpuStart, cpuAfter, eventsIn }));
+
+/** This process's CPU seconds (user + system, every thread) so far. */
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}

@@ -44,17 +44,18 @@ export function sleep(ms: number): Promise<void> {
 /**
  * Starts the daemon on `yaml` (written into a fresh temp folder as `pipeline.yaml`), with
  * extra Deno flags (e.g. `--cpu-prof`) placed before the entry point as `deno run` wants.
- * `AUDITPIPE_BENCH_ENTRY` names another `main.ts` to start instead (an older checkout).
+ * `entry`, else `AUDITPIPE_BENCH_ENTRY`, names another `main.ts` to start instead (an older
+ * checkout).
  */
 export async function daemon(
   yaml: (dir: string) => string,
-  opts: { dir?: string; denoFlags?: string[] } = {},
+  opts: { dir?: string; denoFlags?: string[]; entry?: string } = {},
 ): Promise<Daemon> {
   return await startDaemon(yaml, {
     dir: opts.dir,
     permissions: ["-A", ...(opts.denoFlags ?? [])],
     // Another checkout's main.ts, to compare two versions of the daemon on the same machine.
-    entry: Deno.env.get("AUDITPIPE_BENCH_ENTRY") || undefined,
+    entry: opts.entry ?? (Deno.env.get("AUDITPIPE_BENCH_ENTRY") || undefined),
   });
 }
 
@@ -401,4 +402,87 @@ server:
   listen: 127.0.0.1:0
 shutdownTimeout: ${o.shutdownTimeout ?? "60s"}
 `;
+}
+
+/** When a daemon wrote its last output, by {@linkcode waitForLastWrite}. */
+export interface LastWrite {
+  /** Whether `done()` reached the expected count (false: it stopped progressing). */
+  readonly complete: boolean;
+  /** The daemon's CPU seconds at the first sample that saw the output at its final size. */
+  readonly cpuSeconds: number;
+  /** Its CPU seconds when completion was confirmed (includes the idle wait and a scrape). */
+  readonly cpuAtConfirm: number;
+  /** Scrapes of the daemon made to confirm completion. */
+  readonly scrapes: number;
+}
+
+/**
+ * Waits until a daemon has accounted for `expected` events and says how much CPU it had used
+ * at its last write. Every `everyMs` (20) the output file's size and the daemon's CPU seconds
+ * are sampled from this process, which costs the daemon nothing; `done()` (a `/metrics`
+ * scrape, which costs the daemon CPU) is asked only after the file has not grown for
+ * `quietMs` (300). Completion is the count reaching `expected`; no growth and no progress
+ * for `stallMs` (10 s) ends the wait as incomplete. The CPU at the last write excludes what
+ * the daemon spends idle after the end (tail polls, timers) and on the confirming scrape,
+ * which would otherwise add a wall-time-dependent amount to each run.
+ *
+ * @example
+ * ```ts
+ * const end = await waitForLastWrite(d.process.pid, out, async () => counted(await scrape(port)), n);
+ * ```
+ */
+export async function waitForLastWrite(
+  pid: number,
+  output: string,
+  done: () => Promise<number>,
+  expected: number,
+  o: { everyMs?: number; quietMs?: number; stallMs?: number } = {},
+): Promise<LastWrite> {
+  const everyMs = o.everyMs ?? 20;
+  const quietMs = o.quietMs ?? 300;
+  const stallMs = o.stallMs ?? 10_000;
+  let size = -1;
+  let cpuAtSize = 0;
+  let grewAt = performance.now();
+  let lastCount = -1;
+  let progressAt = grewAt;
+  let askedAt = 0;
+  let scrapes = 0;
+  for (;;) {
+    await sleep(everyMs);
+    let now = -1;
+    try {
+      now = (await Deno.stat(output)).size;
+    } catch { /* not created yet */ }
+    const t = performance.now();
+    if (now !== size) {
+      size = now;
+      cpuAtSize = await procCpuSeconds(pid);
+      grewAt = t;
+      continue;
+    }
+    if (t - grewAt < quietMs || t - askedAt < quietMs) continue;
+    askedAt = t;
+    scrapes++;
+    const count = await done();
+    if (count >= expected) {
+      return {
+        complete: true,
+        cpuSeconds: cpuAtSize,
+        cpuAtConfirm: await procCpuSeconds(pid),
+        scrapes,
+      };
+    }
+    if (count !== lastCount) {
+      lastCount = count;
+      progressAt = t;
+    } else if (t - Math.max(progressAt, grewAt) > stallMs) {
+      return {
+        complete: false,
+        cpuSeconds: cpuAtSize,
+        cpuAtConfirm: await procCpuSeconds(pid),
+        scrapes,
+      };
+    }
+  }
 }

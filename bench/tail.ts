@@ -15,7 +15,6 @@ import {
   drops,
   num,
   outSinkYaml,
-  poll,
   procCpuSeconds,
   type Row,
   runJson,
@@ -25,6 +24,7 @@ import {
   sleep,
   tailSourceYaml,
   throughputRow,
+  waitForLastWrite,
 } from "./lib.ts";
 
 /** The floor's script, for the CPU benchmark too. */
@@ -38,12 +38,10 @@ export interface TailOptions {
   readonly log: (msg: string) => void;
   /** Sign the output (`integrity.signingKey`), to measure what that costs. */
   readonly signingKey?: string;
-  /**
-   * How often `/metrics` is polled for completion (default 250 ms). Each scrape costs the
-   * daemon CPU (prom-client computes the event-loop-delay statistics on every scrape), so
-   * the CPU benchmark polls every second, nearer what a Prometheus server costs it.
-   */
-  readonly pollMs?: number;
+  /** Another checkout's `main.ts` to run as the daemon (a "before" for A/B runs). */
+  readonly entry?: string;
+  /** More Deno flags for the daemon (e.g. `--v8-flags=...`). */
+  readonly denoFlags?: readonly string[];
 }
 
 /** What one daemon run measured. */
@@ -53,19 +51,48 @@ export interface TailRun {
   readonly dropped: Record<string, number>;
   readonly outputBytes: number;
   readonly complete: boolean;
-  /** The daemon's CPU seconds (user + system) when it had accounted for every event. */
+  /**
+   * The daemon's CPU seconds (user + system, every thread) at its last write (see
+   * `waitForLastWrite`): idle time after the end and completion scrapes are not in it.
+   */
   readonly cpuSeconds: number;
+  /** Its CPU seconds just before the data file appeared (start-up, module loading, idle). */
+  readonly cpuAtStart: number;
 }
 
 /** Runs the daemon over `data` once; exported for profiling runs. */
 export async function tailDaemonRun(data: DataFile, opts: TailOptions): Promise<TailRun> {
+  return (await tailDaemonPhases([data], opts))[0];
+}
+
+/**
+ * Runs one daemon over `parts` in turn: the first is hard-linked into place, and once the
+ * daemon has accounted for its events, the file is rotated away (renamed to a lumberjack
+ * backup name) and the next part linked at the path, as kube-apiserver's rotation does.
+ * Returns one run per part; its `cpuAtStart` is the CPU just before its file appeared, so `cpuSeconds - cpuAtStart` is what that part cost a daemon already
+ * warmed up by the parts before it.
+ *
+ * @example
+ * ```ts
+ * const [warm, steady] = await tailDaemonPhases([first, rest], { log: console.error });
+ * const usPerEvent = (steady.cpuSeconds - steady.cpuAtStart) * 1e6 / rest.events;
+ * ```
+ */
+export async function tailDaemonPhases(
+  parts: readonly DataFile[],
+  opts: TailOptions,
+): Promise<TailRun[]> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-tail-" });
   const input = `${dir}/audit.log`;
   const output = `${dir}/out.log`;
   const d = await daemon(() => `
 ${tailSourceYaml(input, dir)}${outSinkYaml(output, { signingKey: opts.signingKey })}`, {
     dir,
-    denoFlags: opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : [],
+    denoFlags: [
+      ...(opts.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] : []),
+      ...(opts.denoFlags ?? []),
+    ],
+    entry: opts.entry,
   });
   try {
     const port = await d.opsPort();
@@ -73,43 +100,54 @@ ${tailSourceYaml(input, dir)}${outSinkYaml(output, { signingKey: opts.signingKey
     // Let the daemon settle after start-up before the clock starts. The clock is the wall
     // clock (not performance.now()) because the end is a file's mtime.
     await sleep(300);
-    await Deno.link(data.path, input);
-    const t0 = Date.now();
-    let last = -1;
-    let lastChange = t0;
-    let complete = false;
-    // Completion is polled at 250 ms because every scrape costs the daemon CPU (about 1 ms
-    // idle, more under load: polled every 50 ms, prom-client's event-loop-delay stddev, mean
-    // and percentiles took 6% of its busy time); the end time is the output file's mtime, the
-    // moment of the last write, so the poll period adds no error. Events after the last
-    // write are ones the policy dropped, which takes microseconds.
-    await poll(async () => {
-      const c = sinkCounts(await scrape(port), "out");
-      if (c.written + c.dropped >= data.events) return complete = true;
-      if (c.written + c.dropped !== last) {
-        last = c.written + c.dropped;
-        lastChange = Date.now();
-      } else if (Date.now() - lastChange > 10_000) {
-        return true; // stalled: report what was done
+    const runs: TailRun[] = [];
+    let expected = 0;
+    let before = { written: 0, dropped: {} as Record<string, number> };
+    for (const [i, data] of parts.entries()) {
+      if (i > 0) {
+        await Deno.rename(input, `${dir}/audit-2026-01-01T00-00-0${i}.000.log`);
       }
-      return undefined;
-    }, { everyMs: opts.pollMs ?? 250, timeoutMs: 600_000, what: "the tail run to finish" });
-    const cpuSeconds = await procCpuSeconds(d.process.pid);
-    const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
-    const s = await scrape(port);
-    const c = sinkCounts(s, "out");
-    const source = sample(s, "auditpipe_source_events_total", { source: "audit" });
-    if (source !== data.events) opts.log(`tail: source decoded ${source} of ${data.events}`);
+      const cpuAtStart = await procCpuSeconds(d.process.pid);
+      await Deno.link(data.path, input);
+      expected += data.events;
+      const t0 = Date.now();
+      // The end is the last write: the output file's size is sampled (with the daemon's CPU
+      // seconds) every 20 ms from this process, which costs the daemon nothing; `/metrics`
+      // is scraped only once the file has stopped growing, to confirm that every event is
+      // accounted for. A scrape costs the daemon prom-client's event-loop statistics, and
+      // idle time after the end costs it tail polls: neither belongs to the events.
+      const end = await waitForLastWrite(d.process.pid, output, async () => {
+        const c = sinkCounts(await scrape(port), "out");
+        return c.written + c.dropped;
+      }, expected);
+      const { complete, cpuSeconds } = end;
+      opts.log(
+        `tail: ${data.events} events: CPU ${(cpuSeconds - cpuAtStart).toFixed(2)} s to the ` +
+          `last write, ${(end.cpuAtConfirm - cpuAtStart).toFixed(2)} s when confirmed ` +
+          `(${end.scrapes} scrapes)`,
+      );
+      const t1 = (await Deno.stat(output)).mtime?.getTime() ?? Date.now();
+      const s = await scrape(port);
+      const c = sinkCounts(s, "out");
+      const source = sample(s, "auditpipe_source_events_total", { source: "audit" });
+      if (source !== expected) opts.log(`tail: source decoded ${source} of ${expected}`);
+      const dropped = drops(s, "out");
+      runs.push({
+        seconds: (t1 - t0) / 1000,
+        written: c.written - before.written,
+        dropped: Object.fromEntries(
+          Object.entries(dropped).map(([k, v]) => [k, v - (before.dropped[k] ?? 0)]),
+        ),
+        outputBytes: (await Deno.stat(output)).size,
+        complete,
+        cpuSeconds,
+        cpuAtStart,
+      });
+      before = { written: c.written, dropped };
+      if (!complete) break;
+    }
     await d.stop("SIGTERM");
-    const outputBytes = (await Deno.stat(output)).size;
-    return {
-      seconds: (t1 - t0) / 1000,
-      written: c.written,
-      dropped: drops(s, "out"),
-      outputBytes,
-      complete,
-      cpuSeconds,
-    };
+    return runs;
   } finally {
     await d.stop("SIGKILL").catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -94,7 +94,28 @@ async function* jsonLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<un
 /** One floor run over `b`: its time, failed posts, events and CPU seconds (start-up included). */
 export async function floorRun(
   b: Bodies,
-): Promise<{ seconds: number; failed: number; events: number; cpuSeconds: number }> {
+): Promise<
+  { seconds: number; failed: number; events: number; cpuSeconds: number; cpuAtStart: number }
+> {
+  const [r] = await floorPhases([b]);
+  return r;
+}
+
+/**
+ * One floor process sent `parts` one after the other: per part, its time, failed posts and
+ * the floor's CPU seconds before and after it (read from `/proc`), and the events it wrote
+ * in all.
+ *
+ * @example
+ * ```ts
+ * const [warm, steady] = await floorPhases([first, rest]);
+ * ```
+ */
+export async function floorPhases(
+  parts: readonly Bodies[],
+): Promise<
+  { seconds: number; failed: number; events: number; cpuSeconds: number; cpuAtStart: number }[]
+> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-floor-" });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", FLOOR, `${dir}/out.log`],
@@ -106,11 +127,16 @@ export async function floorRun(
   try {
     const { port } = (await out.next()).value as { port: number };
     await sleep(300);
-    const r = await send(`http://127.0.0.1:${port}/`, b);
+    const runs = [];
+    for (const b of parts) {
+      const cpuAtStart = await procCpuSeconds(child.pid);
+      const r = await send(`http://127.0.0.1:${port}/`, b);
+      runs.push({ ...r, cpuAtStart, cpuSeconds: await procCpuSeconds(child.pid) });
+    }
     child.kill("SIGTERM");
-    const { events, cpu } = (await out.next()).value as { events: number; cpu: number };
+    const { events } = (await out.next()).value as { events: number; cpu: number };
     await child.status;
-    return { ...r, events, cpuSeconds: cpu };
+    return runs.map((r) => ({ ...r, events }));
   } finally {
     try {
       child.kill("SIGKILL");
@@ -119,18 +145,51 @@ export async function floorRun(
   }
 }
 
-/**
- * One daemon run: post every body, then read the sink's counters. With `cpuProfDir`, the
- * daemon runs under `--cpu-prof` and writes its profile there on exit.
- */
-export async function daemonRun(b: Bodies, cpuProfDir?: string): Promise<{
+/** What one part of a daemon run measured. */
+export interface DaemonPhase {
   seconds: number;
   failed: number;
+  /** The sink's counters after this part (cumulative). */
   counts: ReturnType<typeof sinkCounts>;
   dropped: Record<string, number>;
-  /** The daemon's CPU seconds (user + system) after the last answer, start-up included. */
+  /** The daemon's CPU seconds (user + system) after the part's last answer. */
   cpuSeconds: number;
-}> {
+  /** Its CPU seconds just before the part's first request. */
+  cpuAtStart: number;
+}
+
+/**
+ * One daemon run over `b` (webhook → policy20 → log); exported for profiling runs.
+ *
+ * @example
+ * ```ts
+ * const r = await daemonRun(buildBodies(lines));
+ * ```
+ */
+export async function daemonRun(
+  b: Bodies,
+  cpuProfDir?: string,
+  entry?: string,
+): Promise<DaemonPhase> {
+  const [r] = await daemonPhases([b], cpuProfDir, entry);
+  return r;
+}
+
+/**
+ * One daemon sent `parts` one after the other (`entry`: another checkout's `main.ts`); per
+ * part, what it measured, so a later part's CPU is that of a daemon warmed up by the ones
+ * before.
+ *
+ * @example
+ * ```ts
+ * const [warm, steady] = await daemonPhases([first, rest]);
+ * ```
+ */
+export async function daemonPhases(
+  parts: readonly Bodies[],
+  cpuProfDir?: string,
+  entry?: string,
+): Promise<DaemonPhase[]> {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-bench-webhook-" });
   const d = await daemon(() => `
 sources:
@@ -141,16 +200,28 @@ sources:
 ${outSinkYaml(`${dir}/out.log`)}`, {
     dir,
     denoFlags: cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`] : [],
+    entry,
   });
   try {
     const port = await d.webhookPort();
     const ops = await d.opsPort();
     await sleep(300);
-    const run = await send(`http://127.0.0.1:${port}/audit`, b);
-    const cpuSeconds = await procCpuSeconds(d.process.pid);
-    const s = await scrape(ops);
+    const runs: DaemonPhase[] = [];
+    for (const b of parts) {
+      const cpuAtStart = await procCpuSeconds(d.process.pid);
+      const run = await send(`http://127.0.0.1:${port}/audit`, b);
+      const cpuSeconds = await procCpuSeconds(d.process.pid);
+      const s = await scrape(ops);
+      runs.push({
+        ...run,
+        counts: sinkCounts(s, "out"),
+        dropped: drops(s, "out"),
+        cpuSeconds,
+        cpuAtStart,
+      });
+    }
     await d.stop("SIGTERM");
-    return { ...run, counts: sinkCounts(s, "out"), dropped: drops(s, "out"), cpuSeconds };
+    return runs;
   } finally {
     await d.stop("SIGKILL").catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});

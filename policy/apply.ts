@@ -122,17 +122,20 @@ export function applyPolicy(
   return out;
 }
 
-/** A shallow copy of `event` in its key order, without the bodies to drop (never read). */
+/**
+ * A shallow copy of `event` in its key order, without the bodies to drop (never read). A
+ * kept body the decoder left unparsed stays unparsed: the copy reads it through from the
+ * event the first time something asks (a lowered event written from its bytes never does).
+ */
 function copyWithout(event: Event, dropRequest: boolean, dropResponse: boolean): Event {
-  if (!dropRequest && !dropResponse) return { ...event };
   const from = event as unknown as Obj;
   const out: Obj = {};
   for (const key of Object.keys(from)) {
-    if ((dropRequest && key === "requestObject") || (dropResponse && key === "responseObject")) {
-      continue;
-    }
-    // As spreading defines it: an own "__proto__" key stays a key, not the prototype.
-    if (key === "__proto__") {
+    if (key === "requestObject" || key === "responseObject") {
+      if (key === "requestObject" ? dropRequest : dropResponse) continue;
+      readThrough(out, from, key);
+    } else if (key === "__proto__") {
+      // As spreading defines it: an own "__proto__" key stays a key, not the prototype.
       Object.defineProperty(out, key, {
         value: from[key],
         writable: true,
@@ -142,4 +145,30 @@ function copyWithout(event: Event, dropRequest: boolean, dropResponse: boolean):
     } else out[key] = from[key];
   }
   return out as unknown as Event;
+}
+
+/** `out[key]` as `from[key]`, read from `from` on first use (then a plain value). */
+function readThrough(out: Obj, from: Obj, key: string): void {
+  const d = Object.getOwnPropertyDescriptor(from, key);
+  if (d === undefined || d.get === undefined) {
+    out[key] = from[key];
+    return;
+  }
+  const settle = (value: unknown) =>
+    Object.defineProperty(out, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
+  Object.defineProperty(out, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      const value = from[key];
+      settle(value);
+      return value;
+    },
+    set: settle,
+  });
 }

@@ -132,8 +132,10 @@ export class LineSplitter {
           if (line.length > this.#max) this.#onTooLong?.({ offset: start, bytes: line.length });
           else onLine(line, start);
         }
-        this.#parts = [];
-        this.#partLen = 0;
+        if (this.#partLen !== 0) {
+          this.#parts = [];
+          this.#partLen = 0;
+        }
       }
       pos = nl + 1;
       this.#lineStart = base + pos;

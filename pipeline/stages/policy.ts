@@ -6,9 +6,11 @@
  * @module
  */
 import type { Chunk, Envelope } from "../core/envelope.ts";
-import type { Level } from "../core/event.ts";
+import type { Event, Level } from "../core/event.ts";
 import type { SinkStats } from "../core/stats.ts";
 import { ledgered } from "../core/ledger.ts";
+import { hasValue } from "../core/decode_fast.ts";
+import { spliceLowered } from "../core/splice.ts";
 import { applyPolicy, type CompiledPolicy, evaluate, type PolicyResult } from "../../policy/mod.ts";
 
 /** What the policy stage needs besides the policy. */
@@ -47,6 +49,39 @@ export function cachedEvaluate(
 }
 
 /**
+ * The envelope of an event the policy changed: with bytes cut from the original ones (level
+ * replaced, dropped bodies cut out) when the policy only lowered it and the envelope has
+ * bytes in kube-apiserver's shape, so the kept body is neither parsed nor serialized again;
+ * else the event alone, serialized by the sink.
+ *
+ * @example
+ * ```ts
+ * out.push(lowered(env, applyPolicy(result, env.event) as Event, result));
+ * ```
+ */
+export function lowered(env: Envelope, applied: Event, result: PolicyResult): Envelope {
+  const src = env.item ?? env.raw;
+  if (src === undefined) return { event: applied };
+  const event = env.event;
+  const dropRequest = hasValue(event, "requestObject") && !hasValue(applied, "requestObject");
+  const dropResponse = hasValue(event, "responseObject") && !hasValue(applied, "responseObject");
+  // Stripped managedFields change a kept body: that one must be serialized.
+  if (
+    result.omitManagedFields &&
+    ((!dropRequest && applied.requestObject !== event.requestObject) ||
+      (!dropResponse && applied.responseObject !== event.responseObject))
+  ) return { event: applied };
+  const bytes = spliceLowered(src, src !== env.item, event, {
+    from: event.level,
+    to: applied.level,
+    dropRequest,
+    dropResponse,
+  });
+  if (bytes === null) return { event: applied };
+  return src === env.item ? { event: applied, item: bytes } : { event: applied, raw: bytes };
+}
+
+/**
  * A TransformStream applying `policy` to every chunk. A chunk left empty ends its hold on
  * the ack; a chunk nothing changed in is passed on as it is.
  *
@@ -67,7 +102,8 @@ export function policyStage(
       const items = chunk.items;
       for (let i = 0; i < items.length; i++) {
         const env = items[i];
-        const applied = applyPolicy(cachedEvaluate(policy, env, deps.levels), env.event);
+        const result = cachedEvaluate(policy, env, deps.levels);
+        const applied = applyPolicy(result, env.event);
         if (applied === env.event) {
           if (out) out.push(env);
           continue;
@@ -75,7 +111,7 @@ export function policyStage(
         out ??= items.slice(0, i);
         if (applied === "policy") policyDrops++;
         else if (applied === "omitted_stage") stageDrops++;
-        else out.push({ event: applied });
+        else out.push(lowered(env, applied, result));
       }
       if (policyDrops) deps.stats.drop("policy", policyDrops);
       if (stageDrops) deps.stats.drop("omitted_stage", stageDrops);

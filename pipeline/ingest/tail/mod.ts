@@ -59,7 +59,7 @@ export interface TailDeps {
   readonly maxUnsettled?: number;
   /** How long closing waits for outstanding acks, ms; default 10000. */
   readonly drainTimeout?: number;
-  /** Bytes per read (one chunk per read); default 64 KiB. */
+  /** Bytes per read (one chunk per read); default 256 KiB (`READ_SIZE` in `reader.ts`). */
   readonly readSize?: number;
   /** Least time between two checkpoint writes, ms; default 100. */
   readonly checkpointInterval?: number;

@@ -26,7 +26,7 @@ import { decodeUtf8 } from "./core/utf8.ts";
 import { BodyFinders, decodeLazyObject, type LazySource } from "./core/decode_fast.ts";
 
 /**
- * Events per piece: about what one 64 KiB read of an audit.log holds.
+ * Events per piece: small enough that a piece's objects die young (see above).
  *
  * @example
  * ```ts

@@ -11,8 +11,9 @@ import type { Event } from "./event.ts";
  * One event on its way through the pipeline.
  *
  * Envelopes are shared between sink branches: a stage that changes an event makes a new
- * envelope with a new event object and no `raw`/`item`; it never changes the `event` of one it
- * received. The other fields are caches that any branch may fill, because every branch would
+ * envelope with a new event object; it never changes the `event` of one it received. The new
+ * envelope has no `raw`/`item`, except from the policy stage, which cuts a lowered event's
+ * bytes from the original ones (`splice.ts`) so that they match the new event exactly. The other fields are caches that any branch may fill, because every branch would
  * compute the same value: `raw` (the serialization, by `jsonBytes`) and the policy results
  * (by the policy stage, under the policy's id).
  */

@@ -21,7 +21,7 @@
  * ```
  * deno run -A bench/diskbuffer.ts [--only micro,e2e,backlog] [--seconds 5] [--producers 32]
  *   [--batch 10] [--backlog-mb 1024] [--e2e-seconds 10] [--open-seconds 10] [--pairs 3]
- *   [--senders 4] [--no-apiserver] [--cpu-prof DIR]
+ *   [--senders 4] [--no-apiserver] [--sink log|null] [--cpu-prof DIR]
  * ```
  *
  * Progress goes to stderr, results to stdout. Speed is measured here only, never asserted.
@@ -294,6 +294,8 @@ interface OpenRun {
   readonly lagP99: number;
   /** The daemon's own p99, arrival to answer (its request duration histogram), ms. */
   readonly daemonP99: number;
+  /** The disk buffer's segment fsync p99 (its histogram, interpolated in the bucket), ms. */
+  readonly fsyncP99: number;
   readonly failed: number;
 }
 
@@ -364,6 +366,8 @@ interface E2eSpec {
   /** Events per second of the open loop; undefined: half of this daemon's closed-loop rate. */
   readonly openRate: number | undefined;
   readonly openSeconds: number;
+  /** Where the log sink writes: `out.log` in the daemon's folder, or `/dev/null`. */
+  readonly sink: "log" | "null";
   readonly cpuProfDir?: string;
 }
 
@@ -384,7 +388,7 @@ async function e2eOnce(spec: E2eSpec, log: (msg: string) => void): Promise<E2eRu
 ${WEBHOOK_SOURCE_YAML}sinks:
   - type: log
     name: out
-    path: out.log
+    path: ${spec.sink === "null" ? "/dev/null" : "out.log"}
     format: json
     mode: batch
     fsync: never
@@ -492,6 +496,13 @@ async function openPhase(
     { source: "apiserver", code: "200" },
     99,
   );
+  const fsyncP99 = histogramPercentile(
+    before,
+    after,
+    "auditpipe_disk_buffer_fsync_duration_seconds",
+    { sink: "out", file: "segment" },
+    99,
+  );
   let failed = 0;
   for (const n of r.failed.values()) failed += n;
   return {
@@ -504,6 +515,7 @@ async function openPhase(
     max: percentile(r.latency, 100),
     lagP99: percentile(r.lag, 99),
     daemonP99: daemonP99 * 1000,
+    fsyncP99: fsyncP99 * 1000,
     failed,
   };
 }
@@ -523,6 +535,12 @@ export interface DiskE2eOptions {
   readonly openSeconds?: number;
   /** Whether the kube-apiserver-like open loop runs too (default true). */
   readonly apiserver?: boolean;
+  /**
+   * `log` (default): the log sink writes `out.log` next to the buffer, on the same disk, so
+   * its writeback competes with the buffer's fsyncs; `null`: it writes `/dev/null`, which
+   * leaves the disk to the buffer as a remote sink would.
+   */
+  readonly sink?: "log" | "null";
 }
 
 /**
@@ -574,6 +592,7 @@ export async function benchDiskE2e(
         // the closed loop (its own when it runs first; else the pair before's).
         openRate: p % 2 === 0 && buffer === "memory" ? undefined : memoryRate! / 2,
         openSeconds,
+        sink: opts.sink ?? "log",
         cpuProfDir: await profDir(`${buffer}-${p + 1}`),
       }, opts.log);
       if (buffer === "memory") memoryRate = r.events / r.secs;
@@ -599,9 +618,9 @@ export async function benchDiskE2e(
       ? ""
       : `${num(o.rate)} ev/s (${num(o.requests)} requests of ${o.events}): p50 ${ms(o.p50)}, p99 ${
         ms(o.p99)
-      }, p99.9 ${ms(o.p999)}, max ${ms(o.max)} ms, daemon's own p99 ${
-        ms(o.daemonP99)
-      } ms, sender lag p99 ${ms(o.lagP99)} ms${o.failed ? `, ${o.failed} not answered 200` : ""}`;
+      }, p99.9 ${ms(o.p999)}, max ${ms(o.max)} ms, daemon's own p99 ${ms(o.daemonP99)} ms${
+        o.fsyncP99 > 0 ? `, fsync p99 ${ms(o.fsyncP99)} ms` : ""
+      }, sender lag p99 ${ms(o.lagP99)} ms${o.failed ? `, ${o.failed} not answered 200` : ""}`;
   const line = (p: number, r: E2eRun) =>
     `pair ${p + 1} ${r.buffer}: closed loop ${num(rate(r))} events/s, ack p50 ${
       ms(r.p50)
@@ -627,8 +646,9 @@ export async function benchDiskE2e(
       opts.apiserver === false ? "" : `; apiserver-like p99 ${ms(m((r) => r.apiserver!.p99, b))} ms`
     }`;
   return {
-    name:
-      `webhook → disk-buffered log sink vs memory buffer (batch mode; medians of ${pairs} alternating pairs)`,
+    name: `webhook → disk-buffered log sink${
+      opts.sink === "null" ? " (to /dev/null)" : ""
+    } vs memory buffer (batch mode; medians of ${pairs} alternating pairs)`,
     result: `${num(m(rate, "disk"))} events/s, open-loop ack p99 ${ms(openP99)} ms`,
     baseline: `memory: ${num(m(rate, "memory"))} events/s, open-loop ack p99 ${
       ms(m((r) => r.half.p99, "memory"))
@@ -818,6 +838,7 @@ if (import.meta.main) {
       pairs: { type: "string", default: "3" },
       senders: { type: "string", default: String(E2E_SENDERS) },
       "no-apiserver": { type: "boolean", default: false },
+      sink: { type: "string", default: "log" },
       "cpu-prof": { type: "string" },
     },
   });
@@ -853,6 +874,7 @@ if (import.meta.main) {
         senders: Number(values.senders),
         openSeconds: Number(values["open-seconds"]),
         apiserver: !values["no-apiserver"],
+        sink: values.sink === "null" ? "null" : "log",
       }),
     );
   }

@@ -131,3 +131,62 @@ export class Pool {
     }
   }
 }
+
+/** What an open-loop run measured: per-request latency and the sender's lag, sorted, ms. */
+export interface OpenLoopResult {
+  /** Send to answer of every request answered, ascending. */
+  readonly latency: number[];
+  /** How late each request went out against its schedule, ascending. */
+  readonly lag: number[];
+  /** Requests not answered 200, by status or error. */
+  readonly failed: Map<string, number>;
+}
+
+/**
+ * Sends `requests` (round robin) at a fixed `rate` per second for `seconds` on `pool`: an open
+ * loop, so a slow answer does not delay the next request (a closed loop's latency is its
+ * requests in flight divided by its throughput, Little's law, not what one request waits).
+ * Resolves once every request is answered.
+ *
+ * @example
+ * ```ts
+ * const r = await openLoop(pool, [postRequest("/audit", body)], 200, 10);
+ * console.log(r.latency[Math.floor(r.latency.length * 0.99)]);
+ * ```
+ */
+export async function openLoop(
+  pool: Pool,
+  requests: readonly Uint8Array[],
+  rate: number,
+  seconds: number,
+): Promise<OpenLoopResult> {
+  const total = Math.max(1, Math.floor(rate * seconds));
+  const latency: number[] = [];
+  const lag: number[] = [];
+  const failed = new Map<string, number>();
+  const count = (why: string) => failed.set(why, (failed.get(why) ?? 0) + 1);
+  const answers: Promise<void>[] = [];
+  const start = performance.now() + 20;
+  for (let k = 0; k < total; k++) {
+    const due = start + (k * 1000) / rate;
+    const wait = due - performance.now();
+    // Timers have millisecond granularity: wait only for whole milliseconds and send what is
+    // due at once, so one late timer never shifts the rest of the schedule.
+    if (wait >= 1) await new Promise((r) => setTimeout(r, Math.floor(wait)));
+    const sentAt = performance.now();
+    lag.push(Math.max(0, sentAt - due));
+    answers.push(
+      pool.send(requests[k % requests.length]).then(
+        (status) => {
+          latency.push(performance.now() - sentAt);
+          if (status !== 200) count(`HTTP ${status}`);
+        },
+        (err) => void count(String(err)),
+      ),
+    );
+  }
+  await Promise.all(answers);
+  latency.sort((a, b) => a - b);
+  lag.sort((a, b) => a - b);
+  return { latency, lag, failed };
+}

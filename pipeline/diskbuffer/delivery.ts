@@ -4,6 +4,13 @@
  * reader skipped as damaged leave the undelivered count when skipped, so a mark that passes
  * them does not count them as delivered.
  *
+ * With `persistEveryMs`, marks within one segment are persisted at most that often (a cursor
+ * write is a file, two fsyncs and a rename), up to `persistMaxRecords` marked and not yet
+ * persisted records (a mark beyond that waits for its write): after a crash, what was marked
+ * since the last write is delivered again, so the duplicate window grows by at most that
+ * many records. A mark that passes into another segment is persisted at once, so delivered
+ * segments are deleted (and a full buffer's space freed) without that wait.
+ *
  * @module
  */
 import { join } from "node:path";
@@ -27,6 +34,13 @@ export interface DeliveryDeps {
   readonly segments: SegmentList;
   /** Notified when segments are deleted (space freed). */
   readonly changes: ChangeSignal;
+  /**
+   * Marks within a segment are persisted at most this often, ms, and resolve before that;
+   * 0: every mark resolves once its cursor is persisted.
+   */
+  readonly persistEveryMs: number;
+  /** With `persistEveryMs`: the most records marked and not yet persisted. */
+  readonly persistMaxRecords: number;
 }
 
 /**
@@ -49,6 +63,12 @@ export class Delivery {
   #skipped: { from: number; to: number }[] = [];
   /** The end of the last range skipped: a reader started again meets the same damage. */
   #skippedUpTo = 0;
+  /** A deferred persist (see `DeliveryDeps.persistEveryMs`) is due. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the last cursor write started (performance.now()). */
+  #lastPersistAt = -Infinity;
+  /** `deliveredOrdinal` as of the cursor last written (or being written). */
+  #persistedOrdinal = 0;
 
   constructor(deps: DeliveryDeps, cursor: Cursor) {
     this.#deps = deps;
@@ -94,13 +114,43 @@ export class Delivery {
       }
       this.normalize();
     }
+    const every = this.#deps.persistEveryMs;
+    if (
+      every <= 0 || this.#cursor.segment !== this.#persisted.segment ||
+      this.#deliveredOrdinal - this.#persistedOrdinal >= this.#deps.persistMaxRecords
+    ) return this.#persistNow();
+    this.#timer ??= setTimeout(() => {
+      this.#timer = undefined;
+      this.#persistNow().catch((err) =>
+        this.#deps.log.warn(
+          "disk buffer cursor not saved; events delivered since may be sent again",
+          {
+            path: this.#deps.dir,
+            error: err,
+          },
+        )
+      );
+    }, Math.max(0, this.#lastPersistAt + every - performance.now()));
+    return Promise.resolve();
+  }
+
+  /** Persists the cursor after every write already started; see `mark`. */
+  #persistNow(): Promise<void> {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     const next = this.#chain.catch(() => {}).then(() => this.#persist());
     this.#chain = next;
     return next;
   }
 
-  /** Settles once every cursor write started has finished (never rejects). */
+  /**
+   * Persists a cursor whose write was deferred, then settles once every cursor write started
+   * has finished (never rejects).
+   */
   settled(): Promise<void> {
+    if (this.#timer !== undefined) this.#persistNow().catch(() => {});
     return this.#chain.catch(() => {});
   }
 
@@ -157,6 +207,8 @@ export class Delivery {
     if (c.segment === this.#persisted.segment && c.offset === this.#persisted.offset) return;
     const dir = this.#deps.dir;
     const t0 = performance.now();
+    this.#lastPersistAt = t0;
+    const ordinal = this.#deliveredOrdinal;
     try {
       await writeCursor(dir, c);
     } catch (err) {
@@ -168,6 +220,7 @@ export class Delivery {
       this.#deps.stats.fsync.observe("cursor", (performance.now() - t0) / 1000);
     }
     this.#persisted = c;
+    this.#persistedOrdinal = ordinal;
     await this.#deleteBelow(c.segment);
     this.#updateOldest();
     // A fully delivered active segment is deleted by the next append: wake blocked appenders.

@@ -59,6 +59,18 @@ export interface DiskBufferOptions {
   readonly fsync?: boolean;
   /** Extra time to gather appends before each write, ms (default 0: what came during the last fsync). */
   readonly commitDelayMs?: number;
+  /**
+   * Marks within a segment are persisted at most this often, ms, and `markDelivered` resolves
+   * before that (default 0: once its cursor is persisted). After a crash, records marked since
+   * the last cursor write are delivered again: the duplicate window grows by at most this long
+   * of delivery, and by at most `cursorMaxRecords` records. `close` persists the last mark.
+   */
+  readonly cursorEveryMs?: number;
+  /**
+   * With `cursorEveryMs`: the most records marked and not yet persisted; a mark beyond that
+   * resolves once its cursor is persisted (default 10,000).
+   */
+  readonly cursorMaxRecords?: number;
   readonly logger?: Logger;
   /** Wall clock, ms since the epoch (tests). */
   readonly now?: () => number;
@@ -117,6 +129,8 @@ export class DiskBuffer {
       stats: this.stats,
       segments: this.#segments,
       changes: this.#changes,
+      persistEveryMs: opts.cursorEveryMs ?? 0,
+      persistMaxRecords: opts.cursorMaxRecords ?? 10_000,
     }, state.cursor);
     this.#reader = new BatchReader({
       dir: this.#dir,
@@ -254,7 +268,9 @@ export class DiskBuffer {
 
   /**
    * Marks `record` and every record before it delivered; resolves once the cursor is
-   * persisted. Segments wholly before the cursor are then deleted.
+   * persisted (with `cursorEveryMs`, a mark within the segment the last persisted cursor is in
+   * resolves at once and is persisted within that time). Segments wholly before the cursor are
+   * then deleted.
    *
    * @throws {DiskBufferError} `io` when the cursor cannot be written (it is retried by the next mark).
    */

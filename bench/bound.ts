@@ -23,6 +23,7 @@ import { decodeLine } from "../pipeline/core/decode.ts";
 import { applyPolicy, compilePolicy, evaluate, parsePolicy } from "../policy/mod.ts";
 import { ensureData } from "./generate.ts";
 import { median, num, POLICY20, procCpuSeconds, runJson } from "./lib.ts";
+import { copyLines, READ_SIZE } from "./line_loop.ts";
 
 const MODES = ["io", "parse", "decode", "policy"] as const;
 type Mode = (typeof MODES)[number];
@@ -38,40 +39,23 @@ async function child(mode: Mode, inPath: string, outPath: string): Promise<Resul
   const policy = compilePolicy(parsePolicy(await Deno.readTextFile(POLICY20), POLICY20).policy);
   const decoder = new TextDecoder();
   const output = await Deno.open(outPath, { write: true, create: true, truncate: true });
-  const buf = new Uint8Array(256 * 1024);
+  const buf = new Uint8Array(READ_SIZE);
   let events = 0;
   let kept = 0;
   const cpu: number[] = [];
   for (let pass = 0; pass < 2; pass++) {
-    using input = await Deno.open(inPath, { read: true });
-    let carry = new Uint8Array(0);
-    for (let n; (n = await input.read(buf)) !== null;) {
-      let data = buf.subarray(0, n);
-      if (carry.length > 0) {
-        const joined = new Uint8Array(carry.length + n);
-        joined.set(carry);
-        joined.set(data, carry.length);
-        data = joined;
-      }
-      let start = 0;
-      for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
-        const line = data.subarray(start, nl);
-        if (mode === "parse") {
-          if (JSON.parse(decoder.decode(line)).kind === "Event") kept++;
-        } else if (mode === "decode") {
-          kept += decodeLine(line).envelopes.length;
-        } else if (mode === "policy") {
-          for (const env of decodeLine(line).envelopes) {
-            if (typeof applyPolicy(evaluate(policy, env.event), env.event) !== "string") kept++;
-          }
+    await copyLines(inPath, output, buf, (line) => {
+      if (mode === "parse") {
+        if (JSON.parse(decoder.decode(line)).kind === "Event") kept++;
+      } else if (mode === "decode") {
+        kept += decodeLine(line).envelopes.length;
+      } else if (mode === "policy") {
+        for (const env of decodeLine(line).envelopes) {
+          if (typeof applyPolicy(evaluate(policy, env.event), env.event) !== "string") kept++;
         }
-        if (pass === 1) events++;
-        start = nl + 1;
       }
-      const whole = data.subarray(0, start);
-      for (let off = 0; off < whole.length;) off += await output.write(whole.subarray(off));
-      carry = data.slice(start);
-    }
+      if (pass === 1) events++;
+    });
     cpu.push(await procCpuSeconds("self"));
   }
   output.close();

@@ -15,12 +15,14 @@
  * @module
  */
 
+import { copyLines, READ_SIZE } from "./line_loop.ts";
+
 const [inPath, outPath, ...more] = Deno.args;
 const started = performance.now();
 const cpuStart = cpuSeconds();
 const output = await Deno.open(outPath, { write: true, create: true, truncate: true });
 const decoder = new TextDecoder();
-const buf = new Uint8Array(256 * 1024);
+const buf = new Uint8Array(READ_SIZE);
 let events = 0;
 let bytes = 0;
 let parsed = 0;
@@ -30,32 +32,12 @@ const cpuAfter: number[] = [];
 const eventsIn: number[] = [];
 for (const path of [inPath, ...more]) {
   const before = events;
-  const input = await Deno.open(path, { read: true });
-  let carry: Uint8Array = new Uint8Array(0);
-  for (;;) {
-    const n = await input.read(buf);
-    if (n === null) break;
-    bytes += n;
-    let data = buf.subarray(0, n);
-    if (carry.length > 0) {
-      const joined = new Uint8Array(carry.length + n);
-      joined.set(carry);
-      joined.set(data, carry.length);
-      data = joined;
-    }
-    let start = 0;
-    for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
-      const doc = JSON.parse(decoder.decode(data.subarray(start, nl)));
-      // Touch the result so the parse cannot be optimized away.
-      if (doc.kind === "Event") parsed++;
-      events++;
-      start = nl + 1;
-    }
-    const whole = data.subarray(0, start);
-    for (let off = 0; off < whole.length;) off += await output.write(whole.subarray(off));
-    carry = data.slice(start);
-  }
-  input.close();
+  bytes += await copyLines(path, output, buf, (line) => {
+    const doc = JSON.parse(decoder.decode(line));
+    // Touch the result so the parse cannot be optimized away.
+    if (doc.kind === "Event") parsed++;
+    events++;
+  });
   cpuAfter.push(cpuSeconds());
   eventsIn.push(events - before);
 }

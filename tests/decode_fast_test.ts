@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { parses } from "./helpers/json.ts";
 import { BodyParts } from "../pipeline/body_parts.ts";
 import {
   decodeLine,
@@ -38,15 +39,6 @@ const policy20 = compilePolicy(
     "policy20.yaml",
   ).policy,
 );
-
-function parses(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Every own key and value, in order, through getters: what serializing sees. */
 function shape(event: unknown): string {

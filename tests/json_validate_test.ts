@@ -8,19 +8,11 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { parses } from "./helpers/json.ts";
 import { isJson, jsonStringEnd, jsonValueEnd } from "../pipeline/core/json_validate.ts";
 import { Rand } from "./data/rand.ts";
 
 const enc = new TextEncoder();
-
-function parses(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const STRINGS = [
   '""',

@@ -176,6 +176,16 @@ Deno.test("bytes not in kube-apiserver's shape are serialized instead", () => {
       `${HEAD},"requestObject":{"a":1},"verb":"x","responseObject":{"b":2},${TAIL}`,
       "Request",
     ],
+    [
+      "a member repeated between two bodies that are both cut",
+      `${HEAD},"requestObject":{"a":1},"verb":"x","responseObject":{"b":2},${TAIL}`,
+      "Metadata",
+    ],
+    [
+      "a member repeated after the one body, which is cut",
+      `${HEAD},"requestObject":{"a":1},"verb":"x",${TAIL}`,
+      "Metadata",
+    ],
     ["a body repeated after the others", `${HEAD},${body},${tail},"responseObject":{}}`, "Request"],
     ["a member repeated before the bodies", `${HEAD},"verb":"get",${body},${TAIL}`, "Metadata"],
     ["a member repeated after the bodies", `${HEAD},${body},${tail},"verb":"get"}`, "Metadata"],

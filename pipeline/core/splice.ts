@@ -150,9 +150,8 @@ function walk(s: Uint8Array, p: number, count: number): number {
  * event.
  *
  * The members before the bodies and after them are walked and counted against the event's
- * keys, so a repeated or escaped key there is seen, and so are the bodies that are kept;
- * bodies that are cut are not read (a key repeated between them, which no encoder writes,
- * goes with them).
+ * keys, so a repeated or escaped key there is seen; the bodies are walked too (matching
+ * brackets, not parsed), so that what is cut or kept is exactly the bodies.
  *
  * @example
  * ```ts
@@ -219,8 +218,12 @@ export function spliceLowered(
     const dropFirst = firstKey === "requestObject" ? lowering.dropRequest : lowering.dropResponse;
     const dropSecond = bodies === 2 &&
       (firstKey === "requestObject" ? lowering.dropResponse : lowering.dropRequest);
-    if (dropFirst && (bodies === 1 || dropSecond)) cuts = [bStart, c];
-    else if (!dropFirst && !dropSecond) {
+    if (dropFirst && (bodies === 1 || dropSecond)) {
+      // What is cut must be just the bodies: a key repeated between or after them (which
+      // JSON.parse let win) would leave with them.
+      if (walk(src, bStart, bodies) !== c) return null;
+      cuts = [bStart, c];
+    } else if (!dropFirst && !dropSecond) {
       // Nothing cut: the bodies are kept as they are, and must be just the bodies.
       if (walk(src, bStart, bodies) !== c) return null;
       cuts = [];

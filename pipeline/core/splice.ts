@@ -14,6 +14,7 @@
  * @module
  */
 import type { Level } from "./event.ts";
+import { unparsedBody } from "./decode_fast.ts";
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -107,6 +108,33 @@ function keyBytes(key: string): Uint8Array {
     if (KEY_BYTES.size < 256) KEY_BYTES.set(key, b);
   }
   return b;
+}
+
+/**
+ * Whether `src[from, to)` is exactly the `count` bodies of `event` from key index `first`,
+ * as the decoder found them: each still unparsed and a view into `src`'s buffer, right after
+ * its key. False when that cannot be told this way (the caller then walks the bytes).
+ */
+function bodiesFill(
+  src: Uint8Array,
+  event: object,
+  keys: readonly string[],
+  first: number,
+  count: number,
+  from: number,
+  to: number,
+): boolean {
+  let at = from;
+  for (let k = first; k < first + count; k++) {
+    const key = keys[k];
+    if (key !== "requestObject" && key !== "responseObject") return false;
+    const body = unparsedBody(event, key);
+    if (body === undefined || body.buffer !== src.buffer) return false;
+    const start = body.byteOffset - src.byteOffset;
+    if (start !== at + keyBytes(key).length || !holds(src, at, keyBytes(key))) return false;
+    at = start + body.length;
+  }
+  return at === to;
 }
 
 /** Whether `s` holds `pattern` at `at`. */
@@ -220,8 +248,10 @@ export function spliceLowered(
       (firstKey === "requestObject" ? lowering.dropResponse : lowering.dropRequest);
     if (dropFirst && (bodies === 1 || dropSecond)) {
       // What is cut must be just the bodies: a key repeated between or after them (which
-      // JSON.parse let win) would leave with them.
-      if (walk(src, bStart, bodies) !== c) return null;
+      // JSON.parse let win) would leave with them. Bodies still unparsed say where they are.
+      if (!bodiesFill(src, event, keys, bFirst, bodies, bStart, c)) {
+        if (walk(src, bStart, bodies) !== c) return null;
+      }
       cuts = [bStart, c];
     } else if (!dropFirst && !dropSecond) {
       // Nothing cut: the bodies are kept as they are, and must be just the bodies.

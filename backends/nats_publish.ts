@@ -125,8 +125,10 @@ export class JetStreamPublisher {
     try {
       const e = (JSON.parse(text) as { error?: { description?: string; err_code?: number } })
         .error;
-      if (e) description = `${e.description ?? "error"} (err_code ${e.err_code ?? "?"})`;
-    } catch { /* keep the text */ }
+      // `"error"` was only a stream's name, say: a PubAck all the same.
+      if (e === undefined || e === null) return w.resolve();
+      description = `${e.description ?? "error"} (err_code ${e.err_code ?? "?"})`;
+    } catch { /* not JSON: keep the text */ }
     w.reject(new Error(`JetStream refused the message on ${w.subject}: ${description}`));
   }
 

@@ -116,3 +116,22 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  needs("nats-server", "JetStream publisher resolves for a stream whose name is 'error'"),
+  async () => {
+    const srv = await startNatsServer();
+    const nc = await connect({ servers: srv.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add(natsStreamConfig("error", "audit.events", NATS_STREAM_DEFAULTS));
+      const pub = new JetStreamPublisher(nc, 5_000);
+      await pub.publish("audit.events", enc.encode("{}"), "id-1");
+      assertEquals((await jsm.streams.info("error")).state.messages, 1);
+      pub.close();
+    } finally {
+      await nc.close();
+      await srv.stop();
+    }
+  },
+);

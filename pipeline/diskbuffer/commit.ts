@@ -260,7 +260,7 @@ export class CommitPipeline {
     if (this.#inflight === 0) {
       try {
         await this.#ensureWritable();
-        await this.#rollDelivered();
+        this.#rollDelivered();
       } catch (err) {
         this.#stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
         for (const p of group) p.reject(err);
@@ -557,8 +557,8 @@ export class CommitPipeline {
     }
   }
 
-  /** Starts a new segment when the active one is fully delivered, so it can be deleted. */
-  async #rollDelivered(): Promise<void> {
+  /** Starts a new segment when the active one is fully delivered; its deletion is not awaited. */
+  #rollDelivered(): void {
     const a = this.#active;
     const cursor = this.#delivery.cursor;
     if (
@@ -568,6 +568,6 @@ export class CommitPipeline {
     a.seg.sealed = true;
     a.file.close();
     this.#active = undefined;
-    await this.#delivery.pass(a.seg.id);
+    this.#delivery.pass(a.seg.id);
   }
 }

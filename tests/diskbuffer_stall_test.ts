@@ -43,6 +43,9 @@ Deno.test("disk buffer: an append that rolls a fully delivered segment does not 
     const rest = await readAll(buf);
     assert.deepEqual(rest.map((x) => x.auditID), [eventRecord(2).auditID]);
     assert.notEqual(rest[0].segment, seg);
+    // The folder's fsync after a segment is started is observed beside the segment's own.
+    const dirSyncs = buf.stats.fsync.series.get("dir")?.counts.at(-1);
+    assert.equal(dirSyncs, 2, "the first segment and the rolled one each synced the folder");
   } finally {
     clearTimeout(safety);
     gate.resolve();

@@ -413,7 +413,11 @@ export class CommitPipeline {
       }
       if (targets.some((t) => t.created)) {
         opPath = this.#dir;
+        // Observed too: on a busy disk it can take as long as the segment's own fsync, and it
+        // runs in series with it (issue 14 traced a stall through it).
+        const t0 = performance.now();
         await syncDir(this.#dir);
+        this.#stats.fsync.observe("dir", (performance.now() - t0) / 1000);
       }
       return undefined;
     } catch (err) {

@@ -245,8 +245,10 @@ export class Delivery {
     const { segments, stats } = this.#deps;
     const gone = segments.removeSealedBelow(id);
     if (gone.length === 0) return;
+    // Counted at once: the files are off the list, whether or not their removal finished.
+    for (const s of gone) stats.bytes -= s.size;
+    stats.segments = segments.length;
     for (const s of gone) {
-      stats.bytes -= s.size;
       const path = segmentPath(this.#deps.dir, s.id);
       try {
         await this.#deps.beforeRemove?.(path);
@@ -260,7 +262,6 @@ export class Delivery {
         }
       }
     }
-    stats.segments = segments.length;
     this.#deps.changes.notify();
   }
 

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { DiskBuffer } from "../pipeline/diskbuffer/store.ts";
 import { segmentPath } from "../pipeline/diskbuffer/layout.ts";
-import { eventRecord, readAll } from "./diskbuffer_helpers.ts";
+import { eventRecord, readAll, segmentBytes } from "./diskbuffer_helpers.ts";
 
 Deno.test("disk buffer: an append that rolls a fully delivered segment does not wait for its deletion", async () => {
   const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskbuf-stall-" });
@@ -22,6 +22,8 @@ Deno.test("disk buffer: an append that rolls a fully delivered segment does not 
   const buf = await DiskBuffer.open({
     path: dir,
     maxBytes: 64 << 20,
+    // Two records hold more than a quarter of a segment: delivered, it is rolled.
+    segmentBytes: 2048,
     beforeRemove: (path) => {
       held.push(path);
       return gate.promise;
@@ -53,5 +55,54 @@ Deno.test("disk buffer: an append that rolls a fully delivered segment does not 
   }
   // close waits for the deletion it started.
   await assert.rejects(Deno.stat(segmentPath(dir, seg)), Deno.errors.NotFound);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("disk buffer: appends that find a small active segment fully delivered keep writing to it instead of starting a segment each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskbuf-stall-" });
+  // 64 KiB segments: the rolls seen below are the quarter-full ones only.
+  const buf = await DiskBuffer.open({ path: dir, maxBytes: 64 << 20, segmentBytes: 64 * 1024 });
+  try {
+    const segments = new Set<number>();
+    let bytes = 0;
+    for (let i = 0; i < 100; i++) {
+      await buf.append([eventRecord(i)]);
+      const got = await readAll(buf);
+      assert.equal(got.length, 1);
+      segments.add(got[0].segment);
+      bytes += got[0].end - got[0].offset;
+      await buf.markDelivered(got[0]);
+    }
+    // A reader that keeps up used to make every append start a segment (100 of them).
+    const quarter = 64 * 1024 / 4;
+    assert.ok(
+      segments.size <= Math.ceil(bytes / quarter) + 1,
+      `${segments.size} segments for ${bytes} bytes appended one record at a time`,
+    );
+    assert.equal(buf.stats.events, 0);
+  } finally {
+    await buf.close();
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("disk buffer: a delivered active segment is rolled and deleted before an append that needs its space", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "auditpipe-diskbuf-stall-" });
+  const maxBytes = 8 * 1024;
+  // A big segment: the delivered one stays under a quarter of it, rolled only for space.
+  const buf = await DiskBuffer.open({ path: dir, maxBytes, segmentBytes: maxBytes });
+  try {
+    await buf.append([eventRecord(0), eventRecord(1)]);
+    const got = await readAll(buf);
+    await buf.markDelivered(got.at(-1)!);
+    // 978 bytes delivered + these 7,395 exceed maxBytes: without the roll it would be "full".
+    const big = Array.from({ length: 15 }, (_, i) => eventRecord(100 + i));
+    assert.equal(await buf.append(big), "appended");
+    assert.ok(await segmentBytes(dir) <= maxBytes);
+    assert.equal(buf.stats.bytes, await segmentBytes(dir));
+    assert.deepEqual((await readAll(buf)).map((r) => r.auditID), big.map((r) => r.auditID));
+  } finally {
+    await buf.close();
+  }
   await Deno.remove(dir, { recursive: true });
 });

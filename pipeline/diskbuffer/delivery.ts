@@ -174,16 +174,17 @@ export class Delivery {
 
   /**
    * Moves the cursor past segment `id` (fully delivered and just sealed) and starts deleting
-   * it; the cursor is persisted by the next mark. The append that rolled the segment does not
-   * wait for the deletion: unlinking a segment of tens of MiB while the disk is busy was
-   * measured at 20-125 ms, which the append (and every request queued behind it) waited
-   * before its own write, then again in the fsyncs that followed (issue 14: ack p99 0.6 s at
-   * 4,000 events/s). The space counts as free at once: the file is gone from the list.
+   * it; the cursor is persisted by the next mark. Settles when it is deleted (never rejects);
+   * the append that rolled the segment waits for that only when it needs the space. Unlinking
+   * a segment of tens of MiB while the disk is busy was measured at 20-125 ms, which the
+   * append (and every request queued behind it) waited before its own write (issue 14: ack
+   * p99 0.6 s at 4,000 events/s). The gauges count the space as free at once.
    */
-  pass(id: number): void {
+  pass(id: number): Promise<void> {
     this.#cursor = { segment: id + 1, offset: 0 };
     const p = this.#deleteBelow(this.#cursor.segment).finally(() => this.#deleting.delete(p));
     this.#deleting.add(p);
+    return p;
   }
 
   /**

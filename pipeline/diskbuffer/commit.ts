@@ -260,7 +260,7 @@ export class CommitPipeline {
     if (this.#inflight === 0) {
       try {
         await this.#ensureWritable();
-        await this.#rollDelivered();
+        await this.#rollDelivered(group.reduce((n, p) => n + p.bytes, 0));
       } catch (err) {
         this.#stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
         for (const p of group) p.reject(err);
@@ -413,7 +413,11 @@ export class CommitPipeline {
       }
       if (targets.some((t) => t.created)) {
         opPath = this.#dir;
+        // Observed too: on a busy disk it can take as long as the segment's own fsync, and it
+        // runs in series with it (issue 14 traced a stall through it).
+        const t0 = performance.now();
         await syncDir(this.#dir);
+        this.#stats.fsync.observe("dir", (performance.now() - t0) / 1000);
       }
       return undefined;
     } catch (err) {
@@ -557,17 +561,29 @@ export class CommitPipeline {
     }
   }
 
-  /** Starts a new segment when the active one is fully delivered, so it can be deleted. */
-  async #rollDelivered(): Promise<void> {
+  /**
+   * Starts a new segment when the active one is fully delivered, so it can be deleted: once it
+   * holds a quarter of a segment, or when its space is needed for `groupBytes` under
+   * `maxBytes`. Not for every append that finds it delivered: a reader that keeps up (the
+   * usual case at a low rate) would make every commit start a segment, each one a file
+   * created, an fsync of the folder in series with the segment's own, no commit pipelined
+   * behind it, and an unlink (issue 14). Only when the space is needed does the append wait
+   * for the deletion (the files on disk never exceed `maxBytes`); otherwise it runs beside
+   * the append, whose bytes fit with the old segment's still counted.
+   */
+  async #rollDelivered(groupBytes: number): Promise<void> {
     const a = this.#active;
     const cursor = this.#delivery.cursor;
     if (
       a === undefined || a.seg.size === 0 || cursor.segment !== a.seg.id ||
       cursor.offset < a.seg.size
     ) return;
+    const spaceNeeded = this.#stats.bytes + this.#inflightBytes + groupBytes > this.#maxBytes;
+    if (a.seg.size < this.#segmentBytes / 4 && !spaceNeeded) return;
     a.seg.sealed = true;
     a.file.close();
     this.#active = undefined;
-    await this.#delivery.pass(a.seg.id);
+    const deleting = this.#delivery.pass(a.seg.id);
+    if (spaceNeeded) await deleting;
   }
 }

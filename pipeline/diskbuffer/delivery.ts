@@ -41,6 +41,11 @@ export interface DeliveryDeps {
   readonly persistEveryMs: number;
   /** With `persistEveryMs`: the most records marked and not yet persisted. */
   readonly persistMaxRecords: number;
+  /**
+   * Test hook awaited before each delivered segment is removed (see
+   * `DiskBufferOptions.beforeRemove`).
+   */
+  readonly beforeRemove?: (path: string) => Promise<void>;
 }
 
 /**
@@ -69,6 +74,8 @@ export class Delivery {
   #lastPersistAt = -Infinity;
   /** `deliveredOrdinal` as of the cursor last written (or being written). */
   #persistedOrdinal = 0;
+  /** Deletions started by `pass` and not finished (awaited by `settled`). */
+  readonly #deleting = new Set<Promise<void>>();
 
   constructor(deps: DeliveryDeps, cursor: Cursor) {
     this.#deps = deps;
@@ -149,9 +156,10 @@ export class Delivery {
    * Persists a cursor whose write was deferred, then settles once every cursor write started
    * has finished (never rejects).
    */
-  settled(): Promise<void> {
+  async settled(): Promise<void> {
     if (this.#timer !== undefined) this.#persistNow().catch(() => {});
-    return this.#chain.catch(() => {});
+    await this.#chain.catch(() => {});
+    while (this.#deleting.size > 0) await Promise.all(this.#deleting);
   }
 
   /** A cursor at the end of a sealed segment points at the start of the next one instead. */
@@ -165,12 +173,18 @@ export class Delivery {
   }
 
   /**
-   * Moves the cursor past segment `id` (fully delivered and just sealed) and deletes it; the
-   * cursor is persisted by the next mark.
+   * Moves the cursor past segment `id` (fully delivered and just sealed) and starts deleting
+   * it; the cursor is persisted by the next mark. Settles when it is deleted (never rejects);
+   * the append that rolled the segment waits for that only when it needs the space. Unlinking
+   * a segment of tens of MiB while the disk is busy was measured at 20-125 ms, which the
+   * append (and every request queued behind it) waited before its own write (issue 14: ack
+   * p99 0.6 s at 4,000 events/s). The gauges count the space as free at once.
    */
-  async pass(id: number): Promise<void> {
+  pass(id: number): Promise<void> {
     this.#cursor = { segment: id + 1, offset: 0 };
-    await this.#deleteBelow(this.#cursor.segment);
+    const p = this.#deleteBelow(this.#cursor.segment).finally(() => this.#deleting.delete(p));
+    this.#deleting.add(p);
+    return p;
   }
 
   /**
@@ -232,10 +246,13 @@ export class Delivery {
     const { segments, stats } = this.#deps;
     const gone = segments.removeSealedBelow(id);
     if (gone.length === 0) return;
+    // Counted at once: the files are off the list, whether or not their removal finished.
+    for (const s of gone) stats.bytes -= s.size;
+    stats.segments = segments.length;
     for (const s of gone) {
-      stats.bytes -= s.size;
       const path = segmentPath(this.#deps.dir, s.id);
       try {
+        await this.#deps.beforeRemove?.(path);
         await Deno.remove(path);
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) {
@@ -246,7 +263,6 @@ export class Delivery {
         }
       }
     }
-    stats.segments = segments.length;
     this.#deps.changes.notify();
   }
 

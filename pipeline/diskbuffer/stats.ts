@@ -37,7 +37,7 @@ export class DiskBufferStats {
   corruptRecords = 0;
   /** Bytes cut off with them. */
   corruptBytes = 0;
-  /** fsync durations in seconds, by what was synced: `segment` or `cursor`. */
+  /** fsync durations in seconds, by what was synced: `segment`, `dir` (a segment started) or `cursor`. */
   readonly fsync: Durations = new Durations(DURATION_BUCKETS);
 
   /** Seconds since the oldest undelivered record was appended; 0 when there is none. */

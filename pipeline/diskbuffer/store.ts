@@ -80,6 +80,11 @@ export interface DiskBufferOptions {
    */
   readonly faults?: (op: "write" | "fsync", path: string) => void;
   /**
+   * Awaited before each delivered segment is removed. Only for tests that hold a deletion to
+   * show what does (and does not) wait for it.
+   */
+  readonly beforeRemove?: (path: string) => Promise<void>;
+  /**
    * Called once the folder's lock is held, before the backlog is scanned: a daemon's start
    * waits for the lock (another holder fails it), not for the scan.
    */
@@ -131,6 +136,7 @@ export class DiskBuffer {
       changes: this.#changes,
       persistEveryMs: opts.cursorEveryMs ?? 0,
       persistMaxRecords: opts.cursorMaxRecords ?? 10_000,
+      beforeRemove: opts.beforeRemove,
     }, state.cursor);
     this.#reader = new BatchReader({
       dir: this.#dir,

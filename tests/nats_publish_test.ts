@@ -4,7 +4,7 @@
  * messages must keep: a publish resolves only once JetStream stored the message (or knew it
  * as a duplicate), and every other outcome rejects with an error that says why.
  */
-import { connect } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { assertEquals, assertRejects } from "./helpers/assert.ts";
 import { startNatsServer } from "./helpers/nats.ts";
@@ -14,15 +14,25 @@ import { NATS_STREAM_DEFAULTS, natsStreamConfig } from "../pipeline/core/nats_co
 
 const enc = new TextEncoder();
 
+/** Runs `fn` with a connection to a fresh nats-server, and stops both afterwards. */
+async function withNats(fn: (nc: NatsConnection) => Promise<void>): Promise<void> {
+  const srv = await startNatsServer();
+  const nc = await connect({ servers: srv.url });
+  try {
+    await fn(nc);
+  } finally {
+    await nc.close();
+    await srv.stop();
+  }
+}
+
 Deno.test(
   needs(
     "nats-server",
     "JetStream publisher resolves once each message is stored, and a re-sent msg-id is stored once",
   ),
   async () => {
-    const srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    try {
+    await withNats(async (nc) => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add(natsStreamConfig("AUDIT", "audit.events", NATS_STREAM_DEFAULTS));
       const pub = new JetStreamPublisher(nc, 5_000);
@@ -35,29 +45,21 @@ Deno.test(
       await pub.publish("audit.events", enc.encode(`{"n":7}`), "id-7");
       assertEquals((await jsm.streams.info("AUDIT")).state.messages, 300);
       pub.close();
-    } finally {
-      await nc.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
 Deno.test(
   needs("nats-server", "JetStream publisher rejects naming the subject when no stream takes it"),
   async () => {
-    const srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    try {
+    await withNats(async (nc) => {
       const pub = new JetStreamPublisher(nc, 5_000);
       await assertRejects(
         () => pub.publish("nobody.listens", enc.encode("{}"), "x"),
         /no JetStream stream takes subject nobody\.listens/,
       );
       pub.close();
-    } finally {
-      await nc.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
@@ -67,9 +69,7 @@ Deno.test(
     "JetStream publisher rejects with a timeout when the PubAck never comes, and on close",
   ),
   async () => {
-    const srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    try {
+    await withNats(async (nc) => {
       // A plain subscriber that never answers: the message has a responder but no PubAck.
       nc.subscribe("silent.subject", { callback: () => {} });
       await nc.flush();
@@ -84,19 +84,14 @@ Deno.test(
       await assertRejects(() => pending, /closed before the PubAck came/);
       await assertRejects(() => slow.publish("silent.subject", enc.encode("{}"), "z"), /closed/);
       pub.close();
-    } finally {
-      await nc.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
 Deno.test(
   needs("nats-server", "JetStream publisher rejects with JetStream's own reason when it refuses"),
   async () => {
-    const srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    try {
+    await withNats(async (nc) => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add({
         ...natsStreamConfig("SMALL", "small.events", NATS_STREAM_DEFAULTS),
@@ -110,28 +105,20 @@ Deno.test(
       await pub.publish("small.events", enc.encode("{}"), "ok");
       assertEquals((await jsm.streams.info("SMALL")).state.messages, 1);
       pub.close();
-    } finally {
-      await nc.close();
-      await srv.stop();
-    }
+    });
   },
 );
 
 Deno.test(
   needs("nats-server", "JetStream publisher resolves for a stream whose name is 'error'"),
   async () => {
-    const srv = await startNatsServer();
-    const nc = await connect({ servers: srv.url });
-    try {
+    await withNats(async (nc) => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add(natsStreamConfig("error", "audit.events", NATS_STREAM_DEFAULTS));
       const pub = new JetStreamPublisher(nc, 5_000);
       await pub.publish("audit.events", enc.encode("{}"), "id-1");
       assertEquals((await jsm.streams.info("error")).state.messages, 1);
       pub.close();
-    } finally {
-      await nc.close();
-      await srv.stop();
-    }
+    });
   },
 );

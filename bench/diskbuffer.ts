@@ -10,8 +10,9 @@
  *   100, `--senders` 4) for events acknowledged/s, the daemon's CPU per 1000 events (all
  *   threads and the main one), commits/s and their mean fsync; then open loops at fixed rates
  *   for the acknowledgement latency from send to answer (half the memory buffer's closed-loop
- *   rate, EventLists of 100; and like kube-apiserver's batch backend, EventLists of 400 at 10
- *   per second). A closed loop's p99 is its requests in flight over its throughput (Little's
+ *   rate, EventLists of 100; like kube-apiserver's batch backend, EventLists of 400 at 10 per
+ *   second; and like its blocking backend, where each API request waits for its event's
+ *   answer: EventLists of 1 at 500 per second). A closed loop's p99 is its requests in flight over its throughput (Little's
  *   law), so only the open loops' p99 measures what one acknowledgement waits. `--cpu-prof
  *   DIR` profiles every daemon and prints where the first pair's time went.
  * - `backlog`: the daemon with a webhook sink whose collector is down, until its disk buffer
@@ -321,6 +322,8 @@ interface E2eRun {
   readonly half: OpenRun;
   /** Open loop like kube-apiserver's batch backend: EventLists of 400 at 10 per second. */
   readonly apiserver: OpenRun | undefined;
+  /** Open loop like kube-apiserver's blocking backend: EventLists of 1 at 500 per second. */
+  readonly blocking: OpenRun | undefined;
 }
 
 /** CPU time used by process `pid` so far (user + system, all threads), ms; 0 when unknown. */
@@ -355,11 +358,18 @@ const E2E_SENDERS = 4;
 /** kube-apiserver's batch webhook backend: at most 400 events per EventList, throttled to 10 QPS. */
 const APISERVER_EVENTS = 400;
 const APISERVER_QPS = 10;
+/**
+ * kube-apiserver's blocking webhook backend: one event per request, sent from the API request
+ * that it audits, which waits for the answer. 500 events/s: a busy cluster's API traffic.
+ */
+const BLOCKING_RATE = 500;
 
 /** What `e2eOnce` runs. */
 interface E2eSpec {
   readonly bodies: readonly Uint8Array[];
   readonly apiserverBodies: readonly Uint8Array[];
+  /** One event each (empty: the blocking-like loop does not run). */
+  readonly blockingBodies: readonly Uint8Array[];
   readonly buffer: "memory" | "disk";
   readonly seconds: number;
   readonly senders: number;
@@ -450,6 +460,12 @@ shutdownTimeout: 5s
         spec.openSeconds,
       );
     }
+    let blocking: OpenRun | undefined;
+    if (spec.blockingBodies.length > 0) {
+      await sleep(500);
+      const one = spec.blockingBodies.map((b) => postRequest("/audit", b));
+      blocking = await openPhase(ops, pool, one, BLOCKING_RATE, 1, spec.openSeconds);
+    }
     pool.close();
     // What the sink has not written by now stays on disk (shutdownTimeout 5s): on a loaded
     // machine a full drain could outlast the helper's exit deadline.
@@ -470,6 +486,7 @@ shutdownTimeout: 5s
       cursorFsyncs: fsync("cursor", "count"),
       half,
       apiserver,
+      blocking,
     };
   } finally {
     await d.stop("SIGKILL").catch(() => {});
@@ -533,7 +550,7 @@ export interface DiskE2eOptions {
   readonly senders?: number;
   /** Seconds of each open loop (default 10). */
   readonly openSeconds?: number;
-  /** Whether the kube-apiserver-like open loop runs too (default true). */
+  /** Whether the kube-apiserver-like open loops (batch and blocking) run too (default true). */
   readonly apiserver?: boolean;
   /**
    * `log` (default): the log sink writes `out.log` next to the buffer, on the same disk, so
@@ -563,6 +580,7 @@ export async function benchDiskE2e(
 ): Promise<Row> {
   const bodies = requestBodies(lines);
   const apiserverBodies = opts.apiserver === false ? [] : requestBodies(lines, APISERVER_EVENTS);
+  const blockingBodies = opts.apiserver === false ? [] : requestBodies(lines, 1);
   const pairs = opts.pairs ?? 3;
   const senders = opts.senders ?? E2E_SENDERS;
   const openSeconds = opts.openSeconds ?? 10;
@@ -585,6 +603,7 @@ export async function benchDiskE2e(
       const r = await e2eOnce({
         bodies,
         apiserverBodies,
+        blockingBodies,
         buffer,
         seconds: opts.seconds,
         senders,
@@ -611,7 +630,14 @@ export async function benchDiskE2e(
   const ratios = runs.map((r) => rate(r.disk) / Math.max(1, rate(r.memory)));
   const m = (f: (r: E2eRun) => number, b: "memory" | "disk") => median(runs.map((r) => f(r[b])));
   const ratio = median(ratios);
-  const openP99 = m((r) => r.half.p99, "disk");
+  // The open loop at half the memory rate (~6x the 4,000 events/s kube-apiserver's throttled
+  // batch backend sends at most) is shown but not judged: one kube-apiserver never sends that.
+  const p99s = (b: "memory" | "disk") =>
+    opts.apiserver === false
+      ? `${ms(m((r) => r.half.p99, b))} ms (half rate)`
+      : `batch-like ${ms(m((r) => r.apiserver!.p99, b))} ms, blocking-like ${
+        ms(m((r) => r.blocking!.p99, b))
+      } ms (half rate ${ms(m((r) => r.half.p99, b))} ms)`;
   const ms = (x: number) => x.toFixed(1);
   const open = (o: OpenRun | undefined) =>
     o === undefined
@@ -634,7 +660,9 @@ export async function benchDiskE2e(
         : ""
     }${r.failed ? `, ${r.failed} requests not answered 200` : ""}; open loop at half: ${
       open(r.half)
-    }${r.apiserver ? `; apiserver-like: ${open(r.apiserver)}` : ""}`;
+    }${r.apiserver ? `; apiserver-like: ${open(r.apiserver)}` : ""}${
+      r.blocking ? `; blocking-like: ${open(r.blocking)}` : ""
+    }`;
   const med = (b: "memory" | "disk") =>
     `${b}: ${num(m(rate, b))} events/s closed loop (p99 ${ms(m((r) => r.p99, b))} ms), CPU ${
       m((r) => r.cpuMsPer1k, b).toFixed(1)
@@ -643,23 +671,28 @@ export async function benchDiskE2e(
     }); open loop at half the memory rate p50 ${ms(m((r) => r.half.p50, b))} ms, p99 ${
       ms(m((r) => r.half.p99, b))
     } ms${
-      opts.apiserver === false ? "" : `; apiserver-like p99 ${ms(m((r) => r.apiserver!.p99, b))} ms`
+      opts.apiserver === false
+        ? ""
+        : `; apiserver-like p99 ${ms(m((r) => r.apiserver!.p99, b))} ms; blocking-like p50 ${
+          ms(m((r) => r.blocking!.p50, b))
+        } ms, p99 ${ms(m((r) => r.blocking!.p99, b))} ms`
     }`;
   return {
     name: `webhook → disk-buffered log sink${
       opts.sink === "null" ? " (to /dev/null)" : ""
     } vs memory buffer (batch mode; medians of ${pairs} alternating pairs)`,
-    result: `${num(m(rate, "disk"))} events/s, open-loop ack p99 ${ms(openP99)} ms`,
-    baseline: `memory: ${num(m(rate, "memory"))} events/s, open-loop ack p99 ${
-      ms(m((r) => r.half.p99, "memory"))
-    } ms`,
+    result: `${num(m(rate, "disk"))} events/s, ack p99 ${p99s("disk")}`,
+    baseline: `memory: ${num(m(rate, "memory"))} events/s, ack p99 ${p99s("memory")}`,
     ratio: ratio.toFixed(2),
-    goal: "throughput ≥ 0.7 of memory, open-loop p99 < 20 ms",
-    met: ratio >= 0.7 && openP99 < 20,
+    goal: "throughput ≥ 0.7 of memory; ack p99 < 20 ms at kube-apiserver's loads (batch, blocking)",
+    met: ratio >= 0.7 && (opts.apiserver === false ||
+      m((r) => r.apiserver!.p99, "disk") < 20 && m((r) => r.blocking!.p99, "disk") < 20),
     notes: [
-      `ratio per pair ${ratios.map((x) => x.toFixed(2)).join(", ")}; disk open-loop p99 per pair ${
-        runs.map((r) => ms(r.disk.half.p99)).join(", ")
-      } ms`,
+      `ratio per pair ${ratios.map((x) => x.toFixed(2)).join(", ")}; disk ack p99 per pair, ms: ${
+        runs.map((r) =>
+          [r.disk.half, r.disk.apiserver, r.disk.blocking].map((o) => o ? ms(o.p99) : "-").join("/")
+        ).join(", ")
+      } (half rate/batch-like/blocking-like)`,
       `medians: ${med("disk")}`,
       `medians: ${med("memory")}`,
       ...runs.flatMap((r, p) => [line(p, r.memory), line(p, r.disk)]),

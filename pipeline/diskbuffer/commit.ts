@@ -1,10 +1,16 @@
 /**
- * The group commit pipeline: appends queue up and are written and fsynced together by the
- * next commit; up to {@linkcode MAX_INFLIGHT} commits to the active segment run at once and
- * resolve in order. A failed write or fsync is cut back (rolled back) to the last record
- * boundary, rejecting that commit's appends and every later one in flight; a rollback that
- * fails is repaired before the next write. Segments are started here (the active one sealed
- * when full, or passed to delivery once fully delivered).
+ * The group commit: appends queue up while a commit runs and are written and fsynced together
+ * by the next one; commits run one at a time. A failed write or fsync is cut back (rolled back)
+ * to the last record boundary, rejecting that commit's appends; a rollback that fails is
+ * repaired before the next write. Segments are started here (the active one sealed when full,
+ * or passed to delivery once fully delivered; the next one made ahead).
+ *
+ * Why one at a time: commits that overlapped (a write and fsync started while the one before
+ * still ran) were measured against this in one sitting (issue 14, bench/README.md): a write
+ * into a file whose fsync runs can wait for it in the kernel (7-17 ms seen), so it had to go to
+ * a blocking thread, and its answer then waited for the busy event loop; ack p99 at
+ * kube-apiserver's load fell from 46-49 ms with overlap to 26-27 ms without, with no loss of
+ * throughput.
  *
  * @module
  */
@@ -29,7 +35,7 @@ import type { DiskBufferStats } from "./stats.ts";
  */
 export type AppendResult = "appended" | "full";
 
-/** What the commit pipeline works on, shared with the rest of the store. */
+/** What the group commit works on, shared with the rest of the store. */
 export interface CommitDeps {
   readonly dir: string;
   readonly maxBytes: number;
@@ -70,29 +76,29 @@ interface Target {
   readonly file: Deno.FsFile;
   readonly startSize: number;
   readonly created: boolean;
+  /** A created segment whose file was made ahead (its folder entry is already synced). */
+  readonly prepared: boolean;
   /** Where the file's own offset is, when known: a write there needs no seek. */
   readonly pos: number | undefined;
   frames: { sized: SizedRecord; appendedAt: number }[];
   pending: number;
 }
 
-/** Commits whose fsync runs at once, at most. */
-const MAX_INFLIGHT = 3;
 /** The largest commit framed into the kept buffer; a larger one gets its own. */
 const WRITE_BUFFER_MAX = 4 * 1024 * 1024;
 
 /**
- * Writes appends to the segment files, group-committed and pipelined.
+ * Writes appends to the segment files, group-committed, one commit at a time.
  *
  * @example
  * ```ts
- * const commits = new CommitPipeline(deps);
+ * const commits = new GroupCommit(deps);
  * if (await commits.append(records) === "full") await changes.next();
  * await commits.close();
  * commits.closeActive();
  * ```
  */
-export class CommitPipeline {
+export class GroupCommit {
   readonly #dir: string;
   readonly #maxBytes: number;
   readonly #segmentBytes: number;
@@ -108,25 +114,11 @@ export class CommitPipeline {
   readonly #changes: ChangeSignal;
   /**
    * The segment appended to: `written` is where its written bytes end (past `seg.size` while
-   * commits are in flight); `pos` is the file's offset, when known.
+   * a commit runs); `pos` is the file's offset, when known.
    */
   #active:
     | { seg: Segment; file: Deno.FsFile; pos: number | undefined; written: number }
     | undefined;
-  /** Commits written whose fsync (or an earlier commit's) has not finished. */
-  #inflight = 0;
-  #inflightBytes = 0;
-  /** Whether an in-flight commit started a segment (none is pipelined after it). */
-  #inflightCreated = false;
-  /** Settles once the last commit started is finished (they finish in order). */
-  #lastCommit: Promise<void> = Promise.resolve();
-  /** The failure of an in-flight commit: the ones after it fail too, then it is cut off. */
-  #pipelineError: DiskBufferError | undefined;
-  #cutFrom: Target[] | undefined;
-  #cutOff: Pending[] = [];
-  /** A write failed: no commit starts until the failure is cut off. */
-  #halted = false;
-  #wake = Promise.withResolvers<void>();
   #scratch = new Uint8Array(64 * 1024);
   #nextId: number;
   #appendedOrdinal = 0;
@@ -135,6 +127,14 @@ export class CommitPipeline {
   #broken = false;
   #strays: string[] = [];
   #closed = false;
+  /**
+   * The next segment's file, made and its folder entry synced ahead of the roll (see
+   * `#prepareSpare`); `#preparing` while that runs.
+   */
+  #spare: { id: number; file: Deno.FsFile } | undefined;
+  #preparing: Promise<void> | undefined;
+  /** The highest id a segment was made with: a spare below it is out of order, never used. */
+  #lastMadeId = 0;
 
   constructor(deps: CommitDeps) {
     this.#dir = deps.dir;
@@ -184,7 +184,6 @@ export class CommitPipeline {
     const { promise, resolve, reject } = Promise.withResolvers<AppendResult>();
     this.#queue.push({ frames, bytes, appendedAt, resolve, reject });
     this.#flushing ??= this.#flushLoop();
-    this.#kick();
     return promise;
   }
 
@@ -199,8 +198,9 @@ export class CommitPipeline {
    */
   async close(): Promise<void> {
     while (this.#flushing) await this.#flushing;
-    await this.#lastCommit;
     this.#closed = true;
+    await this.#preparing;
+    await this.#dropSpare();
   }
 
   /** Closes the active segment's file (after `close`). */
@@ -211,11 +211,7 @@ export class CommitPipeline {
 
   async #flushLoop(): Promise<void> {
     try {
-      while (this.#queue.length > 0 || this.#inflight > 0) {
-        if (this.#queue.length === 0 || !this.#mayStart()) {
-          await this.#wake.promise;
-          continue;
-        }
+      while (this.#queue.length > 0) {
         if (this.#commitDelayMs > 0) {
           await new Promise((r) => setTimeout(r, this.#commitDelayMs));
         }
@@ -229,46 +225,20 @@ export class CommitPipeline {
   }
 
   /**
-   * Whether the next commit may start now. Commits are pipelined: one may be written and its
-   * fsync started while earlier fsyncs run (up to {@linkcode MAX_INFLIGHT}), so an append
-   * waits about one fsync instead of the rest of the running one first. Only appends to the
-   * active segment are pipelined: a commit that starts a segment, or one after a failure, or
-   * one that must repair the files, waits until none runs.
-   */
-  #mayStart(): boolean {
-    // After a failure, nothing starts until it is cut off.
-    if (this.#pipelineError || this.#halted) return false;
-    if (this.#inflight === 0) return true;
-    if (this.#inflight >= MAX_INFLIGHT || this.#inflightCreated) return false;
-    const a = this.#active;
-    if (a === undefined || this.#broken) return false;
-    let bytes = 0;
-    for (const p of this.#queue) bytes += p.bytes;
-    return a.written + bytes <= this.#segmentBytes;
-  }
-
-  #kick(): void {
-    this.#wake.resolve();
-    this.#wake = Promise.withResolvers<void>();
-  }
-
-  /**
-   * Writes `group` (what fits under maxBytes) and starts its fsync; the appends resolve once
-   * it and every commit before it are synced, in order. Returns once the bytes are written.
+   * Writes `group` (what fits under maxBytes) and fsyncs it; its appends resolve (or reject,
+   * nothing of them kept) before this returns.
    */
   async #commit(group: Pending[]): Promise<void> {
-    if (this.#inflight === 0) {
-      try {
-        await this.#ensureWritable();
-        await this.#rollDelivered(group.reduce((n, p) => n + p.bytes, 0));
-      } catch (err) {
-        this.#stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
-        for (const p of group) p.reject(err);
-        return;
-      }
+    try {
+      await this.#ensureWritable();
+      await this.#rollDelivered(group.reduce((n, p) => n + p.bytes, 0));
+    } catch (err) {
+      this.#stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
+      for (const p of group) p.reject(err);
+      return;
     }
     const accepted: Pending[] = [];
-    let planned = this.#stats.bytes + this.#inflightBytes;
+    let planned = this.#stats.bytes;
     for (const p of group) {
       if (planned + p.bytes > this.#maxBytes) {
         this.#stats.full += p.frames.length;
@@ -280,8 +250,10 @@ export class CommitPipeline {
     }
     if (accepted.length === 0) return;
     const targets: Target[] = [];
-    let current: Target | undefined;
+    let failure: DiskBufferError | undefined;
+    let opPath = this.#dir;
     try {
+      let current: Target | undefined;
       for (const p of accepted) {
         for (const frame of p.frames) {
           if (current === undefined) {
@@ -297,32 +269,6 @@ export class CommitPipeline {
           current.pending += frame.size;
         }
       }
-    } catch (err) {
-      // A segment could not be made (only a commit that runs alone makes one).
-      await this.#rollback(targets);
-      const e = new DiskBufferError("io", "write", this.#dir, "append failed, nothing kept", {
-        cause: err,
-      });
-      this.#log.warn("disk buffer append failed", {
-        path: this.#dir,
-        op: "write",
-        error: e.message,
-      });
-      this.#stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
-      for (const p of accepted) p.reject(e);
-      return;
-    }
-    const bytes = targets.reduce((n, t) => n + t.pending, 0);
-    const created = targets.some((t) => t.created);
-    // In flight from its first write: an earlier commit that fails meanwhile must not cut the
-    // files back before this one is done writing (it then fails with it).
-    this.#inflight++;
-    this.#inflightBytes += bytes;
-    if (created) this.#inflightCreated = true;
-    const pipelined = this.#inflight > 1;
-    let failed: DiskBufferError | undefined;
-    let opPath = this.#dir;
-    try {
       for (const t of targets) {
         opPath = segmentPath(this.#dir, t.seg.id);
         const data = this.#writeBuffer(t.pending);
@@ -332,71 +278,37 @@ export class CommitPipeline {
           at += f.sized.size;
         }
         this.#faults?.("write", opPath);
-        // Synchronous when no fsync runs: a write into the page cache takes microseconds, an
-        // async one a hop to a blocking thread (measured about 3x the cost). While an fsync of
-        // the file runs, a write can wait for it (measured: p99 10-16 ms against 0.7-4 ms),
-        // which must not stall the event loop: then it goes to a blocking thread.
+        // Synchronous: no fsync of the file runs now (commits take turns), and a write into
+        // the page cache takes microseconds where an async one is a hop to a blocking thread
+        // and back through the event loop (measured about 3x the cost).
         if (t.pos !== t.startSize) t.file.seekSync(t.startSize, Deno.SeekMode.Start);
         let done = 0;
-        if (!pipelined) {
-          while (done < data.length) done += t.file.writeSync(data.subarray(done));
-        } else {
-          while (done < data.length) done += await t.file.write(data.subarray(done));
-        }
+        while (done < data.length) done += t.file.writeSync(data.subarray(done));
         if (!t.created && this.#active?.seg === t.seg) {
           this.#active.pos = this.#active.written = t.startSize + t.pending;
         }
       }
     } catch (err) {
-      if (this.#active) this.#active.pos = undefined;
-      // Nothing starts after a failed write until it is cut off.
-      this.#halted = true;
-      failed = new DiskBufferError("io", "write", opPath, "append failed, nothing kept", {
+      // A segment could not be made, or a write failed.
+      failure = new DiskBufferError("io", "write", opPath, "append failed, nothing kept", {
         cause: err,
       });
     }
-    const synced = failed ? Promise.resolve(failed) : this.#sync(targets);
-    const before = this.#lastCommit;
-    const done = (async () => {
-      const failure = await synced;
-      // In order: a commit is visible only after every earlier one.
-      await before;
-      this.#inflight--;
-      this.#inflightBytes -= bytes;
-      if (created) this.#inflightCreated = false;
-      if (failure || this.#pipelineError) {
-        // An earlier commit's failure cuts this one's bytes too (they follow its own).
-        const first = this.#pipelineError === undefined;
-        if (first) this.#pipelineError = failure;
-        const err = this.#pipelineError!;
-        if (first) {
-          this.#log.warn("disk buffer append failed", {
-            path: err.path,
-            op: err.op,
-            error: err.message,
-          });
-        }
-        this.#stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
-        if (first) this.#cutFrom = targets;
-        this.#cutOff.push(...accepted);
-        if (this.#inflight === 0) {
-          // The last one out cuts the files back to where the failed commit started, then
-          // its appends and the later ones reject: nothing of them is kept.
-          if (this.#active) this.#active.pos = undefined;
-          await this.#rollback(this.#cutFrom!);
-          const rejected = this.#cutOff;
-          this.#cutFrom = undefined;
-          this.#cutOff = [];
-          this.#pipelineError = undefined;
-          this.#halted = false;
-          for (const p of rejected) p.reject(err);
-        }
-      } else {
-        this.#visible(targets, accepted);
-      }
-      this.#kick();
-    })();
-    this.#lastCommit = done;
+    failure ??= await this.#sync(targets);
+    if (failure === undefined) {
+      this.#visible(targets, accepted);
+      return;
+    }
+    this.#log.warn("disk buffer append failed", {
+      path: failure.path,
+      op: failure.op,
+      error: failure.message,
+    });
+    this.#stats.appendErrors += accepted.reduce((n, p) => n + p.frames.length, 0);
+    // Cut the files back to where this commit started: nothing of it is kept.
+    if (this.#active) this.#active.pos = undefined;
+    await this.#rollback(targets);
+    for (const p of accepted) p.reject(failure);
   }
 
   /** fsyncs what a commit wrote; resolves with the error (never rejects). */
@@ -411,7 +323,7 @@ export class CommitPipeline {
         await t.file.syncData();
         this.#stats.fsync.observe("segment", (performance.now() - t0) / 1000);
       }
-      if (targets.some((t) => t.created)) {
+      if (targets.some((t) => t.created && !t.prepared)) {
         opPath = this.#dir;
         // Observed too: on a busy disk it can take as long as the segment's own fsync, and it
         // runs in series with it (issue 14 traced a stall through it).
@@ -455,6 +367,7 @@ export class CommitPipeline {
     if (last.created) {
       const size = last.seg.size;
       this.#active = { seg: last.seg, file: last.file, pos: size, written: size };
+      this.#prepareSpare();
     }
     // Not `planned`: deletions may have run meanwhile.
     for (const t of targets) this.#stats.bytes += t.pending;
@@ -491,14 +404,17 @@ export class CommitPipeline {
         file: this.#active.file,
         startSize: this.#active.written,
         created: false,
+        prepared: false,
         pos: this.#active.pos,
         frames: [],
         pending: 0,
       };
     }
-    const id = this.#nextId++;
+    const spare = this.#takeSpare();
+    const id = spare?.id ?? this.#nextId++;
     const path = segmentPath(this.#dir, id);
-    const file = Deno.openSync(path, { read: true, write: true, createNew: true });
+    const file = spare?.file ?? Deno.openSync(path, { read: true, write: true, createNew: true });
+    this.#lastMadeId = id;
     // Only files this store made are removed after a failure, never something in the way.
     this.#strays.push(path);
     return {
@@ -506,10 +422,67 @@ export class CommitPipeline {
       file,
       startSize: 0,
       created: true,
+      prepared: spare !== undefined,
       pos: 0,
       frames: [],
       pending: 0,
     };
+  }
+
+  /**
+   * Makes the next segment's file now, while the active one fills: a roll then takes it instead
+   * of creating a file and syncing the folder on the write path, in series with the commit's
+   * own fsync (issue 14 traced a stall through these: on a busy disk each took up to ~100 ms,
+   * and at kube-apiserver's load a segment rolls every few seconds). The file is empty, so it
+   * takes no space under `maxBytes`; one left by a crash is removed on open.
+   */
+  #prepareSpare(): void {
+    if (this.#spare !== undefined || this.#preparing !== undefined || this.#closed) return;
+    const id = this.#nextId++;
+    const path = segmentPath(this.#dir, id);
+    this.#preparing = (async () => {
+      let file: Deno.FsFile | undefined;
+      try {
+        file = await Deno.open(path, { read: true, write: true, createNew: true });
+        if (this.#fsync) {
+          const t0 = performance.now();
+          await syncDir(this.#dir);
+          this.#stats.fsync.observe("dir", (performance.now() - t0) / 1000);
+        }
+        this.#spare = { id, file };
+      } catch (err) {
+        // Not an append's failure: the next roll makes its segment in line, as without a spare.
+        file?.close();
+        await Deno.remove(path).catch(() => {});
+        this.#log.debug("disk buffer could not make the next segment ahead", {
+          path,
+          error: String(err),
+        });
+      } finally {
+        this.#preparing = undefined;
+      }
+      if (this.#closed) await this.#dropSpare();
+    })();
+  }
+
+  /** The spare segment, when one is ready and still in id order. */
+  #takeSpare(): { id: number; file: Deno.FsFile } | undefined {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare === undefined || spare.id > this.#lastMadeId) return spare;
+    // A segment was made in line while it was being prepared: ids must grow in file order.
+    spare.file.close();
+    Deno.remove(segmentPath(this.#dir, spare.id)).catch(() => {});
+    return undefined;
+  }
+
+  /** Removes an unused spare segment (on close). */
+  async #dropSpare(): Promise<void> {
+    const spare = this.#spare;
+    this.#spare = undefined;
+    if (spare === undefined) return;
+    spare.file.close();
+    await Deno.remove(segmentPath(this.#dir, spare.id)).catch(() => {});
   }
 
   /** Cuts a failed write back to the last record boundary; a cut that fails is retried later. */
@@ -566,8 +539,7 @@ export class CommitPipeline {
    * holds a quarter of a segment, or when its space is needed for `groupBytes` under
    * `maxBytes`. Not for every append that finds it delivered: a reader that keeps up (the
    * usual case at a low rate) would make every commit start a segment, each one a file
-   * created, an fsync of the folder in series with the segment's own, no commit pipelined
-   * behind it, and an unlink (issue 14). Only when the space is needed does the append wait
+   * created (or the one made ahead used, and the next made), and an unlink (issue 14). Only when the space is needed does the append wait
    * for the deletion (the files on disk never exceed `maxBytes`); otherwise it runs beside
    * the append, whose bytes fit with the old segment's still counted.
    */
@@ -578,7 +550,7 @@ export class CommitPipeline {
       a === undefined || a.seg.size === 0 || cursor.segment !== a.seg.id ||
       cursor.offset < a.seg.size
     ) return;
-    const spaceNeeded = this.#stats.bytes + this.#inflightBytes + groupBytes > this.#maxBytes;
+    const spaceNeeded = this.#stats.bytes + groupBytes > this.#maxBytes;
     if (a.seg.size < this.#segmentBytes / 4 && !spaceNeeded) return;
     a.seg.sealed = true;
     a.file.close();

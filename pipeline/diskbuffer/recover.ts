@@ -65,7 +65,7 @@ export async function recoverFolder(dir: string, log: Logger): Promise<Recovered
       reason: read.reason,
     });
   }
-  const ids = await io("open", dir, () => listSegments(dir));
+  const ids = await io("open", dir, () => listSegments(dir, { empty: true }));
   const segments: Segment[] = [];
   const damage: Damage[] = [];
   let events = 0, bytes = 0;
@@ -79,6 +79,12 @@ export async function recoverFolder(dir: string, log: Logger): Promise<Recovered
     }
     const from = id === cursor.segment ? cursor.offset : 0;
     const scan = await io("scan", path, () => scanSegment(path, id, from));
+    if (scan.size === 0) {
+      // Empty: the next segment, made ahead of a roll that did not come (commit.ts). Ids may
+      // have gaps, so removing it changes nothing but the listing.
+      await io("delete", path, () => Deno.remove(path));
+      continue;
+    }
     if (scan.damage) {
       damage.push(scan.damage);
       log.warn("disk buffer segment damaged: cut off at the last intact record", {

@@ -2,9 +2,9 @@
  * A sink's disk buffer: an append-only log of segment files with a delivery cursor.
  *
  * - `append()` frames records (length + CRC-32) and resolves only once they are fsynced. Appends
- *   that arrive while commits run are written and synced together by the next one (group
- *   commit); up to three commits to the active segment run at once (pipelined) and resolve in
- *   order, so a caller waits about one fsync.
+ *   that arrive while a commit runs are written and synced together by the next one (group
+ *   commit), so a caller waits at most the running fsync and its own. The next segment's file
+ *   is made ahead, off the write path.
  * - `read()` / `readBatches()` stream undelivered records in order through a fixed buffer,
  *   following new appends; a follower that keeps up is handed fsynced records from memory
  *   instead of reading them back. `markDelivered()` moves the cursor (persisted atomically) and
@@ -34,7 +34,7 @@ import { io, type Recovered, recoverFolder, type Recovery } from "./recover.ts";
 import { SegmentList } from "./segments.ts";
 import { ChangeSignal } from "./changes.ts";
 import { Delivery } from "./delivery.ts";
-import { type AppendResult, CommitPipeline } from "./commit.ts";
+import { type AppendResult, GroupCommit } from "./commit.ts";
 import { HotTail } from "./hot_tail.ts";
 import type { StoredRecord } from "./records.ts";
 import { BatchReader, type ReadOptions } from "./reader.ts";
@@ -113,7 +113,7 @@ export class DiskBuffer {
   readonly #segments: SegmentList;
   readonly #hotTail = new HotTail();
   readonly #delivery: Delivery;
-  readonly #commits: CommitPipeline;
+  readonly #commits: GroupCommit;
   readonly #reader: BatchReader;
   readonly #changes = new ChangeSignal();
   #lock: FolderLock | undefined;
@@ -146,7 +146,7 @@ export class DiskBuffer {
       changes: this.#changes,
       isClosed: () => this.#commits.closed,
     });
-    this.#commits = new CommitPipeline({
+    this.#commits = new GroupCommit({
       dir: this.#dir,
       maxBytes: opts.maxBytes,
       segmentBytes: opts.segmentBytes ?? Math.max(1, Math.min(64 * MIB, opts.maxBytes / 4)),

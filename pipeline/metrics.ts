@@ -395,7 +395,7 @@ export function metricsRegistry(
   );
   histogram(
     "auditpipe_disk_buffer_fsync_duration_seconds",
-    "Time a sink's disk buffer took to fsync, by file: segment (appends, group commit), cursor, or dir (the folder, after a segment starts).",
+    "Time a sink's disk buffer took to fsync, by file: segment (appends, group commit), cursor, or dir (the folder, after a segment file is made).",
     (emit) => {
       for (const s of sinks()) {
         const d = diskBufferStatsOf(s);

@@ -52,6 +52,7 @@ import {
 import { openLoop, Pool, postRequest } from "./http_client.ts";
 import { formatSummary, newestProfile, summarizeProfile } from "./profile.ts";
 import { ensureData } from "./generate.ts";
+import { FsyncProbe } from "./fsync_probe.ts";
 import { kubeconfigFor } from "../tests/helpers/receiver.ts";
 import { peakRssBytes } from "../tests/helpers/peak_rss.ts";
 
@@ -297,6 +298,9 @@ interface OpenRun {
   readonly daemonP99: number;
   /** The disk buffer's segment fsync p99 (its histogram, interpolated in the bucket), ms. */
   readonly fsyncP99: number;
+  /** Another thread's fsyncs of 16 KiB every 10 ms on the same disk meanwhile: p99, max, ms. */
+  readonly probeP99: number;
+  readonly probeMax: number;
   readonly failed: number;
 }
 
@@ -409,6 +413,7 @@ server:
   listen: 127.0.0.1:0
 shutdownTimeout: 5s
 `, { dir, denoFlags: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [] });
+  let probe: FsyncProbe | undefined;
   try {
     const pid = d.process.pid;
     const ops = await d.opsPort();
@@ -446,7 +451,17 @@ shutdownTimeout: 5s
     await sleep(1000);
     const openRate = spec.openRate ?? rate / 2;
     log(`  ${spec.buffer}: ${num(rate)} events/s closed loop; open loop at ${num(openRate)}/s`);
-    const half = await openPhase(ops, pool, requests, openRate, E2E_EVENTS, spec.openSeconds);
+    // From here on: the open loops' latency, with the disk's own fsync latency beside it.
+    probe = new FsyncProbe(`${dir}/probe.dat`);
+    const half = await openPhase(
+      ops,
+      pool,
+      probe,
+      requests,
+      openRate,
+      E2E_EVENTS,
+      spec.openSeconds,
+    );
     let apiserver: OpenRun | undefined;
     if (spec.apiserverBodies.length > 0) {
       await sleep(500);
@@ -454,6 +469,7 @@ shutdownTimeout: 5s
       apiserver = await openPhase(
         ops,
         pool,
+        probe,
         big,
         APISERVER_QPS * APISERVER_EVENTS,
         APISERVER_EVENTS,
@@ -464,7 +480,7 @@ shutdownTimeout: 5s
     if (spec.blockingBodies.length > 0) {
       await sleep(500);
       const one = spec.blockingBodies.map((b) => postRequest("/audit", b));
-      blocking = await openPhase(ops, pool, one, BLOCKING_RATE, 1, spec.openSeconds);
+      blocking = await openPhase(ops, pool, probe, one, BLOCKING_RATE, 1, spec.openSeconds);
     }
     pool.close();
     // What the sink has not written by now stays on disk (shutdownTimeout 5s): on a loaded
@@ -489,6 +505,7 @@ shutdownTimeout: 5s
       blocking,
     };
   } finally {
+    probe?.stop();
     await d.stop("SIGKILL").catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -498,13 +515,16 @@ shutdownTimeout: 5s
 async function openPhase(
   ops: number,
   pool: Pool,
+  probe: FsyncProbe,
   requests: readonly Uint8Array[],
   eventRate: number,
   events: number,
   seconds: number,
 ): Promise<OpenRun> {
   const before = await scrape(ops);
+  await probe.take();
   const r = await openLoop(pool, requests, eventRate / events, seconds);
+  const probed = (await probe.take()).sort((a, b) => a - b);
   const after = await scrape(ops);
   const daemonP99 = histogramPercentile(
     before,
@@ -533,6 +553,8 @@ async function openPhase(
     lagP99: percentile(r.lag, 99),
     daemonP99: daemonP99 * 1000,
     fsyncP99: fsyncP99 * 1000,
+    probeP99: percentile(probed, 99),
+    probeMax: percentile(probed, 100),
     failed,
   };
 }
@@ -646,7 +668,9 @@ export async function benchDiskE2e(
         ms(o.p99)
       }, p99.9 ${ms(o.p999)}, max ${ms(o.max)} ms, daemon's own p99 ${ms(o.daemonP99)} ms${
         o.fsyncP99 > 0 ? `, fsync p99 ${ms(o.fsyncP99)} ms` : ""
-      }, sender lag p99 ${ms(o.lagP99)} ms${o.failed ? `, ${o.failed} not answered 200` : ""}`;
+      }, sender lag p99 ${ms(o.lagP99)} ms, disk probe p99 ${ms(o.probeP99)} ms, max ${
+        ms(o.probeMax)
+      } ms${o.failed ? `, ${o.failed} not answered 200` : ""}`;
   const line = (p: number, r: E2eRun) =>
     `pair ${p + 1} ${r.buffer}: closed loop ${num(rate(r))} events/s, ack p50 ${
       ms(r.p50)

@@ -229,9 +229,13 @@ export class GroupCommit {
    * nothing of them kept) before this returns.
    */
   async #commit(group: Pending[]): Promise<void> {
+    const groupBytes = group.reduce((n, p) => n + p.bytes, 0);
     try {
       await this.#ensureWritable();
-      await this.#rollDelivered(group.reduce((n, p) => n + p.bytes, 0));
+      await this.#rollDelivered(groupBytes);
+      // A roll while the next segment is being made waits for it: making another in line
+      // would cost the same file and folder fsync, and leave the one being made unused.
+      if (this.#preparing !== undefined && this.#rolls(groupBytes)) await this.#preparing;
     } catch (err) {
       this.#stats.appendErrors += group.reduce((n, p) => n + p.frames.length, 0);
       for (const p of group) p.reject(err);
@@ -463,6 +467,12 @@ export class GroupCommit {
       }
       if (this.#closed) await this.#dropSpare();
     })();
+  }
+
+  /** Whether appending `bytes` starts a segment. */
+  #rolls(bytes: number): boolean {
+    const a = this.#active;
+    return a === undefined || (a.written > 0 && a.written + bytes > this.#segmentBytes);
   }
 
   /** The spare segment, when one is ready and still in id order. */

@@ -452,36 +452,29 @@ shutdownTimeout: 5s
     const openRate = spec.openRate ?? rate / 2;
     log(`  ${spec.buffer}: ${num(rate)} events/s closed loop; open loop at ${num(openRate)}/s`);
     // From here on: the open loops' latency, with the disk's own fsync latency beside it.
-    probe = new FsyncProbe(`${dir}/probe.dat`);
+    const diskProbe = probe = new FsyncProbe(`${dir}/probe.dat`);
     const half = await openPhase(
       ops,
       pool,
-      probe,
+      diskProbe,
       requests,
       openRate,
       E2E_EVENTS,
       spec.openSeconds,
     );
-    let apiserver: OpenRun | undefined;
-    if (spec.apiserverBodies.length > 0) {
+    // Like kube-apiserver's two webhook backends, each after a pause; skipped without bodies.
+    const kubeLoop = async (bodies: readonly Uint8Array[], rate: number, events: number) => {
+      if (bodies.length === 0) return undefined;
       await sleep(500);
-      const big = spec.apiserverBodies.map((b) => postRequest("/audit", b));
-      apiserver = await openPhase(
-        ops,
-        pool,
-        probe,
-        big,
-        APISERVER_QPS * APISERVER_EVENTS,
-        APISERVER_EVENTS,
-        spec.openSeconds,
-      );
-    }
-    let blocking: OpenRun | undefined;
-    if (spec.blockingBodies.length > 0) {
-      await sleep(500);
-      const one = spec.blockingBodies.map((b) => postRequest("/audit", b));
-      blocking = await openPhase(ops, pool, probe, one, BLOCKING_RATE, 1, spec.openSeconds);
-    }
+      const reqs = bodies.map((b) => postRequest("/audit", b));
+      return await openPhase(ops, pool, diskProbe, reqs, rate, events, spec.openSeconds);
+    };
+    const apiserver = await kubeLoop(
+      spec.apiserverBodies,
+      APISERVER_QPS * APISERVER_EVENTS,
+      APISERVER_EVENTS,
+    );
+    const blocking = await kubeLoop(spec.blockingBodies, BLOCKING_RATE, 1);
     pool.close();
     // What the sink has not written by now stays on disk (shutdownTimeout 5s): on a loaded
     // machine a full drain could outlast the helper's exit deadline.
